@@ -1,0 +1,390 @@
+"""The capture loop: model + data -> one HDF5 activation store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..store import open_store, schema
+from ..store.reader import ActivationStore
+from ..store.writer import Batch, StoreWriter
+from .hooks import LayerRecorder, model_state_preserved, on_device
+from .inputs import InputBatch, make_stream
+from .layers import resolve_layers
+from .reductions import resolve_dtype, resolve_reduction
+from .thumbnails import make_thumbnails
+
+logger = logging.getLogger(__name__)
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """sha256 over the state_dict's names, dtypes, shapes and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+class _HostCopier:
+    """Copies device tensors to the host; through reused pinned buffers when on a GPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+
+    @staticmethod
+    def _storable(t: torch.Tensor) -> torch.Tensor:
+        # numpy has no bfloat16: move its raw bits as int16 (decoded by the reader)
+        return t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+
+    @staticmethod
+    def _numpy(t: torch.Tensor, bf16: bool) -> np.ndarray:
+        arr = t.numpy()
+        return arr.view(np.uint16) if bf16 else arr
+
+    def copy(
+        self, tensors: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, np.ndarray], Callable[[], None] | None, Callable[[], None] | None]:
+        out: dict[str, np.ndarray] = {}
+        if not self.cuda:
+            for k, t in tensors.items():
+                bf16 = t.dtype == torch.bfloat16
+                out[k] = self._numpy(self._storable(t).cpu(), bf16)
+            return out, None, None
+        used: list[tuple[tuple, torch.Tensor]] = []
+        for k, t in tensors.items():
+            bf16 = t.dtype == torch.bfloat16
+            src = self._storable(t)
+            key = (tuple(src.shape), src.dtype)
+            buf = (
+                self._free[key].pop()
+                if self._free[key]
+                else torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+            )
+            buf.copy_(src, non_blocking=True)
+            used.append((key, buf))
+            out[k] = self._numpy(buf, bf16)
+        event = torch.cuda.Event()
+        event.record()
+
+        def release() -> None:
+            for key, buf in used:
+                self._free[key].append(buf)
+
+        return out, event.synchronize, release
+
+
+def _classifier_outputs(out: Any, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(logits, prediction) when the model output looks like class scores (N, K>1)."""
+    if isinstance(out, Mapping):
+        out = out.get("logits")
+    if (
+        isinstance(out, torch.Tensor)
+        and out.ndim == 2
+        and out.shape[0] == n
+        and out.shape[1] > 1
+        and out.is_floating_point()
+    ):
+        logits = out.detach().float()
+        return logits, logits.argmax(dim=1)
+    return None, None
+
+
+def _check_path(path: Path, *, resume: bool, overwrite: bool) -> bool:
+    """Return True when an existing store is to be resumed."""
+    if resume and overwrite:
+        raise ValueError("resume=True and overwrite=True contradict each other; choose one")
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a directory; give a file path such as {path / 'activations.h5'}"
+        )
+    if not path.exists():
+        if resume:
+            logger.info("resume=True but %s does not exist: starting a new store", path)
+        return False
+    if resume:
+        return True
+    if overwrite:
+        return False
+    raise FileExistsError(
+        f"{path} already exists; pass overwrite=True to replace it, or resume=True to continue "
+        "a capture that did not finish"
+    )
+
+
+def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
+    """Validate an existing store against this call before touching it; True if complete."""
+    with open_store(path) as old:
+        prov = old.provenance
+        prev = prov.get("config") or {}
+        for key in ("layers", "reduce", "dtype"):
+            if prev.get(key) != config.get(key):
+                raise ValueError(
+                    f"cannot resume {path}: it was captured with {key}={prev.get(key)!r} but this "
+                    f"call has {key}={config.get(key)!r}; use the same arguments or a new path"
+                )
+        if prov.get("model_sha256") != sha:
+            raise ValueError(
+                f"cannot resume {path}: it was captured from a model with different weights "
+                f"(sha256 {str(prov.get('model_sha256'))[:12]} vs {sha[:12]}); use a new path"
+            )
+        return old.complete
+
+
+def capture(
+    model: nn.Module,
+    data: Any,
+    layers: str | Iterable[str],
+    path: str | Path,
+    *,
+    reduce: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    labels: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    thumbnails: str | None = "slice",
+    resume: bool = False,
+    overwrite: bool = False,
+    queue_size: int = 4,
+    progress: bool = True,
+) -> ActivationStore:
+    """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A trained network. It runs in eval mode under ``torch.no_grad`` and comes back as it
+        went in: training flags, ``requires_grad``, device and hooks.
+    data : DataLoader, Dataset, tensor, ndarray or iterable of batches
+        Batches may be ``x``, ``(x, y, ...)`` or dicts (``{"image": x, "label": y, "site": s}``:
+        the input under x/input/image/volume, labels under y/label/target, other per-sample
+        entries become metadata). Images are (N, C, H, W), volumes (N, C, D, H, W), any C.
+    layers : str or list of str
+        Dotted module names (see :func:`list_layers`); glob patterns expand. A module called
+        several times per forward is stored once per call: ``name``, ``name:1``, ...
+    path : str or Path
+        The store to write.
+    reduce : {None, "mean", "max", "flatten"} or callable, optional
+        Applied on the device before the copy: None keeps full maps, "mean"/"max" pool over
+        space (N, C), "flatten" gives (N, C*H*W), a callable maps (N, ...) to (N, ...).
+    dtype : {None, "float32", "float16", "bfloat16"}, optional
+        Storage dtype of floating activations (bfloat16 is stored as raw bits and read back
+        as float32).
+    device : str or torch.device, optional
+        Where the forward runs; default the model's device. The model is moved back after.
+    batch_size : int, optional
+        Batch size for tensor/array/Dataset data (default 64); DataLoaders keep theirs.
+    labels, metadata : array-like, dict of array-like, optional
+        Per-sample labels and metadata aligned with the data's order (they override labels
+        found in the batches).
+    thumbnails : {"slice", "mip", None}
+        Store small uint8 previews of image-like inputs (a volume's middle slice or its
+        maximum-intensity projection); None stores none.
+    resume : bool
+        Continue a store whose capture did not finish, skipping the samples it holds. The data
+        must come in the same order.
+    overwrite : bool
+        Replace an existing file. Without this or ``resume``, an existing file is an error.
+    queue_size : int
+        Batches that may wait for the background writer; bounds host memory.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ActivationStore
+        The store, opened read-only.
+
+    Examples
+    --------
+    >>> import torch, inspect_kit
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    >>> store = inspect_kit.capture(model, torch.rand(10, 1, 8, 8), ["0", "1"],
+    ...                             "acts.h5", reduce="mean", progress=False)  # doctest: +SKIP
+    >>> store["1"].shape                                                        # doctest: +SKIP
+    (10, 4)
+    """
+    path = Path(path)
+    modules = resolve_layers(model, layers)
+    reduce_name, reduce_fn = resolve_reduction(reduce)
+    store_dtype = resolve_dtype(dtype)
+    if thumbnails not in (None, "slice", "mip"):
+        raise ValueError(f"thumbnails={thumbnails!r}; use 'slice', 'mip' or None")
+    resuming = _check_path(path, resume=resume, overwrite=overwrite)
+    stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
+
+    sha = state_dict_sha256(model)
+    config = {
+        "layers": list(modules),
+        "reduce": reduce_name,
+        "dtype": None if store_dtype is None else str(store_dtype).replace("torch.", ""),
+        "batch_size": batch_size,
+        "device": None if device is None else str(device),
+        "thumbnails": thumbnails,
+        "data": stream.description,
+    }
+    if resuming and _check_resumable(path, config, sha):
+        logger.info("%s is already complete; nothing to resume", path)
+        return open_store(path)
+
+    def transform(t: torch.Tensor) -> torch.Tensor:
+        if reduce_fn is not None:
+            t = reduce_fn(t)
+        if store_dtype is not None and t.is_floating_point():
+            t = t.to(store_dtype)
+        return t
+
+    # Fetch the first batch before creating anything, so empty data leaves no file behind.
+    batches = iter(stream.batches)
+    first = next(batches, None)
+    if first is None or len(first) == 0:
+        raise ValueError("data yielded no samples; nothing to capture")
+
+    attrs = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "inspect_kit_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_sha256": sha,
+        "config": config,
+    }
+    writer = StoreWriter(path, attrs, resume=resuming, queue_size=queue_size)
+    skip = writer.n_done
+    ok = False
+    expected: set[str] | None = None
+    bar = tqdm(
+        total=stream.n_samples,
+        initial=min(skip, stream.n_samples or skip),
+        unit="sample",
+        desc=f"capture {path.name}",
+        disable=not progress,
+    )
+    try:
+        with (
+            model_state_preserved(model),
+            on_device(model, device) as dev,
+            LayerRecorder(modules, transform) as rec,
+            torch.no_grad(),
+        ):
+            copier = _HostCopier(dev)
+            seen = 0
+
+            def all_batches() -> Iterable[InputBatch]:
+                yield first
+                yield from batches
+
+            for number, b in enumerate(all_batches()):
+                n = len(b)
+                if seen + n <= skip:  # already in the store (resume)
+                    seen += n
+                    continue
+                if seen < skip:
+                    b = b.slice(skip - seen)
+                    n = len(b)
+                seen += n
+                rec.reset()
+                x = b.x.to(dev, non_blocking=True)
+                out = model(x)
+                keys = set(rec.outputs)
+                if expected is None:
+                    missing = [
+                        s
+                        for s in modules
+                        if not any(
+                            k == s or k.startswith(s + "[") or k.startswith(s + ":") for k in keys
+                        )
+                    ]
+                    if missing:
+                        raise RuntimeError(
+                            f"layer(s) {', '.join(map(repr, missing))} never ran in the forward pass "
+                            "of the first batch (an unused module, or a branch not taken); "
+                            "capture layers that the forward pass calls"
+                        )
+                    expected = keys
+                    for key, c in rec.outputs.items():
+                        layer_attrs = {
+                            "module_path": c.module_path,
+                            "module_type": c.module_type,
+                            "call_index": c.call_index,
+                            "reduction": reduce_name,
+                            "source_shape": list(c.source_shape[1:]),
+                        }
+                        if c.tensor.dtype == torch.bfloat16:
+                            layer_attrs[schema.STORED_AS] = schema.BFLOAT16
+                        writer.set_layer_attrs(key, layer_attrs)
+                elif keys != expected:
+                    raise RuntimeError(
+                        f"batch {number} produced layer outputs {sorted(keys ^ expected)} that "
+                        "differ from the first batch; the forward pass must call the same modules "
+                        "for every batch"
+                    )
+                tensors: dict[str, torch.Tensor] = {}
+                for key, c in rec.outputs.items():
+                    if c.tensor.ndim == 0 or c.tensor.shape[0] != n:
+                        raise RuntimeError(
+                            f"layer {key!r} gave an output of shape {tuple(c.source_shape)} for a "
+                            f"batch of {n}: its first axis is not the batch axis, so it cannot be "
+                            "stored per sample; capture another layer or pass a reduce= callable"
+                        )
+                    tensors[key] = c.tensor
+                logits, pred = _classifier_outputs(out, n)
+                extra: dict[str, torch.Tensor] = {}
+                if logits is not None:
+                    extra["__logits"], extra["__pred"] = logits, pred
+                if thumbnails is not None:
+                    thumb = make_thumbnails(x, mode=thumbnails)
+                    if thumb is not None:
+                        extra["__thumb"] = thumb
+                host, ready, release = copier.copy({**tensors, **extra})
+                writer.put(
+                    Batch(
+                        index=b.index,
+                        layers={k: host[k] for k in tensors},
+                        label=b.y,
+                        prediction=host.get("__pred"),
+                        logits=host.get("__logits"),
+                        thumbnail=host.get("__thumb"),
+                        meta=b.meta,
+                        ready=ready,
+                        release=release,
+                    )
+                )
+                bar.update(n)
+            if seen == 0:
+                raise ValueError("data yielded no samples; nothing to capture")
+            ok = True
+    finally:
+        bar.close()
+        try:
+            writer.close(complete=ok)
+        except Exception:
+            if ok:
+                raise
+            logger.exception("closing %s after a failed capture", path)
+    for name, count in writer.nonfinite.items():
+        warnings.warn(
+            f"layer {name!r} produced {count} non-finite values (NaN/inf); they are stored as "
+            "they are, and analyses will refuse them until you filter those samples",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return open_store(path)

@@ -1,0 +1,1 @@
+"""Plotly figure builders: each takes analysis results and returns a ``go.Figure``."""

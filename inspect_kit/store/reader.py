@@ -1,0 +1,380 @@
+"""Lazy, read-only access to an activation store."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import schema
+
+
+def _from_stored(arr: np.ndarray, stored_as: str | None) -> np.ndarray:
+    if stored_as == schema.BFLOAT16:
+        # bfloat16 is the top half of a float32: widen the raw bits back.
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+class LayerView:
+    """A lazily read dataset of a store: slicing reads only the rows asked for.
+
+    Only rows whose batch was committed are visible, so a view of a store that a capture is
+    still writing (or that was killed) never shows half-written rows.
+    """
+
+    def __init__(self, store: ActivationStore, path: str, name: str):
+        self._store = store
+        self._path = path
+        self.name = name
+
+    @property
+    def _ds(self) -> h5py.Dataset:
+        ds = self._store._file[self._path]
+        ds.refresh()
+        return ds
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self),) + tuple(self._ds.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self.attrs.get(schema.STORED_AS) == schema.BFLOAT16:
+            return np.dtype(np.float32)
+        return self._ds.dtype
+
+    @property
+    def stored_dtype(self) -> str:
+        """The dtype on disk ('bfloat16' for bfloat16 stored as raw bits)."""
+        stored_as = self.attrs.get(schema.STORED_AS)
+        return stored_as or str(self._ds.dtype)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return schema.decode_attrs(self._store._file[self._path].attrs)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return min(self._store.n_samples, self._ds.shape[0])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        n = len(self)
+        ds = self._ds
+        if isinstance(key, tuple):
+            first, rest = key[0], key[1:]
+        else:
+            first, rest = key, ()
+        if isinstance(first, slice):
+            first = slice(*first.indices(n))
+            out = ds[(first,) + rest]
+        elif isinstance(first, int | np.integer):
+            i = int(first) + n if first < 0 else int(first)
+            if not 0 <= i < n:
+                raise IndexError(f"row {first} is out of range for {self.name!r} with {n} rows")
+            out = ds[(i,) + rest]
+        else:
+            idx = np.asarray(first)
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise IndexError(f"indices out of range for {self.name!r} with {n} rows")
+            # h5py wants increasing unique indices: read sorted, then restore the order asked.
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            out = ds[(uniq,) + rest][inverse] if uniq.size else ds[(slice(0, 0),) + rest]
+        return _from_stored(np.asarray(out), self.attrs.get(schema.STORED_AS))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self[:]
+        return arr.astype(dtype) if dtype is not None else arr
+
+    def __repr__(self) -> str:
+        return f"<LayerView {self.name!r} shape={self.shape} dtype={self.stored_dtype}>"
+
+
+class ActivationStore:
+    """An HDF5 activation store written by :func:`inspect_kit.capture`.
+
+    Opened read-only (SWMR, so it can be read while a capture is still writing it). Layer
+    datasets are read lazily: ``store["conv2"][100:200]`` reads those rows only.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store's file.
+
+    Examples
+    --------
+    >>> store = inspect_kit.open_store("activations.h5")      # doctest: +SKIP
+    >>> store.layers                                          # doctest: +SKIP
+    ['conv1', 'conv2', 'fc']
+    >>> store["conv2"][:8].shape                              # doctest: +SKIP
+    (8, 16)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file: h5py.File = schema.open_h5_read(self.path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._file is not None and self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> ActivationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _reopen(self) -> None:
+        self.close()
+        self._file = schema.open_h5_read(self.path)
+
+    # -- samples ---------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        """Number of committed samples (rows whose whole batch was written)."""
+        ds = self._file[schema.INDEX]
+        ds.refresh()
+        return int(ds.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def _sample_array(self, path: str) -> np.ndarray | None:
+        if path not in self._file:
+            return None
+        ds = self._file[path]
+        ds.refresh()
+        arr = ds[: self.n_samples]
+        if arr.dtype.kind in "SO":
+            arr = np.array([v.decode() if isinstance(v, bytes) else v for v in arr], dtype=object)
+        return arr
+
+    @property
+    def index(self) -> np.ndarray:
+        """Position of each sample in the user's dataset, shape (N,)."""
+        return self._sample_array(schema.INDEX)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self._sample_array(schema.LABEL)
+
+    @property
+    def predictions(self) -> np.ndarray | None:
+        return self._sample_array(schema.PREDICTION)
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        return self._sample_array(schema.LOGITS)
+
+    @property
+    def thumbnails(self) -> np.ndarray | None:
+        """Small uint8 previews of the inputs, (N, h, w) or (N, h, w, 3), or None."""
+        return self._sample_array(schema.THUMBNAIL)
+
+    @property
+    def metadata(self) -> dict[str, np.ndarray]:
+        """Per-sample metadata columns (patient id, site, ...), strings decoded."""
+        if schema.META not in self._file:
+            return {}
+        return {k: self._sample_array(f"{schema.META}/{k}") for k in self._file[schema.META]}
+
+    # -- layers ----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        """Captured layer names, in capture order."""
+        if schema.LAYERS not in self._file:
+            return []
+        grp = self._file[schema.LAYERS]
+        return sorted(grp.keys(), key=lambda k: int(grp[k].attrs.get("order", 0)))
+
+    def _check_layer(self, layer: str) -> str:
+        if layer not in self.layers:
+            close = difflib.get_close_matches(layer, self.layers, n=5, cutoff=0.4)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise KeyError(
+                f"layer {layer!r} is not in store {self.path.name}{hint} "
+                f"(stored layers: {', '.join(self.layers) or 'none'})"
+            )
+        return layer
+
+    def __getitem__(self, layer: str) -> LayerView:
+        self._check_layer(layer)
+        return LayerView(self, f"{schema.LAYERS}/{layer}", layer)
+
+    def __contains__(self, layer: object) -> bool:
+        return layer in self.layers
+
+    def to_numpy(self, layer: str, dtype: Any = None) -> np.ndarray:
+        """Read a whole layer into memory (see :meth:`iter_chunks` for larger-than-memory)."""
+        arr = self[layer][:]
+        return arr.astype(dtype, copy=False) if dtype is not None else arr
+
+    def iter_chunks(
+        self, layer: str, batch_size: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, rows)`` blocks of a layer, ``batch_size`` rows at a time.
+
+        The default block is the dataset's HDF5 chunk rounded up to about 64 MiB, so memory
+        stays bounded by the block, not the store.
+        """
+        view = self[layer]
+        n = len(view)
+        if batch_size is None:
+            ds = view._ds
+            row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+            chunk_rows = ds.chunks[0] if ds.chunks else 1
+            batch_size = max(chunk_rows, (64 * 2**20 // row_bytes) // chunk_rows * chunk_rows)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}")
+        for start in range(0, n, batch_size):
+            yield start, view[start : min(n, start + batch_size)]
+
+    # -- provenance ------------------------------------------------------------------------
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Schema and library versions, model class and hash, the capture's config, created, complete."""
+        return schema.decode_attrs(self._file.attrs)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._file.attrs.get("complete", False))
+
+    # -- results saved by analyses -----------------------------------------------------------
+    def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+        """Write analysis results under ``/<group>/<key>``, replacing what was there.
+
+        The file is opened for writing only for this call, so this works on a store opened
+        read-only (but not while a capture is still writing it).
+        """
+        group = group.strip("/")
+        if group.split("/")[0] in (schema.SAMPLES, schema.LAYERS):
+            raise ValueError(f"results cannot be written under /{group}: that is captured data")
+        self.close()
+        try:
+            with h5py.File(self.path, "r+", libver="latest") as f:
+                if group in f:
+                    del f[group]
+                grp = f.create_group(group)
+                for key, value in data.items():
+                    value = np.asarray(value)
+                    if value.dtype.kind in "UO":
+                        value = value.astype(h5py.string_dtype())
+                    grp.create_dataset(key, data=value)
+                for key, value in attrs.items():
+                    grp.attrs[key] = schema.encode_attr(value)
+        finally:
+            self._reopen()
+
+    def load_result(self, group: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Read what :meth:`save_result` wrote, or None if nothing is there."""
+        group = group.strip("/")
+        if group not in self._file or not isinstance(self._file[group], h5py.Group):
+            return None
+        grp = self._file[group]
+        data = {
+            k: (v.asstr()[()] if v.dtype.kind == "O" else v[()])
+            for k, v in grp.items()
+            if isinstance(v, h5py.Dataset)
+        }
+        return data, schema.decode_attrs(grp.attrs)
+
+    def results(self, prefix: str = "") -> list[str]:
+        """Groups written by :meth:`save_result` (optionally only those under ``prefix``)."""
+        found: list[str] = []
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Group) and any(
+                isinstance(v, h5py.Dataset) for v in obj.values()
+            ):
+                found.append(name)
+
+        for top in self._file:
+            if top in (schema.SAMPLES, schema.LAYERS):
+                continue
+            obj = self._file[top]
+            visit(top, obj)
+            if isinstance(obj, h5py.Group):
+                obj.visititems(lambda n, o, top=top: visit(f"{top}/{n}", o))
+        return [g for g in found if g.startswith(prefix.strip("/"))]
+
+    # -- display ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A human-readable summary: provenance, samples and one line per layer."""
+        p = self.provenance
+        lines = [
+            f"inspect_kit store {self.path}",
+            f"  model      {p.get('model_class')}  sha256 {str(p.get('model_sha256'))[:12]}",
+            f"  created    {p.get('created')}  torch {p.get('torch_version')}  "
+            f"inspect_kit {p.get('inspect_kit_version')}  schema v{p.get('schema_version')}",
+            f"  samples    {self.n_samples}  complete={self.complete}",
+        ]
+        extras = [
+            name
+            for name, val in (
+                ("labels", schema.LABEL),
+                ("predictions", schema.PREDICTION),
+                ("logits", schema.LOGITS),
+                ("thumbnails", schema.THUMBNAIL),
+            )
+            if val in self._file
+        ]
+        extras += [f"meta:{k}" for k in self.metadata]
+        lines.append(f"  per-sample {', '.join(extras) or '-'}")
+        if self.labels is not None and self.predictions is not None and self.n_samples:
+            acc = float(np.mean(self.labels == self.predictions))
+            lines.append(f"  accuracy   {acc:.3f} (prediction vs label)")
+        lines.append("  layers:")
+        for name in self.layers:
+            v = self[name]
+            a = v.attrs
+            lines.append(
+                f"    {name:<28} {str(v.shape[1:]):<18} {v.stored_dtype:<9} "
+                f"{a.get('module_type', '')} reduce={a.get('reduction')} "
+                f"source={tuple(a.get('source_shape', ()))}"
+            )
+        results = self.results()
+        if results:
+            lines.append(f"  results: {', '.join(results)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        status = "open" if self._file and self._file.id.valid else "closed"
+        return f"<ActivationStore {self.path.name} {status} samples={self.n_samples if status == 'open' else '?'} layers={len(self.layers) if status == 'open' else '?'}>"
+
+
+def open_store(path: str | Path) -> ActivationStore:
+    """Open an activation store read-only.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`inspect_kit.capture`.
+
+    Returns
+    -------
+    ActivationStore
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    inspect_kit.store.StoreError
+        If the file is not a store, or was written by a newer schema.
+
+    Examples
+    --------
+    >>> with inspect_kit.open_store("activations.h5") as store:   # doctest: +SKIP
+    ...     print(store.summary())
+    """
+    return ActivationStore(path)

@@ -1,0 +1,105 @@
+"""The HDF5 store's schema (version 1): paths, attribute encoding, and file opening rules.
+
+Everything that decides where a thing lives in the file is here, so that the writer, the
+reader and the README agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+SAMPLES = "samples"
+LAYERS = "layers"
+INDEX = "samples/index"
+LABEL = "samples/label"
+PREDICTION = "samples/prediction"
+LOGITS = "samples/logits"
+META = "samples/meta"
+THUMBNAIL = "samples/thumbnail"
+
+#: attribute that marks a dataset stored as raw bfloat16 bits in uint16
+STORED_AS = "stored_as"
+BFLOAT16 = "bfloat16"
+
+
+def encode_attr(value: Any) -> Any:
+    """Return ``value`` in a form HDF5 attributes hold: scalars as they are, the rest as JSON."""
+    if isinstance(value, str):
+        return str(value)  # plain str: subclasses (torch's version string) confuse h5py
+    if isinstance(value, bool | int | float | np.integer | np.floating | np.bool_):
+        return value
+    return json.dumps(value, default=_json_default)
+
+
+def decode_attr(value: Any) -> Any:
+    """Inverse of :func:`encode_attr`; strings that hold JSON objects or lists are parsed."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    return {k: decode_attr(v) for k, v in attrs.items()}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+class StoreError(ValueError):
+    """A file that is not an inspect_kit store, or one this version cannot read."""
+
+
+def check_schema(f: h5py.File, path: str | Path) -> None:
+    """Raise :class:`StoreError` unless ``f`` is a store of a schema this version reads."""
+    if "schema_version" not in f.attrs or SAMPLES not in f:
+        raise StoreError(
+            f"{path} is an HDF5 file but not an inspect_kit store (it has no 'schema_version' "
+            f"attribute and no /{SAMPLES} group); make one with inspect_kit.capture(...)"
+        )
+    version = int(f.attrs["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written with store schema version {version}, but this inspect_kit reads "
+            f"versions up to {SCHEMA_VERSION}; upgrade inspect-kit to read it"
+        )
+
+
+def open_h5_read(path: str | Path) -> h5py.File:
+    """Open a store read-only in SWMR mode, with errors that say what the path is."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no store at {path}: the file does not exist")
+    if not h5py.is_hdf5(path):
+        raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
+    f = h5py.File(path, "r", libver="latest", swmr=True)
+    try:
+        check_schema(f, path)
+    except Exception:
+        f.close()
+        raise
+    return f
