@@ -1,0 +1,36 @@
+"""Demo datasets built from real data that ships inside installed packages (no downloads).
+
+- :func:`load_digits_images` -- scikit-learn's handwritten digits as (N, 1, H, W) images.
+- :func:`load_mni_patches` -- 2D/3D patches of nilearn's MNI152 T1 template labelled by tissue.
+- :func:`load_dicom_images`, :func:`read_dicom`, :func:`dicom_example_paths` -- CT/MR slices
+  in physical units (pydicom's bundled test files).
+- :func:`load_retina_patches` -- RGB vessel/background patches of scikit-image's fundus photo.
+
+nilearn, pydicom and scikit-image are optional (``pip install inspect-kit[data]``); each loader
+imports them only when called.
+"""
+
+from inspect_kit.data.dicom import (
+    DICOM_EXAMPLES,
+    DicomImage,
+    dicom_example_paths,
+    load_dicom_images,
+    read_dicom,
+)
+from inspect_kit.data.digits import DIGIT_CLASSES, load_digits_images
+from inspect_kit.data.mni import TISSUE_CLASSES, load_mni_patches
+from inspect_kit.data.retina import RETINA_CLASSES, load_retina_patches
+
+__all__ = [
+    "DICOM_EXAMPLES",
+    "DIGIT_CLASSES",
+    "RETINA_CLASSES",
+    "TISSUE_CLASSES",
+    "DicomImage",
+    "dicom_example_paths",
+    "load_digits_images",
+    "load_dicom_images",
+    "load_mni_patches",
+    "load_retina_patches",
+    "read_dicom",
+]
