@@ -34,9 +34,7 @@ class LayerView:
 
     @property
     def _ds(self) -> h5py.Dataset:
-        ds = self._store._file[self._path]
-        ds.refresh()
-        return ds
+        return self._store._dataset(self._path)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -56,7 +54,7 @@ class LayerView:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return schema.decode_attrs(self._store._file[self._path].attrs)
+        return schema.decode_attrs(self._store._dataset(self._path, refresh=False).attrs)
 
     @property
     def ndim(self) -> int:
@@ -123,9 +121,24 @@ class ActivationStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._file: h5py.File = schema.open_h5_read(self.path)
+        self._datasets: dict[str, h5py.Dataset] = {}
+
+    def _dataset(self, path: str, refresh: bool = True) -> h5py.Dataset:
+        """One h5py.Dataset object per dataset, refreshed to see a live writer's rows.
+
+        HDF5 (2.0, SWMR) fails reads with "can't insert duplicate key" when two live objects
+        of the same dataset are both refreshed, so every read goes through this cache.
+        """
+        ds = self._datasets.get(path)
+        if ds is None or not ds.id.valid:
+            ds = self._datasets[path] = self._file[path]
+        if refresh:
+            ds.refresh()
+        return ds
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
+        self._datasets = {}
         if self._file is not None and self._file.id.valid:
             self._file.close()
 
@@ -143,9 +156,7 @@ class ActivationStore:
     @property
     def n_samples(self) -> int:
         """Number of committed samples (rows whose whole batch was written)."""
-        ds = self._file[schema.INDEX]
-        ds.refresh()
-        return int(ds.shape[0])
+        return int(self._dataset(schema.INDEX).shape[0])
 
     def __len__(self) -> int:
         return self.n_samples
@@ -153,9 +164,8 @@ class ActivationStore:
     def _sample_array(self, path: str) -> np.ndarray | None:
         if path not in self._file:
             return None
-        ds = self._file[path]
-        ds.refresh()
-        arr = ds[: self.n_samples]
+        n = self.n_samples
+        arr = self._dataset(path)[:n]
         if arr.dtype.kind in "SO":
             arr = np.array([v.decode() if isinstance(v, bytes) else v for v in arr], dtype=object)
         return arr

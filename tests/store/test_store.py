@@ -173,3 +173,17 @@ def test_save_and_load_results(tmp_path):
     with pytest.raises(ValueError, match="captured data"):
         s.save_result("layers/0", {"a": coords}, {})
     assert "embeddings/0/pca" in s.summary()
+
+
+def test_default_chunked_iteration_over_a_large_layer(tmp_path):
+    # regression: two refreshed h5py objects of one SWMR dataset broke reads under HDF5 2.0
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Flatten())
+    x = torch.randn(300, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    s = capture(model, x, ["1"], tmp_path / "big.h5", batch_size=100, progress=False)
+    whole = s["1"][:]
+    blocks = list(s.iter_chunks("1"))
+    assert sum(len(b) for _, b in blocks) == 300
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), whole)
+    view = s["1"]
+    first = view[:10]
+    np.testing.assert_array_equal(s["1"][5:15][:5], first[5:])

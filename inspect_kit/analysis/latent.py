@@ -1,0 +1,828 @@
+"""Autoencoder latent probing: encode a dataset, walk the latent space, decode, relate codes to labels.
+
+:class:`LatentProbe` accepts any autoencoder, an ``nn.Module`` with ``encode``/``decode`` or an
+``(encoder, decoder)`` pair, 2D or 3D, any channel count. A VAE's ``encode`` may return
+``(mu, logvar)`` or a ``torch.distributions.Distribution``; the mean is the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from inspect_kit.analysis.probes import ProbeResult, linear_probe
+from inspect_kit.capture import model_device, model_state_preserved, on_device
+from inspect_kit.capture.inputs import make_stream
+from inspect_kit.capture.thumbnails import make_thumbnails
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LatentProbe", "Traversal", "Interpolation", "slerp", "correlation_ratio"]
+
+
+@dataclass(frozen=True, eq=False)
+class Traversal:
+    """Decoded walk along latent dimensions (or principal directions of the codes).
+
+    Attributes
+    ----------
+    images : ndarray (n_dims, steps, *input_shape)
+        ``images[i, j]`` decodes step ``j`` along ``dims[i]``.
+    codes : ndarray (n_dims, steps, latent_size)
+    values : ndarray (n_dims, steps)
+        Coordinate along each dimension (or principal direction, centred on the codes' mean).
+    dims : list of int
+    direction : {'axis', 'pca'}
+    base : ndarray (latent_size,)
+        The code that every walk starts from (its other coordinates are kept).
+    span : tuple or float
+        Range walked: quantiles ``(low, high)`` of the observed codes, or ``k`` std either side.
+    """
+
+    images: np.ndarray
+    codes: np.ndarray
+    values: np.ndarray
+    dims: list[int]
+    direction: str
+    base: np.ndarray
+    span: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Interpolation:
+    """Decoded path between the codes of two samples.
+
+    Attributes
+    ----------
+    images : ndarray (steps, *input_shape)
+    codes : ndarray (steps, latent_size)
+        ``codes[0]`` and ``codes[-1]`` are the endpoints' codes.
+    t : ndarray (steps,)
+        Position along the path, 0 to 1.
+    mode : {'linear', 'slerp'}
+    """
+
+    images: np.ndarray
+    codes: np.ndarray
+    t: np.ndarray
+    mode: str
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical linear interpolation between vectors ``a`` and ``b`` about the origin.
+
+    Moves along the great-circle arc while the norm changes linearly in angle, so for codes
+    of a Gaussian prior the path stays where the codes live (White, 2016). Falls back to
+    linear interpolation for (anti)parallel or zero vectors. Endpoints are returned exactly.
+
+    Parameters
+    ----------
+    a, b : ndarray (k,)
+    t : ndarray (steps,)
+
+    Returns
+    -------
+    ndarray (steps, k)
+
+    Examples
+    --------
+    >>> slerp(np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([0.5])).round(4)
+    array([[0.7071, 0.7071]])
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    t = np.asarray(t, dtype=np.float64).reshape(-1, 1)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    linear = (1.0 - t) * a + t * b
+    if na == 0 or nb == 0:
+        return linear
+    omega = np.arccos(np.clip(a @ b / (na * nb), -1.0, 1.0))
+    so = np.sin(omega)
+    if so < 1e-6:
+        return linear
+    return np.sin((1.0 - t) * omega) / so * a + np.sin(t * omega) / so * b
+
+
+def correlation_ratio(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Correlation ratio eta of each column of ``values`` with a categorical variable.
+
+    eta² is the share of a column's variance explained by the category means (the R² of a
+    one-way ANOVA); eta lies in [0, 1].
+
+    Parameters
+    ----------
+    values : ndarray (N, k)
+    categories : ndarray (N,)
+
+    Returns
+    -------
+    ndarray (k,)
+
+    Examples
+    --------
+    >>> correlation_ratio(np.array([[0.0], [0.0], [1.0], [1.0]]), np.array([0, 0, 1, 1]))
+    array([1.])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    _, inverse = np.unique(np.asarray(categories), return_inverse=True)
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse)
+    sums = np.zeros((len(counts), values.shape[1]))
+    np.add.at(sums, inverse, values)
+    means = sums / counts[:, None]
+    grand = values.mean(axis=0)
+    between = (counts[:, None] * (means - grand) ** 2).sum(axis=0)
+    total = ((values - grand) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eta2 = np.where(total > 0, between / total, 0.0)
+    return np.sqrt(np.clip(eta2, 0.0, 1.0))
+
+
+def _pearson(values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    v = values - values.mean(axis=0)
+    y = target.astype(np.float64) - target.mean()
+    denom = np.sqrt((v**2).sum(axis=0) * (y**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (v * y[:, None]).sum(axis=0) / denom, 0.0)
+
+
+class _Codec:
+    """Uniform encode/decode over a module with encode/decode or an (encoder, decoder) pair."""
+
+    def __init__(self, autoencoder: Any):
+        if isinstance(autoencoder, tuple | list):
+            if len(autoencoder) != 2 or not all(callable(m) for m in autoencoder):
+                raise TypeError(
+                    "an autoencoder given as a sequence must be an (encoder, decoder) pair of "
+                    f"callables, got {len(autoencoder)} items"
+                )
+            self.encode_fn, self.decode_fn = autoencoder
+            # bound methods (ae.encode) bring their module along, so it too is put in eval mode
+            owners = [getattr(m, "__self__", m) for m in autoencoder]
+            modules = list({id(m): m for m in owners if isinstance(m, nn.Module)}.values())
+        elif callable(getattr(autoencoder, "encode", None)) and callable(
+            getattr(autoencoder, "decode", None)
+        ):
+            self.encode_fn, self.decode_fn = autoencoder.encode, autoencoder.decode
+            modules = [autoencoder] if isinstance(autoencoder, nn.Module) else []
+        else:
+            raise TypeError(
+                f"{type(autoencoder).__name__} is not an autoencoder LatentProbe can use: pass a "
+                "module with encode() and decode() methods, or an (encoder, decoder) pair"
+            )
+        # A ModuleList only references the user's modules; it lets one context manage both.
+        self.modules = nn.ModuleList(modules)
+        self.name = (
+            "(" + ", ".join(type(m).__name__ for m in autoencoder) + ")"
+            if isinstance(autoencoder, tuple | list)
+            else type(autoencoder).__name__
+        )
+
+    def default_device(self) -> torch.device:
+        return model_device(self.modules)
+
+    def dtype(self) -> torch.dtype:
+        for p in self.modules.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
+
+    @contextmanager
+    def inference(self, device: str | torch.device | None):
+        """Eval mode, no grad, on ``device``; the modules come back exactly as they were."""
+        with ExitStack() as stack:
+            stack.enter_context(model_state_preserved(self.modules))
+            target = stack.enter_context(on_device(self.modules, device))
+            stack.enter_context(torch.no_grad())
+            yield target
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.encode_fn(x)
+        if isinstance(out, torch.Tensor):
+            return out, None
+        if isinstance(out, torch.distributions.Distribution):
+            return out.mean, out.variance.log()
+        if isinstance(out, tuple | list) and len(out) == 2 and all(
+            isinstance(o, torch.Tensor) for o in out
+        ):
+            return out[0], out[1]
+        raise TypeError(
+            f"encode returned {type(out).__name__}; expected a tensor of codes, a (mu, logvar) "
+            "pair of tensors, or a torch.distributions.Distribution"
+        )
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.decode_fn(z)
+        if isinstance(out, torch.distributions.Distribution):
+            out = out.mean
+        if isinstance(out, tuple | list):
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"decode returned {type(out).__name__}; expected a tensor")
+        return out
+
+
+class LatentProbe:
+    """Probe what an autoencoder's latent space encodes.
+
+    ``fit`` encodes a dataset (codes, per-sample reconstruction error, labels and metadata
+    carried along); then walk the latent space (:meth:`traverse`), interpolate between samples
+    (:meth:`interpolate`), relate latent dimensions to labels and metadata
+    (``correlations_``, :meth:`probe`), find the worst reconstructed samples (:meth:`worst`),
+    embed the codes (:meth:`embed`) and save everything to a store (:meth:`to_store`).
+
+    Parameters
+    ----------
+    autoencoder : nn.Module or (encoder, decoder)
+        A module with ``encode(x)`` and ``decode(z)``, or a pair of callables. ``encode`` may
+        return codes, ``(mu, logvar)`` or a Distribution (VAE: the mean is used, never a sample).
+        Codes may have any shape per sample (e.g. spatial latents); they are flattened in
+        ``codes_`` and reshaped for decoding.
+    batch_size : int
+        Samples per forward pass when ``data`` is an array or Dataset.
+    device : str or torch.device, optional
+        Where to run the model; default the device of its first parameter (else cpu). The
+        model is moved there for each call and back afterwards.
+    n_worst : int
+        How many worst-reconstructed samples to keep (inputs and reconstructions).
+    thumbnails : bool
+        Keep a small uint8 preview of each input beside its reconstruction (``thumbnails_``)
+        for hover images in figures.
+    thumbnail_size : int
+        Longest side of those previews in pixels.
+    progress : bool
+        Show a progress bar while encoding.
+
+    Attributes
+    ----------
+    codes_ : ndarray (N, latent_size)
+        Codes (the posterior mean for a VAE).
+    logvar_ : ndarray (N, latent_size) or None
+        Posterior log-variance of a VAE.
+    reconstruction_error_ : ndarray (N,)
+        Mean squared error between each input and the decoding of its code.
+    labels_ : ndarray (N,) or None
+    metadata_ : dict of str -> ndarray (N,)
+    index_ : ndarray (N,)
+        Position of each sample in the data.
+    input_shape_ : tuple
+        ``(C, H, W)`` or ``(C, D, H, W)``.
+    latent_shape_ : tuple
+        Shape of one code as the encoder returns it.
+    variational_ : bool
+    code_mean_, code_std_ : ndarray (latent_size,)
+    components_ : ndarray (latent_size, latent_size)
+        Principal directions of the codes (rows), by decreasing variance.
+    explained_variance_ratio_ : ndarray (latent_size,)
+    correlations_ : dict of str -> ndarray (latent_size,)
+        Per dimension: Pearson r with each continuous target, correlation ratio eta (0-1)
+        with each categorical one (labels, string or integer metadata).
+    correlation_kinds_ : dict of str -> {'pearson', 'eta'}
+    worst_indices_ : ndarray (n_worst,)
+        Samples by decreasing reconstruction error.
+    worst_inputs_, worst_reconstructions_ : ndarray (n_worst, *input_shape)
+    thumbnails_ : ndarray of uint8 (N, h, 2w[, 3]) or None
+        Each input (left) beside its reconstruction (right), on one intensity window.
+
+    Examples
+    --------
+    >>> from inspect_kit.data import load_digits_images
+    >>> from inspect_kit.models import ConvAutoencoder, fit_autoencoder
+    >>> X, y = load_digits_images(16)
+    >>> ae = ConvAutoencoder((1, 16, 16), latent_dim=8)
+    >>> _ = fit_autoencoder(ae, X, epochs=10, progress=False)  # doctest: +SKIP
+    >>> probe = LatentProbe(ae).fit(X, labels=y)  # doctest: +SKIP
+    >>> probe.traverse(dim=[0, 1], steps=9).images.shape  # doctest: +SKIP
+    (2, 9, 1, 16, 16)
+    >>> probe.probe("label").score  # doctest: +SKIP
+    0.9
+    """
+
+    def __init__(
+        self,
+        autoencoder: nn.Module | tuple[Callable, Callable],
+        *,
+        batch_size: int = 256,
+        device: str | torch.device | None = None,
+        n_worst: int = 16,
+        thumbnails: bool = True,
+        thumbnail_size: int = 64,
+        progress: bool = True,
+    ):
+        self.autoencoder = autoencoder
+        self.batch_size = batch_size
+        self.device = device
+        self.n_worst = n_worst
+        self.thumbnails = thumbnails
+        self.thumbnail_size = thumbnail_size
+        self.progress = progress
+        self._seen_latent_shape: tuple[int, ...] | None = None
+
+    @property
+    def _codec(self) -> _Codec:
+        return _Codec(self.autoencoder)
+
+    # -- model access ----------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return torch.device(self.device) if self.device is not None else self._codec.default_device()
+
+    def _input_tensor(self, x: Any, device: torch.device) -> torch.Tensor:
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"inputs must be a numpy array or tensor, got {type(x).__name__}")
+        x = x.to(device)
+        if x.is_floating_point() or x.dtype == torch.uint8:
+            x = x.to(self._codec.dtype())
+        return x
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "codes_"):
+            raise RuntimeError("this LatentProbe is not fitted yet; call probe.fit(data) first")
+
+    def _latent_shape(self) -> tuple[int, ...] | None:
+        return getattr(self, "latent_shape_", None) or self._seen_latent_shape
+
+    def _decode_codes(self, codes: np.ndarray, device: torch.device) -> np.ndarray:
+        """Decode flat codes (M, k) in batches; call inside ``inference``."""
+        shape = self._latent_shape()
+        out = []
+        for s in range(0, len(codes), self.batch_size):
+            z = torch.as_tensor(codes[s : s + self.batch_size], dtype=self._codec.dtype())
+            z = z.to(device)
+            if shape is not None:
+                z = z.reshape(len(z), *shape)
+            out.append(self._codec.decode(z).float().cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+    def encode(self, x: Any) -> np.ndarray:
+        """Codes (N, latent_size) of inputs ``x`` (N, C, ...); the mean for a VAE.
+
+        Examples
+        --------
+        >>> probe.encode(X[:4]).shape  # doctest: +SKIP
+        (4, 8)
+        """
+        with self._codec.inference(self._device()) as device:
+            out = []
+            for s in range(0, len(x), self.batch_size):
+                mu, _ = self._codec.encode(self._input_tensor(x[s : s + self.batch_size], device))
+                self._seen_latent_shape = tuple(mu.shape[1:])
+                out.append(mu.reshape(len(mu), -1).float().cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+    def decode(self, codes: Any) -> np.ndarray:
+        """Decode codes (N, latent_size) (or one code) into inputs (N, *input_shape)."""
+        codes = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
+        codes = np.atleast_2d(codes).reshape(len(np.atleast_2d(codes)), -1)
+        with self._codec.inference(self._device()) as device:
+            return self._decode_codes(codes, device)
+
+    def reconstruct(self, x: Any) -> np.ndarray:
+        """Decode the codes of inputs ``x``: reconstructions of the same shape."""
+        return self.decode(self.encode(x))
+
+    # -- fit -------------------------------------------------------------------------------
+    def fit(
+        self,
+        data: Any,
+        labels: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> LatentProbe:
+        """Encode ``data``, measure per-sample reconstruction error, relate codes to targets.
+
+        Parameters
+        ----------
+        data : array, tensor, Dataset, DataLoader or iterable of batches
+            Inputs (N, C, H, W) or (N, C, D, H, W); batches may be ``x``, ``(x, y, ...)`` or
+            dicts (as for :func:`inspect_kit.capture.capture`), whose labels are carried.
+        labels : array-like (N,), optional
+            Labels aligned with the samples (override those in the batches).
+        metadata : dict of str -> array-like (N,), optional
+            Per-sample metadata (patient id, site, age ...), correlated with the codes.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if not isinstance(self.n_worst, int) or self.n_worst < 0:
+            raise ValueError(f"n_worst must be a non-negative int, got {self.n_worst!r}")
+        stream = make_stream(data, batch_size=self.batch_size, labels=labels, metadata=metadata)
+        codes, logvars, errors, ys, index, thumbs = [], [], [], [], [], []
+        metas: dict[str, list[np.ndarray]] = {}
+        worst_x: list[np.ndarray] = []
+        worst_r: list[np.ndarray] = []
+        worst_e: list[np.ndarray] = []
+        input_shape = latent_shape = None
+        with self._codec.inference(self._device()) as device:
+            bar = tqdm(total=stream.n_samples, desc="encoding", disable=not self.progress)
+            try:
+                for batch in stream.batches:
+                    x = self._input_tensor(batch.x, device)
+                    if x.ndim not in (4, 5):
+                        raise ValueError(
+                            "inputs must be images (N, C, H, W) or volumes (N, C, D, H, W), "
+                            f"got a batch of shape {tuple(x.shape)}"
+                        )
+                    mu, logvar = self._codec.encode(x)
+                    recon = self._codec.decode(mu)
+                    if recon.shape != x.shape:
+                        raise ValueError(
+                            f"decode(encode(x)) has shape {tuple(recon.shape)} but x has "
+                            f"{tuple(x.shape)}; the decoder must reconstruct the input's shape"
+                        )
+                    input_shape = tuple(x.shape[1:])
+                    latent_shape = tuple(mu.shape[1:])
+                    err = (recon.float() - x.float()).pow(2).reshape(len(x), -1).mean(dim=1)
+                    codes.append(mu.reshape(len(mu), -1).float().cpu().numpy())
+                    if logvar is not None:
+                        logvars.append(logvar.reshape(len(mu), -1).float().cpu().numpy())
+                    errors.append(err.cpu().numpy())
+                    if self.thumbnails:
+                        pair = torch.cat([x.float(), recon.float()], dim=-1)
+                        thumbs.append(
+                            make_thumbnails(pair, max_side=2 * self.thumbnail_size).cpu().numpy()
+                        )
+                    if self.n_worst:
+                        self._keep_worst(
+                            worst_x, worst_r, worst_e, x, recon, err, sum(map(len, codes)) - len(x)
+                        )
+                    if batch.y is not None:
+                        ys.append(np.asarray(batch.y))
+                    for k, v in batch.meta.items():
+                        metas.setdefault(k, []).append(np.asarray(v))
+                    index.append(batch.index)
+                    bar.update(len(x))
+            finally:
+                bar.close()
+        if not codes:
+            raise ValueError("data yielded no samples")
+
+        self.codes_ = np.concatenate(codes)
+        self.logvar_ = np.concatenate(logvars) if logvars else None
+        self.reconstruction_error_ = np.concatenate(errors).astype(np.float64)
+        n = len(self.codes_)
+        self.labels_ = np.concatenate(ys) if len(ys) == len(codes) else None
+        self.metadata_ = {
+            k: np.concatenate(v) for k, v in metas.items() if sum(map(len, v)) == n
+        }
+        self.index_ = np.concatenate(index).astype(np.int64)
+        self.input_shape_ = input_shape
+        self.latent_shape_ = latent_shape
+        self.variational_ = self.logvar_ is not None
+        self.n_samples_ = n
+        self.thumbnails_ = np.concatenate(thumbs) if thumbs else None
+
+        self.code_mean_ = self.codes_.mean(axis=0)
+        self.code_std_ = self.codes_.std(axis=0)
+        # Principal directions from the (k, k) scatter matrix: cheap for any N.
+        centred = (self.codes_ - self.code_mean_).astype(np.float64)
+        k = self.codes_.shape[1]
+        evals, evecs = np.linalg.eigh(centred.T @ centred)
+        order = np.argsort(-evals, kind="stable")
+        components = evecs[:, order].T
+        # A deterministic sign: the largest loading of each direction is positive.
+        signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+        self.components_ = components * np.where(signs == 0, 1.0, signs)[:, None]
+        var = np.clip(evals[order], 0.0, None)
+        self.explained_variance_ratio_ = var / var.sum() if var.sum() > 0 else var
+
+        if self.n_worst:
+            e = np.concatenate(worst_e)
+            order = np.argsort(-e[:, 1], kind="stable")[: self.n_worst]
+            self.worst_indices_ = e[order, 0].astype(np.int64)
+            self.worst_inputs_ = np.concatenate(worst_x)[order]
+            self.worst_reconstructions_ = np.concatenate(worst_r)[order]
+        else:
+            self.worst_indices_ = np.zeros(0, dtype=np.int64)
+            self.worst_inputs_ = self.worst_reconstructions_ = None
+        self._compute_correlations()
+        logger.info(
+            "encoded %d samples into %d latent dims (median reconstruction MSE %.4g)",
+            n, k, float(np.median(self.reconstruction_error_)),
+        )
+        return self
+
+    def _keep_worst(self, xs, rs, es, x, recon, err, offset) -> None:
+        """Keep the running top-n_worst (input, reconstruction) without holding all data."""
+        take = torch.argsort(err, descending=True)[: self.n_worst].cpu().numpy()
+        xs.append(x[take].float().cpu().numpy())
+        rs.append(recon[take].float().cpu().numpy())
+        es.append(np.stack([take + offset, err.cpu().numpy()[take]], axis=1))
+        if sum(map(len, es)) > 4 * self.n_worst:  # compact now and then
+            e = np.concatenate(es)
+            keep = np.argsort(-e[:, 1], kind="stable")[: self.n_worst]
+            xs[:] = [np.concatenate(xs)[keep]]
+            rs[:] = [np.concatenate(rs)[keep]]
+            es[:] = [e[keep]]
+
+    def _targets(self) -> dict[str, np.ndarray]:
+        targets = {}
+        if self.labels_ is not None:
+            targets["label"] = self.labels_
+        for k, v in self.metadata_.items():
+            if k not in targets:
+                targets[k] = v
+        return targets
+
+    def _compute_correlations(self) -> None:
+        self.correlations_: dict[str, np.ndarray] = {}
+        self.correlation_kinds_: dict[str, str] = {}
+        for name, y in self._targets().items():
+            y = np.asarray(y)
+            if y.ndim != 1:
+                continue
+            if y.dtype.kind == "f":
+                if not np.all(np.isfinite(y)):
+                    logger.info("skipping correlations with %r: it has NaN values", name)
+                    continue
+                self.correlations_[name] = _pearson(self.codes_.astype(np.float64), y)
+                self.correlation_kinds_[name] = "pearson"
+            elif y.dtype.kind in "biuUSO":
+                if len(np.unique(y)) < 2:
+                    continue
+                self.correlations_[name] = correlation_ratio(self.codes_, y)
+                self.correlation_kinds_[name] = "eta"
+
+    # -- analyses on the fitted codes ------------------------------------------------------
+    def worst(self, n: int = 10) -> np.ndarray:
+        """Indices (into the fitted data) of the ``n`` worst reconstructed samples, worst first."""
+        self._check_fitted()
+        return np.argsort(-self.reconstruction_error_, kind="stable")[:n]
+
+    def _base_code(self, base: Any) -> np.ndarray:
+        if base is None:
+            return self.code_mean_.astype(np.float64)
+        if isinstance(base, int | np.integer):
+            if not -self.n_samples_ <= base < self.n_samples_:
+                raise IndexError(f"base={base} is out of range for {self.n_samples_} samples")
+            return self.codes_[int(base)].astype(np.float64)
+        base = np.asarray(base, dtype=np.float64).ravel()
+        if base.shape != self.code_mean_.shape:
+            raise ValueError(
+                f"base must be None, a sample index, or a code of size {len(self.code_mean_)}; "
+                f"got shape {base.shape}"
+            )
+        return base
+
+    def _range(self, coords: np.ndarray, span: Any, steps: int) -> np.ndarray:
+        if isinstance(span, int | float | np.number):
+            if span <= 0:
+                raise ValueError(f"span as a number is std either side and must be > 0, got {span}")
+            m, s = coords.mean(), coords.std()
+            return np.linspace(m - span * s, m + span * s, steps)
+        try:
+            lo, hi = (float(v) for v in span)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"span must be quantiles (low, high) in [0, 1] or a number of std, got {span!r}"
+            ) from None
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"span quantiles must satisfy 0 <= low < high <= 1, got {span!r}")
+        q_lo, q_hi = np.quantile(coords, [lo, hi])
+        return np.linspace(q_lo, q_hi, steps)
+
+    def traverse(
+        self,
+        dim: int | Sequence[int] | None = None,
+        steps: int = 9,
+        span: tuple[float, float] | float = (0.05, 0.95),
+        *,
+        direction: Literal["axis", "pca"] = "axis",
+        base: Any = None,
+    ) -> Traversal:
+        """Vary one latent dimension at a time across its observed range and decode.
+
+        Parameters
+        ----------
+        dim : int, sequence of int, or None
+            Latent dimension(s) to walk (``direction='axis'``) or principal direction(s) of
+            the codes, 0 = most variance (``direction='pca'``); None walks all of them.
+        steps : int
+            Points per walk.
+        span : (low, high) or float
+            Quantiles of the observed codes along the walked direction (default 5 % to 95 %),
+            or a number k for mean ± k std.
+        direction : {'axis', 'pca'}
+        base : None, int or array (latent_size,)
+            Start point whose other coordinates are kept: the mean code (default), the code
+            of fitted sample ``base``, or a given code.
+
+        Returns
+        -------
+        Traversal
+            ``images`` of shape (n_dims, steps, *input_shape).
+
+        Examples
+        --------
+        >>> t = probe.traverse([0, 1], steps=7)  # doctest: +SKIP
+        >>> t.images.shape  # doctest: +SKIP
+        (2, 7, 1, 16, 16)
+        """
+        self._check_fitted()
+        k = self.codes_.shape[1]
+        if direction not in ("axis", "pca"):
+            raise ValueError(f"direction must be 'axis' or 'pca', got {direction!r}")
+        if not isinstance(steps, int | np.integer) or steps < 2:
+            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        dims = list(range(k)) if dim is None else (
+            [int(dim)] if isinstance(dim, int | np.integer) else [int(d) for d in dim]
+        )
+        if not dims:
+            raise ValueError("dim is empty; give at least one dimension")
+        for d in dims:
+            if not 0 <= d < k:
+                raise ValueError(f"dim {d} is out of range: the codes have {k} dimensions (0-{k - 1})")
+        base_code = self._base_code(base)
+        codes = np.empty((len(dims), steps, k))
+        values = np.empty((len(dims), steps))
+        for i, d in enumerate(dims):
+            if direction == "axis":
+                vals = self._range(self.codes_[:, d].astype(np.float64), span, steps)
+                codes[i] = base_code
+                codes[i, :, d] = vals
+            else:
+                comp = self.components_[d]
+                proj = (self.codes_ - self.code_mean_) @ comp
+                vals = self._range(proj.astype(np.float64), span, steps)
+                here = (base_code - self.code_mean_) @ comp
+                codes[i] = base_code + (vals - here)[:, None] * comp
+            values[i] = vals
+        with self._codec.inference(self._device()) as device:
+            images = self._decode_codes(codes.reshape(-1, k), device)
+        images = images.reshape(len(dims), steps, *images.shape[1:])
+        return Traversal(images, codes, values, dims, direction, base_code, span)
+
+    def _code_of(self, x: Any, what: str) -> np.ndarray:
+        if isinstance(x, int | np.integer):
+            self._check_fitted()
+            if not -self.n_samples_ <= x < self.n_samples_:
+                raise IndexError(f"{what}={x} is out of range for {self.n_samples_} samples")
+            return self.codes_[int(x)].astype(np.float64)
+        arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        if arr.ndim in (3, 4):
+            arr = arr[None]
+        if arr.ndim not in (4, 5) or len(arr) != 1:
+            raise ValueError(
+                f"{what} must be one sample (C, H, W) / (C, D, H, W), a batch of one, or an "
+                f"index into the fitted data; got shape {arr.shape}"
+            )
+        return self.encode(arr)[0].astype(np.float64)
+
+    def interpolate(
+        self,
+        x_a: Any,
+        x_b: Any,
+        steps: int = 9,
+        mode: Literal["linear", "slerp"] = "linear",
+    ) -> Interpolation:
+        """Decode the path between the codes of two samples.
+
+        Parameters
+        ----------
+        x_a, x_b : array, tensor or int
+            One input each, (C, H, W) / (C, D, H, W), or indices into the fitted data.
+        steps : int
+            Points on the path, endpoints included.
+        mode : {'linear', 'slerp'}
+            Straight line, or spherical interpolation about the origin (see :func:`slerp`).
+
+        Returns
+        -------
+        Interpolation
+            ``images`` (steps, *input_shape); ``codes[0]``/``codes[-1]`` are the inputs' codes.
+
+        Examples
+        --------
+        >>> path = probe.interpolate(X[0], X[1], steps=7, mode="slerp")  # doctest: +SKIP
+        >>> path.images.shape  # doctest: +SKIP
+        (7, 1, 16, 16)
+        """
+        if mode not in ("linear", "slerp"):
+            raise ValueError(f"mode must be 'linear' or 'slerp', got {mode!r}")
+        if not isinstance(steps, int | np.integer) or steps < 2:
+            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        za, zb = self._code_of(x_a, "x_a"), self._code_of(x_b, "x_b")
+        t = np.linspace(0.0, 1.0, steps)
+        codes = slerp(za, zb, t) if mode == "slerp" else (1 - t)[:, None] * za + t[:, None] * zb
+        codes[0], codes[-1] = za, zb
+        with self._codec.inference(self._device()) as device:
+            images = self._decode_codes(codes, device)
+        return Interpolation(images, codes, t, mode)
+
+    def probe(self, target: Any = "label", **kwargs: Any) -> ProbeResult:
+        """Cross-validated linear probe of a target from the codes (see :func:`linear_probe`).
+
+        ``target`` is ``'label'``, a metadata key, or an (N,) array.
+        """
+        self._check_fitted()
+        if isinstance(target, str):
+            targets = self._targets()
+            if target in ("label", "labels") and self.labels_ is None:
+                raise KeyError("no labels were fitted; pass labels= to fit or an array")
+            key = "label" if target == "labels" else target
+            if key not in targets:
+                raise KeyError(f"unknown target {target!r}; available: {sorted(targets)}")
+            target = targets[key]
+        return linear_probe(self.codes_, target, **kwargs)
+
+    def embed(self, method: str = "pca", n_components: int = 2, **kwargs: Any) -> Any:
+        """Embed the codes with :func:`inspect_kit.embed` (PCA, t-SNE or UMAP).
+
+        Labels, metadata (plus ``reconstruction_error``) and the input|reconstruction
+        thumbnails travel with the result, so :func:`inspect_kit.figures.plot_embedding` can
+        colour by them and show both images on hover.
+
+        Returns
+        -------
+        inspect_kit.analysis.embedding.Embedding
+        """
+        self._check_fitted()
+        from inspect_kit.analysis.embedding import embed
+
+        metadata = {**self.metadata_, "reconstruction_error": self.reconstruction_error_}
+        kwargs.setdefault("progress", self.progress)
+        return embed(
+            self.codes_,
+            method=method,
+            n_components=n_components,
+            labels=self.labels_,
+            metadata=metadata,
+            thumbnails=self.thumbnails_,
+            **kwargs,
+        )
+
+    # -- persistence -----------------------------------------------------------------------
+    def to_store(self, store: Any, group: str = "latent") -> LatentProbe:
+        """Write codes, reconstruction errors, correlations and worst cases under ``/<group>``.
+
+        Parameters
+        ----------
+        store : ActivationStore or path
+            A store of the same samples (same N, same order), e.g. a capture of the same data.
+        group : str
+            Where in the file.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        owned = False
+        if isinstance(store, str | os.PathLike):
+            from inspect_kit.store import open_store
+
+            store = open_store(store)
+            owned = True
+        try:
+            if len(store) != self.n_samples_:
+                raise ValueError(
+                    f"the store has {len(store)} samples but the probe was fitted on "
+                    f"{self.n_samples_}; fit on the data the store was captured from"
+                )
+            data: dict[str, np.ndarray] = {
+                "codes": self.codes_,
+                "reconstruction_error": self.reconstruction_error_,
+                "index": self.index_,
+                "components": self.components_,
+                "explained_variance_ratio": self.explained_variance_ratio_,
+                "worst_indices": self.worst_indices_,
+            }
+            if self.logvar_ is not None:
+                data["logvar"] = self.logvar_
+            if self.thumbnails_ is not None:
+                data["thumbnails"] = self.thumbnails_
+            attrs = {
+                "autoencoder": self._codec.name,
+                "input_shape": list(self.input_shape_),
+                "latent_shape": list(self.latent_shape_),
+                "variational": self.variational_,
+                "n_samples": self.n_samples_,
+                "error": "mse",
+                "code": "posterior mean" if self.variational_ else "encoder output",
+            }
+            store.save_result(group, data, attrs)
+            if self.correlations_:
+                names = list(self.correlations_)
+                store.save_result(
+                    f"{group}/correlations",
+                    {"values": np.stack([self.correlations_[k] for k in names])},
+                    {"targets": names, "kinds": [self.correlation_kinds_[k] for k in names]},
+                )
+        finally:
+            if owned:
+                store.close()
+        return self
