@@ -1,0 +1,389 @@
+"""Activation maximization: optimise inputs so that units of a trained network fire.
+
+:func:`render` is the entry point. It works for images ``(C, H, W)`` and volumes
+``(C, D, H, W)`` of any channel count, keeps the optimised input inside the user's value
+range (an intensity window in Hounsfield units, say) mapped through the model's own
+preprocessing, optimises one image per unit in a single batch, and gives the model back
+exactly as it came (training flags, ``requires_grad``, no hooks), also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from inspect_kit.capture import model_state_preserved, on_device, resolve_layers
+
+from .objectives import INPUT, OUTPUT, Objective, as_objective
+from .param import ParamSpec, fourier
+from .transforms import compose, default_transforms
+
+__all__ = ["FeatureVisResult", "intensity_window", "render"]
+
+logger = logging.getLogger(__name__)
+
+Preprocess = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class FeatureVisResult:
+    """What :func:`render` optimised.
+
+    Attributes
+    ----------
+    images : ndarray, shape (B, C, H, W) or (B, C, D, H, W)
+        The optimised inputs in the user's units (inside ``value_range``).
+    inputs : ndarray, same shape
+        ``preprocess(images)``: exactly what the model was given.
+    trajectory : ndarray, shape (steps, B)
+        The objective's score per batch element at each step (on the transformed input).
+    final_activations : ndarray, shape (B,)
+        The objective's score per batch element on the final, untransformed input.
+    labels : list of str
+        One label per batch element (``"conv2:3"``).
+    units : list of int or None
+        The unit (channel, class) of each batch element when the objective names units; used
+        to pair images with :func:`~inspect_kit.analysis.featurevis.exemplars.top_exemplars`.
+    layer : str or None
+        The layer those units belong to.
+    objective : str
+        Description of the objective.
+    value_range : tuple of float or None
+    seed : int
+    params : dict
+        The other settings of the call (steps, lr, parameterisation, transforms, device ...).
+    """
+
+    images: np.ndarray
+    inputs: np.ndarray
+    trajectory: np.ndarray
+    final_activations: np.ndarray
+    labels: list[str]
+    units: list[int] | None
+    layer: str | None
+    objective: str
+    value_range: tuple[float, float] | None
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        """2 for images, 3 for volumes."""
+        return self.images.ndim - 2
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureVisResult({self.objective}, images={tuple(self.images.shape)}, "
+            f"steps={self.trajectory.shape[0]}, seed={self.seed})"
+        )
+
+
+def intensity_window(level: float, width: float) -> tuple[float, float]:
+    """Value range of a display window given by its level (centre) and width.
+
+    Examples
+    --------
+    >>> intensity_window(-300, 1400)   # CT: -1000 .. 400 HU
+    (-1000.0, 400.0)
+    """
+    if width <= 0:
+        raise ValueError(f"window width must be > 0, got {width}")
+    return (float(level) - float(width) / 2, float(level) + float(width) / 2)
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every needed layer has run: the rest of the model is skipped."""
+
+
+class _ActivationHooks:
+    """Forward hooks keeping (differentiable) outputs of the layers an objective reads."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], stop_early: bool) -> None:
+        self.specs = [name for name in layers if name not in (INPUT, OUTPUT)]
+        modules = resolve_layers(model, self.specs) if self.specs else {}
+        self.wanted: dict[int, list[tuple[str, int]]] = {}
+        self.modules: dict[int, nn.Module] = {}
+        for spec, module in modules.items():
+            base, _, call = spec.rpartition(":")
+            index = int(call) if base and call.isdigit() else 0
+            self.wanted.setdefault(id(module), []).append((spec, index))
+            self.modules[id(module)] = module
+        self.stop_early = stop_early
+        self.acts: dict[str, torch.Tensor] = {}
+        self.calls: dict[int, int] = {}
+        self.handles: list[Any] = []
+
+    def _hook(self, module: nn.Module, _inp: Any, out: Any) -> None:
+        call = self.calls.get(id(module), 0)
+        self.calls[id(module)] = call + 1
+        matched = [spec for spec, index in self.wanted[id(module)] if index == call]
+        if not matched:
+            return
+        t = out[0] if isinstance(out, (tuple, list)) else out
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"layer {matched[0]!r} returned {type(out).__name__}, not a tensor")
+        for spec in matched:
+            self.acts[spec] = t
+        if self.stop_early and len(self.acts) == len(self.specs):
+            raise _StopForward
+        # The forward goes on: a later in-place op (ReLU(inplace=True)) must not change what
+        # the objective reads.
+        kept = t.clone()
+        for spec in matched:
+            self.acts[spec] = kept
+
+    def __enter__(self) -> _ActivationHooks:
+        try:
+            for module in self.modules.values():
+                self.handles.append(module.register_forward_hook(self._hook))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def run(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.acts = {}
+        self.calls = {}
+        try:
+            out = model(x)
+        except _StopForward:
+            out = None
+        missing = [s for s in self.specs if s not in self.acts]
+        if missing:
+            raise RuntimeError(
+                f"layer(s) {missing} did not run in the forward pass (or were called fewer times "
+                "than their ':k' suffix asks); check the names with inspect_kit.list_layers(model)"
+            )
+        acts = dict(self.acts)
+        if out is not None:
+            acts[OUTPUT] = out[0] if isinstance(out, (tuple, list)) else out
+        return acts
+
+
+def _adam(params: Any, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel where this torch supports it for the device."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        logger.debug("fused Adam unavailable on %s; using the default implementation", device)
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _check_range(value_range: Sequence[float] | None) -> tuple[float, float] | None:
+    if value_range is None:
+        return None
+    lo, hi = (float(v) for v in value_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    return lo, hi
+
+
+def _batch_size(objective: Objective, batch_size: int | None) -> int:
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if objective.batch_size is not None and objective.batch_size != batch_size:
+            raise ValueError(
+                f"objective {objective.description!r} defines {objective.batch_size} units "
+                f"(one per batch element) but batch_size={batch_size}; leave batch_size out"
+            )
+        return int(batch_size)
+    return objective.batch_size or 1
+
+
+def render(
+    model: nn.Module,
+    objective: Objective | str,
+    input_shape: Sequence[int],
+    *,
+    steps: int = 256,
+    param: ParamSpec | None = None,
+    transforms: Callable | Sequence[Callable] | None = None,
+    value_range: Sequence[float] | None = None,
+    preprocess: Preprocess | None = None,
+    batch_size: int | None = None,
+    lr: float = 0.05,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    mixed_precision: bool = False,
+    progress: bool = True,
+) -> FeatureVisResult:
+    """Optimise inputs that maximise ``objective`` (activation maximization).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A trained network; used in eval mode and given back as it came.
+    objective : Objective or str
+        What to maximise: ``channel("conv2", [0, 1, 2])``, ``"layer4:12"`` ... The batch
+        holds one image per unit when the objective lists units.
+    input_shape : sequence of int
+        One sample's shape, ``(C, H, W)`` or ``(C, D, H, W)``, without the batch axis.
+    steps : int
+        Optimisation steps (Adam).
+    param : ParamSpec, optional
+        :func:`fourier` (default) or :func:`pixel`, optionally with channel decorrelation.
+    transforms : callable or list of callables, optional
+        Random transforms applied at each step; None uses :func:`default_transforms` sized to
+        the input, ``[]`` none.
+    value_range : (low, high), optional
+        Range of the input in the user's units (e.g. ``(-1000, 400)`` HU, or
+        ``intensity_window(level, width)``); a sigmoid keeps the image inside it. None leaves
+        the input unbounded (then add an :func:`l2` penalty).
+    preprocess : callable, optional
+        The model's own preprocessing, ``tensor -> tensor`` (differentiable), mapping the
+        user's units to the model's input (e.g. ``lambda hu: (hu + 1000) / 1400``).
+    batch_size : int, optional
+        Number of images when the objective does not fix it (default 1).
+    lr : float
+        Adam learning rate.
+    device : str or torch.device, optional
+        Where to run (default: the model's device). The model is moved back afterwards.
+    seed : int
+        Seeds the initialisation and the transforms (a local ``torch.Generator``; the global
+        RNG is not touched). Runs are bitwise reproducible on the CPU; on CUDA, atomic adds
+        in ``grid_sample``'s backward leave floating-point-level differences.
+    mixed_precision : bool
+        Run the model under autocast (float16 with loss scaling on CUDA, bfloat16 on CPU).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    FeatureVisResult
+
+    Examples
+    --------
+    >>> from inspect_kit.models import SmallCNN
+    >>> from inspect_kit import featurevis as fv
+    >>> net = SmallCNN(in_channels=1, dim=2)
+    >>> res = fv.render(net, fv.channel("conv2", [0, 1]), (1, 16, 16), steps=4,
+    ...                 value_range=(0, 1), progress=False)
+    >>> res.images.shape
+    (2, 1, 16, 16)
+    """
+    obj = as_objective(objective)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(
+            f"input_shape must be one sample's shape (C, H, W) or (C, D, H, W) without the "
+            f"batch axis, got {tuple(input_shape)}"
+        )
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = int(steps)
+    vrange = _check_range(value_range)
+    batch = _batch_size(obj, batch_size)
+    spec = fourier() if param is None else param
+    if not isinstance(spec, ParamSpec):
+        raise TypeError(f"param must come from pixel(...) or fourier(...), got {spec!r}")
+    if transforms is None:
+        tf = default_transforms(shape[1:])
+    elif callable(transforms):
+        tf = transforms
+    else:
+        tf = compose(list(transforms)) if len(transforms) else None
+    pre = preprocess if preprocess is not None else (lambda x: x)
+
+    needs_input = INPUT in obj.layers
+    needs_output = OUTPUT in obj.layers
+
+    with on_device(model, device) as dev, model_state_preserved(model, eval_mode=True):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        # The start is drawn on the CPU (the same images on every device); the transforms
+        # draw on the render device, so that a GPU never waits for a host-to-device copy.
+        image_param = spec.build(batch, shape, torch.Generator().manual_seed(int(seed)), dev)
+        generator = torch.Generator(device=dev).manual_seed(int(seed))
+        opt = _adam(image_param.parameters(), lr, dev)
+        amp_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+        scaler = torch.amp.GradScaler(dev.type) if mixed_precision and dev.type == "cuda" else None
+
+        def to_image() -> torch.Tensor:
+            z = image_param()
+            if vrange is None:
+                return z
+            lo, hi = vrange
+            return lo + (hi - lo) * torch.sigmoid(z)
+
+        def score(x_user: torch.Tensor, hooks: _ActivationHooks, transform: bool) -> torch.Tensor:
+            x = tf(x_user, generator) if (transform and tf is not None) else x_user
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=mixed_precision):
+                acts = hooks.run(model, pre(x).to(dtype))
+                if needs_input:
+                    acts[INPUT] = pre(x_user)
+                return obj(acts).float()
+
+        trajectory = torch.empty((steps, batch), device=dev)
+        bar = tqdm(total=steps, desc=f"render {obj.description}", disable=not progress)
+        with _ActivationHooks(model, obj.layers, stop_early=not needs_output) as hooks, bar:
+            for step in range(steps):
+                opt.zero_grad(set_to_none=True)
+                values = score(to_image(), hooks, transform=True)
+                if values.shape[0] != batch:
+                    raise ValueError(
+                        f"objective returned {values.shape[0]} scores for a batch of {batch}"
+                    )
+                loss = -values.sum()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                trajectory[step] = values.detach()
+                bar.update()
+                if progress and (step % 10 == 0 or step == steps - 1):
+                    bar.set_postfix(score=float(values.detach().mean()))  # syncs a GPU
+            with torch.no_grad():
+                images = to_image()
+                final = score(images, hooks, transform=False)
+                inputs = pre(images)
+
+    if not torch.isfinite(trajectory).all():
+        logger.warning("the objective became non-finite during render; try a smaller lr")
+    return FeatureVisResult(
+        images=images.detach().float().cpu().numpy(),
+        inputs=inputs.detach().float().cpu().numpy(),
+        trajectory=trajectory.cpu().numpy(),
+        final_activations=final.detach().cpu().numpy(),
+        labels=obj.unit_labels(batch),
+        units=obj.unit_indices(batch),
+        layer=obj.units[0] if obj.units is not None else None,
+        objective=obj.description,
+        value_range=vrange,
+        seed=int(seed),
+        params={
+            "steps": steps,
+            "lr": float(lr),
+            "param": repr(spec),
+            "transforms": repr(tf) if tf is not None else None,
+            "preprocess": getattr(preprocess, "__name__", repr(preprocess)) if preprocess else None,
+            "batch_size": batch,
+            "input_shape": shape,
+            "device": str(dev),
+            "mixed_precision": bool(mixed_precision),
+        },
+    )

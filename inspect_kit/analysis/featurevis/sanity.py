@@ -1,0 +1,276 @@
+"""Model-randomisation sanity check for feature visualizations (Adebayo et al., NeurIPS 2018).
+
+A visualization that looks the same for a network whose weights were replaced by noise tells
+nothing about what the network learned. :func:`randomization_check` renders the objective on
+the trained model, then on a deep copy whose layers are re-drawn at random one by one from the
+top down (cascading randomisation), and scores each stage's images against the trained ones.
+The trained model is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage, stats
+from torch import nn
+from tqdm.auto import tqdm
+
+from inspect_kit.capture import resolve_layers
+from inspect_kit.capture.layers import parse_layer_spec
+
+from .objectives import INPUT, OUTPUT, Objective, as_objective
+from .render import render
+
+__all__ = ["RandomizationResult", "image_similarity", "randomization_check"]
+
+_METRICS = ("spearman", "ssim")
+
+
+@dataclass
+class RandomizationResult:
+    """Similarity of visualizations under cascading weight randomisation.
+
+    Attributes
+    ----------
+    stages : list of str
+        ``"trained"`` then, for each stage, the module randomised at that stage (cumulative:
+        stage ``s`` has the modules of stages ``1..s`` randomised).
+    scores : ndarray (S, B)
+        Similarity of each stage's image to the trained image, per unit (stage 0 is the
+        trained model against itself, 1 by construction).
+    reference : ndarray (B,) or None
+        Similarity of the trained model's images for two different seeds: what "the same
+        picture" scores, given the randomness of the optimisation itself.
+    images : ndarray (S, B, C, ...)
+        The rendered images of every stage.
+    final_activations : ndarray (S, B)
+    labels : list of str
+    metric : str
+    objective : str
+    value_range : (float, float) or None
+        The value range the images were rendered in.
+    seed, random_state : int
+    """
+
+    stages: list[str]
+    scores: np.ndarray
+    reference: np.ndarray | None
+    images: np.ndarray
+    final_activations: np.ndarray
+    labels: list[str]
+    metric: str
+    objective: str
+    value_range: tuple[float, float] | None
+    seed: int
+    random_state: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_scores(self) -> np.ndarray:
+        """Mean similarity over units, per stage."""
+        return self.scores.mean(axis=1)
+
+
+def _ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
+    """Mean SSIM (Wang et al. 2004) over a (C, *S) pair, 7-voxel uniform windows, 2D or 3D."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    out = []
+    for x, y in zip(a.astype(np.float64), b.astype(np.float64), strict=True):
+        size = min(7, *x.shape)
+
+        def f(t: np.ndarray, size: int = size) -> np.ndarray:
+            return ndimage.uniform_filter(t, size=size, mode="reflect")
+
+        mx, my = f(x), f(y)
+        vx, vy, cxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        out.append(s.mean())
+    return float(np.mean(out))
+
+
+def image_similarity(
+    a: np.ndarray, b: np.ndarray, metric: str = "spearman", data_range: float | None = None
+) -> np.ndarray:
+    """Similarity per batch element of two image batches ``(B, C, *S)``.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Same shape.
+    metric : {"spearman", "ssim"}
+        Spearman rank correlation of the voxel values, or mean structural similarity.
+    data_range : float, optional
+        For SSIM: the span of possible values (default: the joint range of ``a`` and ``b``).
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).random((2, 1, 8, 8))
+    >>> image_similarity(x, x).round(3).tolist()
+    [1.0, 1.0]
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim < 3:
+        raise ValueError(
+            f"expected two batches of the same shape (B, C, ...), got {a.shape}, {b.shape}"
+        )
+    scores = []
+    for x, y in zip(a, b, strict=True):
+        if metric == "spearman":
+            if np.ptp(x) == 0 or np.ptp(y) == 0:
+                scores.append(0.0)
+                continue
+            scores.append(float(stats.spearmanr(x.ravel(), y.ravel()).statistic))
+        else:
+            rng = (
+                data_range
+                if data_range is not None
+                else float(max(a.max(), b.max()) - min(a.min(), b.min()))
+            )
+            scores.append(_ssim(x, y, rng or 1.0))
+    return np.asarray(scores)
+
+
+def _parametrised_modules(model: nn.Module) -> list[str]:
+    return [
+        name
+        for name, m in model.named_modules()
+        if name and any(True for _ in m.parameters(recurse=False))
+    ]
+
+
+def _default_layers(model: nn.Module, objective: Objective) -> list[str]:
+    """Parametrised modules up to the deepest one the objective reads, top down."""
+    names = _parametrised_modules(model)
+    order = [n for n, _ in model.named_modules()]
+    read = [parse_layer_spec(spec)[0] for spec in objective.layers if spec != INPUT]
+    if OUTPUT not in read and read:
+        last = max(order.index(r) for r in read if r in order)
+        # a module's children come after it in named_modules(): include them
+        deepest = order[last]
+        names = [n for n in names if order.index(n) <= last or n.startswith(deepest + ".")]
+    return names[::-1]
+
+
+@torch.no_grad()
+def _randomize(module: nn.Module, generator: torch.Generator) -> None:
+    """Redraw each parameter from a Gaussian with its own mean and std (structure destroyed)."""
+    for p in module.parameters(recurse=False):
+        flat = p.detach().float()
+        std = float(flat.std()) if flat.numel() > 1 else 0.0
+        if std == 0.0:
+            std = float(flat.abs().mean()) or 1.0
+        noise = torch.randn(p.shape, generator=generator) * std + float(flat.mean())
+        p.copy_(noise.to(device=p.device, dtype=p.dtype))
+
+
+def randomization_check(
+    model: nn.Module,
+    objective: Objective | str,
+    input_shape: Sequence[int],
+    *,
+    layers: Sequence[str] | None = None,
+    metric: str = "spearman",
+    reference_seed: int | None = 1,
+    random_state: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+    **render_kwargs: Any,
+) -> RandomizationResult:
+    """Cascading weight randomisation: does the visualization depend on the learned weights?
+
+    Parameters
+    ----------
+    model : nn.Module
+        The trained network (left untouched: a deep copy is randomised).
+    objective, input_shape
+        As in :func:`~inspect_kit.analysis.featurevis.render.render`.
+    layers : sequence of str, optional
+        Modules to randomise, in cascade order (top first). Default: every module with
+        parameters up to the deepest layer the objective reads, from the top down.
+    metric : {"spearman", "ssim"}
+        Similarity of each stage's images to the trained images.
+    reference_seed : int or None
+        Also render the trained model with this seed, to report how similar two
+        visualizations of the *same* model are (``reference``); None skips it.
+    random_state : int
+        Seed of the weight randomisation.
+    seed : int
+        Seed of every render (the same for all stages).
+    progress : bool
+        Show a progress bar over stages.
+    **render_kwargs
+        Passed to ``render`` (steps, value_range, preprocess, param, transforms, device ...).
+
+    Returns
+    -------
+    RandomizationResult
+
+    Examples
+    --------
+    >>> from inspect_kit.models import SmallCNN
+    >>> res = randomization_check(SmallCNN(), "conv2:0", (1, 16, 16), steps=4,
+    ...                           value_range=(0, 1), progress=False)
+    >>> res.stages
+    ['trained', 'conv2', 'bn1', 'conv1']
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    obj = as_objective(objective)
+    names = list(layers) if layers is not None else _default_layers(model, obj)
+    if names:
+        resolve_layers(model, names)  # KeyError with close matches
+    render_kwargs = {**render_kwargs, "progress": False}
+    vr = render_kwargs.get("value_range")
+    data_range = float(vr[1] - vr[0]) if vr is not None else None
+
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return image_similarity(a, b, metric, data_range)
+
+    bar = tqdm(
+        total=len(names) + 1 + (reference_seed is not None),
+        desc="randomization check",
+        disable=not progress,
+    )
+    base = render(model, obj, input_shape, seed=seed, **render_kwargs)
+    bar.update()
+    reference = None
+    if reference_seed is not None:
+        other = render(model, obj, input_shape, seed=reference_seed, **render_kwargs)
+        reference = similarity(base.images, other.images)
+        bar.update()
+
+    copy_ = copy.deepcopy(model)
+    modules = dict(copy_.named_modules())
+    generator = torch.Generator().manual_seed(int(random_state))
+    images = [base.images]
+    finals = [base.final_activations]
+    scores = [similarity(base.images, base.images)]
+    for name in names:
+        _randomize(modules[name], generator)
+        res = render(copy_, obj, input_shape, seed=seed, **render_kwargs)
+        images.append(res.images)
+        finals.append(res.final_activations)
+        scores.append(similarity(base.images, res.images))
+        bar.update()
+    bar.close()
+    return RandomizationResult(
+        stages=["trained", *names],
+        scores=np.stack(scores),
+        reference=reference,
+        images=np.stack(images),
+        final_activations=np.stack(finals),
+        labels=base.labels,
+        metric=metric,
+        objective=obj.description,
+        value_range=base.value_range,
+        seed=int(seed),
+        random_state=int(random_state),
+        params=dict(base.params),
+    )

@@ -1,0 +1,623 @@
+"""Figures for feature visualization: unit galleries, volume slices, kernels, sanity checks.
+
+Every builder takes analysis results (``FeatureVisResult``, ``Exemplars``, ``Kernels``,
+``RandomizationResult``) or arrays and returns a ``plotly.graph_objects.Figure``; images are
+drawn as grey heatmaps, so hovering shows the value in the user's units (HU for CT). 3D
+results are drawn as three orthogonal slices, with sliders through each axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import theme
+
+__all__ = [
+    "GRAYSCALES",
+    "plot_kernels",
+    "plot_randomization",
+    "plot_trajectories",
+    "plot_unit_gallery",
+    "plot_volume",
+]
+
+#: Colour scales for grey-level medical images.
+GRAYSCALES: dict[str, list[list[Any]]] = {
+    "gray": theme.GRAY_SCALE,
+    "gray_r": [[0.0, "#FFFFFF"], [1.0, "#000000"]],
+    # matplotlib's "bone": grey with a touch of blue in the mid-tones, as in X-ray viewers
+    "bone": [
+        [0.0, "#000000"],
+        [0.375, "#545474"],
+        [0.75, "#a7c7c7"],
+        [1.0, "#ffffff"],
+    ],
+}
+
+PLANES = ("axial", "coronal", "sagittal")  # cut axis 0 (D), 1 (H), 2 (W) of a volume
+_SLIDER_PX = 85  # vertical room for one slider with its current-value label
+
+
+def _colorscale(name: str | list) -> Any:
+    if isinstance(name, str) and name in GRAYSCALES:
+        return GRAYSCALES[name]
+    return name
+
+
+def _axis_ref(fig: go.Figure, row: int, col: int) -> tuple[str, str]:
+    sp = fig.get_subplot(row, col)
+    return sp.xaxis.plotly_name, sp.yaxis.plotly_name
+
+
+def _style_image_axes(fig: go.Figure, row: int, col: int) -> None:
+    xname, yname = _axis_ref(fig, row, col)
+    anchor = xname.replace("axis", "")
+    fig.layout[xname].update(visible=False, constrain="domain")
+    fig.layout[yname].update(
+        visible=False, autorange="reversed", scaleanchor=anchor, constrain="domain"
+    )
+
+
+def _plane_of(volume: np.ndarray, plane: str, index: int | None = None) -> np.ndarray:
+    axis = PLANES.index(plane)
+    i = volume.shape[axis] // 2 if index is None else index
+    return np.take(volume, i, axis=axis)
+
+
+def _image_trace(
+    img: np.ndarray, zrange: tuple[float, float] | None, colorscale: Any, name: str
+) -> go.BaseTraceType:
+    if img.ndim == 3 and img.shape[-1] == 3:  # RGB (h, w, 3)
+        arr = img.astype(np.float64)
+        lo, hi = zrange if zrange is not None else (np.nanmin(arr), np.nanmax(arr))
+        u8 = np.clip(np.round((arr - lo) / max(hi - lo, 1e-12) * 255), 0, 255).astype(np.uint8)
+        return go.Image(z=u8, name=name, hoverinfo="skip")
+    kw = {} if zrange is None else {"zmin": zrange[0], "zmax": zrange[1]}
+    return go.Heatmap(
+        z=img,
+        colorscale=colorscale,
+        showscale=False,
+        name=name,
+        hovertemplate=f"{name}<br>x=%{{x}} y=%{{y}}<br>value=%{{z:.4g}}<extra></extra>",
+        **kw,
+    )
+
+
+def _sample_plane(sample: np.ndarray, channel: int | str, rgb_ok: bool = True) -> np.ndarray:
+    """(C, *S) -> (*S) or (*S, 3) for channel='rgb'."""
+    if channel == "rgb":
+        if sample.shape[0] != 3:
+            raise ValueError(f"channel='rgb' needs 3 channels, got {sample.shape[0]}")
+        return np.moveaxis(sample, 0, -1)
+    c = int(channel)
+    if not 0 <= c < sample.shape[0]:
+        raise ValueError(f"channel {c} out of range for {sample.shape[0]} channels")
+    return sample[c]
+
+
+def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int]:
+    if units is None:
+        return list(range(min(n, max_units)))
+    picked = [int(u) for u in units]
+    bad = [u for u in picked if not 0 <= u < n]
+    if bad:
+        raise ValueError(f"batch elements {bad} out of range 0..{n - 1}")
+    return picked
+
+
+def _exemplar_rows(result: Any, exemplars: Any, picked: list[int]) -> list[int | None]:
+    """For each picked batch element, the row of ``exemplars`` with the same unit."""
+    if exemplars is None:
+        return [None] * len(picked)
+    ex_units = list(np.asarray(exemplars.units).tolist())
+    if result.units is None:
+        if len(ex_units) != len(result.labels):
+            raise ValueError(
+                "the result's objective names no units; give exemplars with one row per "
+                f"batch element ({len(result.labels)}), got {len(ex_units)}"
+            )
+        return list(picked)
+    if result.layer is not None and exemplars.layer not in (result.layer, "array"):
+        raise ValueError(
+            f"exemplars are for layer {exemplars.layer!r} but the result for {result.layer!r}"
+        )
+    rows: list[int | None] = []
+    for b in picked:
+        u = result.units[b]
+        rows.append(ex_units.index(u) if u in ex_units else None)
+    return rows
+
+
+def plot_unit_gallery(
+    result: Any,
+    exemplars: Any = None,
+    *,
+    units: Sequence[int] | None = None,
+    max_units: int = 8,
+    max_exemplars: int = 5,
+    channel: int | str = 0,
+    colorscale: str | list = "gray",
+    sliders: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """A grid of units: optimised input, top-k dataset exemplars and activation curve per row.
+
+    Parameters
+    ----------
+    result : FeatureVisResult
+        From ``featurevis.render``.
+    exemplars : Exemplars, optional
+        From ``featurevis.top_exemplars`` for the same layer; matched to the result by unit.
+    units : sequence of int, optional
+        Batch elements to show (default: the first ``max_units``).
+    max_units, max_exemplars : int
+        Caps on rows and exemplar columns.
+    channel : int or "rgb"
+        Input channel to draw (``"rgb"`` for 3-channel images).
+    colorscale : str or plotly colour scale
+        ``"gray"`` (default), ``"bone"``, ``"gray_r"`` or any Plotly scale.
+    sliders : bool
+        For 3D results, add sliders through the three axes (the optimised volumes are drawn
+        as axial, coronal and sagittal slices).
+    title : str, optional
+
+    Returns
+    -------
+    go.Figure
+
+    Examples
+    --------
+    >>> fig = plot_unit_gallery(res, exemplars)          # doctest: +SKIP
+    """
+    images = np.asarray(result.images)
+    dim = images.ndim - 2
+    picked = _pick_units(images.shape[0], units, max_units)
+    ex_rows = _exemplar_rows(result, exemplars, picked)
+    k = 0
+    if exemplars is not None and exemplars.thumbnails is not None:
+        k = min(max_exemplars, exemplars.thumbnails.shape[1])
+    n_img = 3 if dim == 3 else 1
+    ncols = n_img + k + 1
+    cs = _colorscale(colorscale)
+    zrange = tuple(result.value_range) if result.value_range is not None else None
+    if zrange is None:
+        zrange = (float(np.nanmin(images)), float(np.nanmax(images)))
+
+    titles: list[str] = []
+    for b, er in zip(picked, ex_rows, strict=True):
+        label = result.labels[b]
+        if dim == 3:
+            titles += [f"{label} · {p}" for p in PLANES]
+        else:
+            titles.append(f"{label}")
+        for j in range(k):
+            if er is None:
+                titles.append("")
+                continue
+            a = exemplars.activations[er, j]
+            lab = "" if exemplars.labels is None else f" · y={exemplars.labels[er, j]}"
+            titles.append(f"#{exemplars.index[er, j]} ({a:.3g}){lab}")
+        titles.append("activation")
+    widths = [1.0] * (n_img + k) + [2.0]
+    fig = make_subplots(
+        rows=len(picked),
+        cols=ncols,
+        subplot_titles=titles,
+        column_widths=widths,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.25 / max(1, len(picked)),
+    )
+    plane_traces: dict[str, list[int]] = {p: [] for p in PLANES}
+    for r, (b, er) in enumerate(zip(picked, ex_rows, strict=True), start=1):
+        sample = _sample_plane(images[b], channel)
+        if dim == 3:
+            for c, plane in enumerate(PLANES, start=1):
+                fig.add_trace(
+                    _image_trace(_plane_of(sample, plane), zrange, cs, result.labels[b]),
+                    row=r,
+                    col=c,
+                )
+                plane_traces[plane].append(len(fig.data) - 1)
+                _style_image_axes(fig, r, c)
+        else:
+            fig.add_trace(_image_trace(sample, zrange, cs, result.labels[b]), row=r, col=1)
+            _style_image_axes(fig, r, 1)
+        for j in range(k):
+            col = n_img + 1 + j
+            if er is not None:
+                thumb = exemplars.thumbnails[er, j]
+                fig.add_trace(
+                    _image_trace(thumb, (0, 255), cs, f"sample {exemplars.index[er, j]}"),
+                    row=r,
+                    col=col,
+                )
+            _style_image_axes(fig, r, col)
+        traj = np.asarray(result.trajectory)[:, b]
+        steps = np.arange(1, len(traj) + 1)
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=traj,
+                mode="lines",
+                line=dict(color=theme.OKABE_ITO[4], width=1.5),
+                name="objective (transformed input)",
+                showlegend=r == 1,
+                legendgroup="traj",
+            ),
+            row=r,
+            col=ncols,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[steps[-1]],
+                y=[float(result.final_activations[b])],
+                mode="markers",
+                marker=dict(color=theme.OKABE_ITO[5], size=8, symbol="diamond"),
+                name="final (untransformed)",
+                showlegend=r == 1,
+                legendgroup="final",
+            ),
+            row=r,
+            col=ncols,
+        )
+        if er is not None:
+            best = float(exemplars.activations[er, 0])
+            fig.add_trace(
+                go.Scatter(
+                    x=[steps[0], steps[-1]],
+                    y=[best, best],
+                    mode="lines",
+                    line=dict(color=theme.OKABE_ITO[2], dash="dash", width=1.5),
+                    name=f"best dataset sample ({exemplars.reduce})",
+                    showlegend=r == 1,
+                    legendgroup="best",
+                ),
+                row=r,
+                col=ncols,
+            )
+    if dim == 3 and sliders:
+        _add_plane_sliders(fig, [_sample_plane(images[b], channel) for b in picked], plane_traces)
+    row_px = 150 if dim == 2 else 170
+    bottom = 40 + (3 * _SLIDER_PX if dim == 3 and sliders else 0)
+    top = 110
+    plot_px = row_px * len(picked)
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        title=title or f"Feature visualization: {result.objective}",
+        height=top + plot_px + bottom,
+        width=max(700, 130 * (ncols + 1)),
+        margin=dict(l=20, r=50, t=top, b=bottom),
+        legend=dict(orientation="h", y=1 + 30 / plot_px, yanchor="bottom", x=1.0, xanchor="right"),
+    )
+    for r in range(1, len(picked) + 1):
+        fig.update_yaxes(side="right", row=r, col=ncols)
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def _add_plane_sliders(
+    fig: go.Figure, volumes: list[np.ndarray], plane_traces: dict[str, list[int]]
+) -> None:
+    """One slider per plane, moving the slice of every trace drawn in that plane."""
+    sliders = []
+    for n, plane in enumerate(PLANES):
+        axis = PLANES.index(plane)
+        size = volumes[0].shape[axis]
+        steps = []
+        for i in range(size):
+            zs = [np.take(v, i, axis=axis) for v in volumes]
+            steps.append(
+                dict(
+                    method="restyle",
+                    label=str(i),
+                    args=[{"z": zs}, plane_traces[plane]],
+                )
+            )
+        sliders.append(
+            dict(
+                active=size // 2,
+                currentvalue=dict(prefix=f"{plane} slice: "),
+                pad=dict(t=20 + _SLIDER_PX * n),
+                steps=steps,
+                len=0.9,
+                x=0.05,
+            )
+        )
+    fig.update_layout(sliders=sliders)
+
+
+def plot_volume(
+    volume: np.ndarray,
+    *,
+    channel: int = 0,
+    value_range: tuple[float, float] | None = None,
+    colorscale: str | list = "gray",
+    title: str | None = None,
+) -> go.Figure:
+    """Three orthogonal slices of a volume with a slider through each axis.
+
+    Parameters
+    ----------
+    volume : ndarray (D, H, W), (C, D, H, W) or (1, C, D, H, W)
+        One volume, e.g. ``result.images[i]``.
+    channel : int
+        Channel to draw when there are several.
+    value_range : (low, high), optional
+        Grey-level window (default: the volume's range).
+    colorscale : str or plotly colour scale
+    title : str, optional
+
+    Returns
+    -------
+    go.Figure
+
+    Examples
+    --------
+    >>> fig = plot_volume(np.random.default_rng(0).random((8, 8, 8)))
+    >>> len(fig.layout.sliders)
+    3
+    """
+    vol = np.asarray(volume)
+    if vol.ndim == 5 and vol.shape[0] == 1:
+        vol = vol[0]
+    if vol.ndim == 4:
+        vol = _sample_plane(vol, channel)
+    if vol.ndim != 3:
+        raise ValueError(f"expected a volume (D, H, W) or (C, D, H, W), got shape {volume.shape}")
+    zrange = value_range or (float(np.nanmin(vol)), float(np.nanmax(vol)))
+    cs = _colorscale(colorscale)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=list(PLANES), horizontal_spacing=0.03)
+    traces: dict[str, list[int]] = {}
+    for c, plane in enumerate(PLANES, start=1):
+        fig.add_trace(_image_trace(_plane_of(vol, plane), zrange, cs, plane), row=1, col=c)
+        traces[plane] = [len(fig.data) - 1]
+        _style_image_axes(fig, 1, c)
+    _add_plane_sliders(fig, [vol], traces)
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        title=title or f"volume {vol.shape}",
+        height=330 + 3 * _SLIDER_PX,
+        width=900,
+        margin=dict(l=20, r=20, t=70, b=20 + 3 * _SLIDER_PX),
+    )
+    return fig
+
+
+def _tile(blocks: list[list[np.ndarray]]) -> np.ndarray:
+    """Arrange 2D arrays in rows of blocks separated by one NaN pixel (transparent)."""
+    h = max(b.shape[0] for row in blocks for b in row)
+    rows = []
+    for row in blocks:
+        cells = []
+        for b in row:
+            pad = np.full((h, b.shape[1]), np.nan)
+            pad[: b.shape[0]] = b
+            cells += [pad, np.full((h, 1), np.nan)]
+        rows.append(np.hstack(cells[:-1]))
+    w = max(r.shape[1] for r in rows)
+    out = []
+    for r in rows:
+        padded = np.full((h, w), np.nan)
+        padded[:, : r.shape[1]] = r
+        out += [padded, np.full((1, w), np.nan)]
+    return np.vstack(out[:-1])
+
+
+def plot_kernels(
+    kernels: Any,
+    *,
+    max_kernels: int = 64,
+    ncols: int | None = None,
+    colorscale: str | list = "gray",
+    title: str | None = None,
+) -> go.Figure:
+    """Convolution kernels as a grid of grey tiles, zero at mid-grey.
+
+    Each tile is one output kernel: its input channels stacked vertically; a 3D kernel shows
+    its axial, coronal and sagittal central slices side by side.
+
+    Parameters
+    ----------
+    kernels : Kernels
+        From ``inspect_kit.analysis.weights.conv_kernels``.
+    max_kernels : int
+        Draw at most this many output kernels.
+    ncols : int, optional
+        Tiles per row (default: about square).
+    colorscale : str or plotly colour scale
+    title : str, optional
+
+    Returns
+    -------
+    go.Figure
+
+    Examples
+    --------
+    >>> fig = plot_kernels(conv_kernels(model))         # doctest: +SKIP
+    """
+    w = np.asarray(kernels.weights, dtype=np.float64)
+    n = min(w.shape[0], max_kernels)
+    if kernels.dim == 3:
+        planes = kernels.orthogonal_slices()
+        tiles = [
+            _tile([[planes[p][o, i] for p in PLANES] for i in range(w.shape[1])]) for o in range(n)
+        ]
+    else:
+        tiles = [_tile([[w[o, i]] for i in range(w.shape[1])]) for o in range(n)]
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    lim = float(np.nanmax(np.abs(w[:n]))) or 1.0
+    fig = make_subplots(
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=[str(o) for o in range(n)],
+        horizontal_spacing=0.01,
+        vertical_spacing=0.3 / max(1, nrows),
+    )
+    cs = _colorscale(colorscale)
+    for o, tile in enumerate(tiles):
+        r, c = o // ncols + 1, o % ncols + 1
+        fig.add_trace(_image_trace(tile, (-lim, lim), cs, f"kernel {o}"), row=r, col=c)
+        _style_image_axes(fig, r, c)
+    # one colour bar for all tiles
+    fig.data[0].update(showscale=True, colorbar=dict(title="weight", len=0.6))
+    sub = " (axial | coronal | sagittal)" if kernels.dim == 3 else ""
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        title=title or f"{kernels.layer}: {w.shape[0]} kernels × {w.shape[1]} channels{sub}",
+        height=120 + 110 * nrows,
+        width=max(500, 110 * ncols + 150),
+        margin=dict(l=20, r=20, t=70, b=20),
+    )
+    fig.update_annotations(font_size=9)
+    return fig
+
+
+def plot_trajectories(result: Any, *, units: Sequence[int] | None = None) -> go.Figure:
+    """The objective per unit over the optimisation steps.
+
+    Examples
+    --------
+    >>> fig = plot_trajectories(res)                      # doctest: +SKIP
+    """
+    traj = np.asarray(result.trajectory)
+    picked = _pick_units(traj.shape[1], units, traj.shape[1])
+    colors = theme.categorical_colors(len(picked))
+    fig = go.Figure()
+    for b, color in zip(picked, colors, strict=True):
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, traj.shape[0] + 1),
+                y=traj[:, b],
+                mode="lines",
+                name=result.labels[b],
+                line=dict(color=color),
+            )
+        )
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        title=f"Objective per unit: {result.objective}",
+        xaxis_title="step",
+        yaxis_title="objective",
+    )
+    return fig
+
+
+def plot_randomization(
+    result: Any,
+    *,
+    units: Sequence[int] | None = None,
+    max_units: int = 4,
+    channel: int = 0,
+    colorscale: str | list = "gray",
+    title: str | None = None,
+) -> go.Figure:
+    """Cascading-randomisation sanity check: similarity per stage and the images of each stage.
+
+    The top row plots the similarity to the trained model's images (per unit, and the mean)
+    against the randomisation stage, with the seed-to-seed similarity of the trained model as
+    reference; below, one row of images per unit (volumes: their central axial slice).
+
+    Parameters
+    ----------
+    result : RandomizationResult
+    units : sequence of int, optional
+        Batch elements whose images to show (default: the first ``max_units``).
+    max_units : int
+    channel : int
+    colorscale : str or plotly colour scale
+    title : str, optional
+
+    Returns
+    -------
+    go.Figure
+
+    Examples
+    --------
+    >>> fig = plot_randomization(check)                   # doctest: +SKIP
+    """
+    scores = np.asarray(result.scores)
+    images = np.asarray(result.images)
+    n_stages = scores.shape[0]
+    picked = _pick_units(scores.shape[1], units, max_units)
+    specs = [[{"colspan": n_stages}] + [None] * (n_stages - 1)]
+    specs += [[{} for _ in range(n_stages)] for _ in picked]
+    stage_titles = ["trained" if s == "trained" else f"+ {s}" for s in result.stages]
+    titles = [f"similarity to trained ({result.metric})"]
+    for b in picked:
+        titles += [f"{result.labels[b]} · {t}" for t in stage_titles]
+    fig = make_subplots(
+        rows=1 + len(picked),
+        cols=n_stages,
+        specs=specs,
+        subplot_titles=titles,
+        row_heights=[2.0] + [1.0] * len(picked),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.3 / (1 + len(picked)),
+    )
+    x = list(range(n_stages))
+    for b in range(scores.shape[1]):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=scores[:, b],
+                mode="lines",
+                line=dict(color=theme.MISSING_COLOR, width=1),
+                name="per unit",
+                showlegend=b == 0,
+                legendgroup="unit",
+                hovertext=result.labels[b],
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=scores.mean(axis=1),
+            mode="lines+markers",
+            line=dict(color=theme.OKABE_ITO[4], width=3),
+            name="mean",
+        ),
+        row=1,
+        col=1,
+    )
+    if result.reference is not None:
+        ref = float(np.mean(result.reference))
+        fig.add_trace(
+            go.Scatter(
+                x=[x[0], x[-1]],
+                y=[ref, ref],
+                mode="lines",
+                line=dict(color=theme.OKABE_ITO[2], dash="dash"),
+                name="trained, other seed",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.update_xaxes(tickvals=x, ticktext=stage_titles, row=1, col=1)
+    fig.update_yaxes(title_text="similarity", row=1, col=1)
+    vr = result.value_range
+    zrange = tuple(vr) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
+    cs = _colorscale(colorscale)
+    for r, b in enumerate(picked, start=2):
+        for s in range(n_stages):
+            img = _sample_plane(images[s, b], channel)
+            if img.ndim == 3:
+                img = _plane_of(img, "axial")
+            fig.add_trace(_image_trace(img, zrange, cs, f"{result.stages[s]}"), row=r, col=s + 1)
+            _style_image_axes(fig, r, s + 1)
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        title=title or f"Randomisation check: {result.objective}",
+        height=320 + 130 * len(picked),
+        width=max(700, 130 * n_stages + 100),
+        margin=dict(l=50, r=20, t=80, b=30),
+    )
+    fig.update_annotations(font_size=10)
+    return fig
