@@ -15,6 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import trange
 
+from inspect_kit.capture.hooks import model_device, model_state_preserved
+
 logger = logging.getLogger(__name__)
 
 Batch = Any  # a tensor, a tuple/list of tensors, or whatever a user's DataLoader yields
@@ -24,28 +26,12 @@ LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 # ----------------------------------------------------------------------------- helpers
 
 
-def default_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer), else cpu."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+# One definition of "the model's device" for the whole package.
+default_device = model_device
 
 
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     return default_device(model) if device is None else torch.device(device)
-
-
-@contextlib.contextmanager
-def _restore_training_flags(model: nn.Module) -> Iterator[None]:
-    """Give every submodule back the training flag it came in with (also on errors)."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 @contextlib.contextmanager
@@ -312,7 +298,7 @@ def fit(
     stale = 0
 
     with (
-        _restore_training_flags(model),
+        model_state_preserved(model, eval_mode=False),
         _seeded(seed, dev),
         trange(epochs, desc="fit", disable=not progress, leave=False) as bar,
     ):
@@ -484,7 +470,7 @@ def predict_logits(
     dev = _resolve_device(model, device)
     model.to(dev)
     out = []
-    with _restore_training_flags(model), torch.no_grad():
+    with model_state_preserved(model, eval_mode=False), torch.no_grad():
         model.eval()
         for start in range(0, len(Xt), batch_size):
             out.append(model(Xt[start : start + batch_size].to(dev)).float().cpu())
