@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -170,11 +169,18 @@ def run_torchlens(model, x, bs, device, layers):
 
 
 def rss_child(args) -> None:
-    """Child process: capture full maps of n images, print peak RSS (MB)."""
+    """Child process: capture full maps of n images, print peak RSS (MB) and MB written.
+
+    RSS is sampled, not read from ru_maxrss: Linux carries the parent's peak across fork+exec.
+    """
     model = getattr(torchvision.models, args.rss_model)().eval()
-    torch.manual_seed(0)
-    x = torch.randn(args.rss_n, 3, args.rss_size, args.rss_size)
-    with tempfile.TemporaryDirectory() as d:
+    g = torch.Generator().manual_seed(0)
+    # batches made on the fly, so that the inputs themselves do not grow with n
+    x = (
+        torch.randn(16, 3, args.rss_size, args.rss_size, generator=g)
+        for _ in range(args.rss_n // 16)
+    )
+    with tempfile.TemporaryDirectory() as d, PeakRSS() as rss:
         inspect_kit.capture(
             model,
             x,
@@ -185,8 +191,7 @@ def rss_child(args) -> None:
             thumbnails=None,
         ).close()
         written = os.path.getsize(Path(d) / "s.h5")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak:.1f} {written / 2**20:.1f}")
+    print(f"{rss.peak / 2**20:.1f} {written / 2**20:.1f}")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ Usage::
     python benchmarks/featurevis.py                 # --quick: resnet18 at 112 px, ~1-2 min on CPU
     python benchmarks/featurevis.py --full          # resnet18 + resnet50 at 224 px, batch 1 and 16
     python benchmarks/featurevis.py --models resnet50 --size 224 --batch 16 --device cuda --amp
-    python benchmarks/featurevis.py --results benchmarks/RESULTS_featurevis.md   # append table
+    python benchmarks/featurevis.py --results benchmarks/RESULTS.md   # append table
 
 Weights are random (torchvision ``weights=None``): speed does not depend on them, and nothing
 is downloaded. Lucent picks its device itself (CUDA when available), so its rows run on the

@@ -7,7 +7,7 @@
    CNN, against the same cross-validated scikit-learn pipeline on arrays already in memory.
 
 Run:  .venv/bin/python benchmarks/latent.py [--quick] [--threads N]
-Prints a Markdown table (paste into benchmarks/RESULTS_latent.md).
+Prints a Markdown table (paste into benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -345,15 +345,13 @@ def _nifti_shape(path: Path, reorient: bool) -> tuple[int, ...]:
 
 
 def _read_dicom(path: Path) -> np.ndarray:
-    pydicom = require("pydicom")
-    from pydicom.pixels import apply_modality_lut
+    from inspect_kit.data.dicom import read_dicom  # the modality LUT: HU for CT
 
-    ds = pydicom.dcmread(str(path))
-    arr = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float32)
-    photometric = str(getattr(ds, "PhotometricInterpretation", ""))
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if samples > 1:  # colour: (..., H, W, 3) -> channels first
-        return np.moveaxis(arr, -1, 0)  # (3, H, W) or (3, F, H, W)
+    img = read_dicom(path)
+    arr = np.asarray(img.pixels, dtype=np.float32)
+    photometric = img.metadata.get("PhotometricInterpretation", "")
+    if arr.ndim >= 3 and arr.shape[-1] in (3, 4) and not photometric.startswith("MONO"):
+        return np.moveaxis(arr[..., :3], -1, 0)  # colour: (3, H, W) or (3, F, H, W)
     if photometric == "MONOCHROME1":  # inverted grayscale: higher values are darker
         arr = arr.max() + arr.min() - arr
     return arr[None]  # (1, H, W) or (1, F, H, W)
@@ -530,10 +528,24 @@ def _labels_for_files(
 
 
 def _split_key(spec: str) -> tuple[Path, str | None]:
-    """'file.h5:images' -> (Path('file.h5'), 'images'); Windows drive letters are kept."""
+    """'file.h5:group/images' -> (Path('file.h5'), 'group/images'); 'data/' -> (Path, None).
+
+    The split is at the colon whose left side is an existing file (HDF5 keys may hold '/'
+    and ':'); a path that exists as given has no key.
+    """
+    if Path(spec).exists():
+        return Path(spec), None
+    for i in range(len(spec) - 1, 0, -1):
+        if spec[i] != ":":
+            continue
+        head = spec[:i]
+        if len(head) == 1 and head.isalpha():  # a Windows drive letter
+            break
+        if Path(head).is_file():
+            return Path(head), spec[i + 1 :] or None
     head, sep, tail = spec.rpartition(":")
-    if sep and head and not (len(head) == 1 and head.isalpha()) and "/" not in tail:
-        return Path(head), tail
+    if sep and head and not (len(head) == 1 and head.isalpha()):
+        return Path(head), tail or None
     return Path(spec), None
 
 

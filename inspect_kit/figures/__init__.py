@@ -1,1 +1,52 @@
-"""Plotly figure builders: each takes analysis results and returns a ``go.Figure``."""
+"""Plotly figure builders: each takes analysis results and returns a ``go.Figure``.
+
+Figures never compute beyond layout; they display inline in Jupyter, save as self-contained
+HTML (``save_html``/``to_html``, hover thumbnails included) and export to PNG/SVG/PDF for
+papers (``export_figure``/``FigureExporter`` with ``publication_layout``).
+"""
+
+from .embedding import plot_embedding, plot_embedding_grid
+from .export import ExportError, FigureExporter, export_figure, find_browser
+from .featurevis import (
+    plot_kernels,
+    plot_randomization,
+    plot_trajectories,
+    plot_unit_gallery,
+    plot_volume,
+)
+from .html import ThumbnailFigure, save_html, to_html
+from .latent import (
+    plot_interpolation,
+    plot_latent_correlations,
+    plot_latent_scatter,
+    plot_reconstruction_errors,
+    plot_traversal,
+)
+from .probes import plot_probe_profile
+from .publication import column_width, is_grayscale_safe, publication_layout
+
+__all__ = [
+    "ExportError",
+    "FigureExporter",
+    "ThumbnailFigure",
+    "column_width",
+    "export_figure",
+    "find_browser",
+    "is_grayscale_safe",
+    "plot_embedding",
+    "plot_embedding_grid",
+    "plot_interpolation",
+    "plot_kernels",
+    "plot_latent_correlations",
+    "plot_latent_scatter",
+    "plot_probe_profile",
+    "plot_randomization",
+    "plot_reconstruction_errors",
+    "plot_trajectories",
+    "plot_traversal",
+    "plot_unit_gallery",
+    "plot_volume",
+    "publication_layout",
+    "save_html",
+    "to_html",
+]

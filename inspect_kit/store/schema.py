@@ -71,7 +71,16 @@ def _json_default(obj: Any) -> Any:
 
 
 class StoreError(ValueError):
-    """A file that is not an inspect_kit store, or one this version cannot read."""
+    """A file that is not an inspect_kit store, or one this version cannot read.
+
+    Examples
+    --------
+    >>> try:                                            # doctest: +SKIP
+    ...     inspect_kit.open_store("notes.txt")
+    ... except inspect_kit.StoreError as err:
+    ...     print(err)
+    notes.txt is not an HDF5 file, so it cannot be an inspect_kit store
+    """
 
 
 def check_schema(f: h5py.File, path: str | Path) -> None:

@@ -258,7 +258,9 @@ class StoreWriter:
         if batch.ready is not None:
             batch.ready()
         for name, arr in batch.layers.items():
-            if arr.dtype.kind == "f":
+            # A sum is finite iff every term is (barring overflow, which the exact count
+            # below then sorts out) and costs far less than an elementwise mask.
+            if arr.dtype.kind == "f" and not np.isfinite(arr.sum(dtype=np.float64)):
                 bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
                 if bad:
                     self.nonfinite[name] = self.nonfinite.get(name, 0) + bad

@@ -1,0 +1,256 @@
+"""Feature rows for embedding: from an array or a lazily read store layer, pooled block by block."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+#: names accepted by ``reduce=``
+REDUCTIONS = ("mean", "max", "flatten", "none")
+
+#: rows read at once are sized to about this many bytes of raw (unreduced) activations
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+
+
+def reduction_label(reduce: str | Callable | None) -> str:
+    """How ``reduce`` is recorded with a result."""
+    if reduce is None:
+        return "none"
+    if callable(reduce):
+        return f"callable:{getattr(reduce, '__qualname__', repr(reduce))}"
+    if reduce not in REDUCTIONS:
+        raise ValueError(
+            f"unknown reduce={reduce!r}; use one of {', '.join(map(repr, REDUCTIONS))}, None, "
+            "or a callable mapping an (n, ...) array to (n, features)"
+        )
+    return str(reduce)
+
+
+def reduce_rows(rows: np.ndarray, reduce: str | Callable | None) -> np.ndarray:
+    """Turn a block of activations ``(n, ...)`` into feature rows ``(n, D)``.
+
+    ``'mean'``/``'max'`` pool over every axis after the channel axis (global average/max
+    pooling of (n, C, H, W) or (n, C, D, H, W) maps to (n, C)); ``'flatten'`` keeps every value.
+    Rows that are already vectors pass through whatever ``reduce`` says.
+    """
+    rows = np.asarray(rows)
+    n = rows.shape[0]
+    if callable(reduce):
+        out = np.asarray(reduce(rows))
+        if out.ndim != 2 or out.shape[0] != n:
+            raise ValueError(
+                f"reduce callable must map ({n}, ...) to ({n}, features); got shape {out.shape}"
+            )
+        return out
+    label = reduction_label(reduce)
+    if rows.ndim == 1:
+        return rows[:, None]
+    if rows.ndim == 2:
+        return rows
+    if label == "mean":
+        return rows.reshape(n, rows.shape[1], -1).mean(axis=2, dtype=np.float64)
+    if label == "max":
+        return rows.reshape(n, rows.shape[1], -1).max(axis=2)
+    if label == "flatten":
+        return rows.reshape(n, -1)
+    raise ValueError(
+        f"features have spatial shape {rows.shape[1:]}; pick a reduction: reduce='mean' "
+        "(global average pooling), 'max' or 'flatten'"
+    )
+
+
+class Features:
+    """Feature rows ``(N, D)`` of an array or a store layer, read and pooled block by block.
+
+    Parameters
+    ----------
+    data : array-like
+        ``(N, ...)`` activations: an ndarray, a store's layer view (``store["conv2"]``) or an
+        h5py dataset. Only the rows of the block being processed are in memory at a time.
+    reduce : {'mean', 'max', 'flatten', 'none'} or callable
+        Reduction of spatial maps (see :func:`reduce_rows`).
+    samples : array of int, optional
+        Rows of ``data`` to use, in this order (default: all).
+    name : str, optional
+        Used in messages (a layer name).
+    block_rows : int, optional
+        Rows read at once (default: about 64 MiB of raw activations).
+    progress : bool
+        Progress bar over the blocks of a pass (only when there are several).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        reduce: str | Callable | None = "mean",
+        samples: np.ndarray | None = None,
+        name: str | None = None,
+        block_rows: int | None = None,
+        progress: bool = True,
+    ):
+        if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
+            data = np.asarray(data)
+        shape = tuple(data.shape)
+        if len(shape) < 1:
+            raise ValueError("features must have a sample axis: expected (N, ...), got a scalar")
+        self.data = data
+        self.reduce = reduce
+        self.reduction = reduction_label(reduce)
+        self.name = name or getattr(data, "name", None) or "features"
+        self.progress = progress
+        self.source_shape = shape[1:]
+        n_total = shape[0]
+        if samples is None:
+            self.samples = None
+            self.n_samples = n_total
+        else:
+            samples = np.asarray(samples)
+            if samples.dtype == bool:
+                if samples.shape != (n_total,):
+                    raise ValueError(
+                        f"a boolean samples mask must have shape ({n_total},), got {samples.shape}"
+                    )
+                samples = np.flatnonzero(samples)
+            if samples.dtype.kind not in "iu" or samples.ndim != 1:
+                raise TypeError("samples must be a 1-D array of row positions or a boolean mask")
+            samples = np.where(samples < 0, samples + n_total, samples).astype(np.int64)
+            if samples.size and (samples.min() < 0 or samples.max() >= n_total):
+                raise IndexError(f"samples out of range for {self.name!r} with {n_total} rows")
+            self.samples = samples
+            self.n_samples = len(samples)
+        row_bytes = max(1, int(np.prod(self.source_shape, dtype=np.int64))) * 4
+        self.block_rows = int(block_rows or max(1, DEFAULT_BLOCK_BYTES // row_bytes))
+        if self.n_samples == 0:
+            raise ValueError(f"{self.name!r} has no samples to embed")
+        self.n_features = self._raw_block(0, 1).shape[1]
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read(self, positions: np.ndarray | slice) -> np.ndarray:
+        if isinstance(self.data, np.ndarray):
+            return self.data[positions]
+        if isinstance(positions, np.ndarray):
+            # h5py fancy indexing wants increasing indices; read sorted, restore the order.
+            uniq, inverse = np.unique(positions, return_inverse=True)
+            return np.asarray(self.data[uniq])[inverse]
+        return np.asarray(self.data[positions])
+
+    def _raw_block(self, start: int, stop: int) -> np.ndarray:
+        pos = slice(start, stop) if self.samples is None else self.samples[start:stop]
+        rows = reduce_rows(self._read(pos), self.reduce)
+        return np.asarray(rows, dtype=np.float32)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """Reduced rows at ``positions`` (into the selected samples), float32 ``(n, D)``."""
+        positions = np.asarray(positions, dtype=np.int64)
+        src = positions if self.samples is None else self.samples[positions]
+        rows = np.asarray(reduce_rows(self._read(src), self.reduce), dtype=np.float32)
+        self._check_finite_block(rows, positions)
+        return rows
+
+    def blocks(self, desc: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, rows)``: reduced float32 rows, one block at a time.
+
+        Raises ValueError at the end of the pass if any value was NaN or infinite, with counts.
+        """
+        n_blocks = -(-self.n_samples // self.block_rows)
+        bad_values = 0
+        bad_rows: list[np.ndarray] = []
+        bar = tqdm(
+            total=n_blocks,
+            desc=desc or f"reading {self.name}",
+            unit="block",
+            disable=not self.progress or n_blocks <= 1,
+            leave=False,
+        )
+        try:
+            for start in range(0, self.n_samples, self.block_rows):
+                stop = min(self.n_samples, start + self.block_rows)
+                rows = self._raw_block(start, stop)
+                if not _all_finite(rows):
+                    finite = np.isfinite(rows)
+                    bad_values += int((~finite).sum())
+                    bad_rows.append(start + np.flatnonzero(~finite.all(axis=1)))
+                    # the pass fails at its end (with counts); zeros keep consumers quiet
+                    rows = np.where(finite, rows, np.float32(0))
+                yield start, rows
+                del rows  # don't hold this block while the next one is read
+                bar.update(1)
+        finally:
+            bar.close()
+        if bad_values:
+            self._raise_non_finite(bad_values, np.concatenate(bad_rows))
+
+    def to_numpy(self) -> np.ndarray:
+        """All reduced rows in memory, float32 ``(N, D)`` (read block by block).
+
+        A whole float32 ``(N, D)`` ndarray is returned as it is (not copied): callers must
+        not modify the result in place.
+        """
+        data = self.data
+        if (
+            self.samples is None
+            and isinstance(data, np.ndarray)
+            and data.dtype == np.float32
+            and data.ndim == 2
+            and not callable(self.reduce)
+        ):
+            if not _all_finite(data):
+                self._check_finite_block(data, np.arange(len(data)))
+            return data
+        out = np.empty((self.n_samples, self.n_features), dtype=np.float32)
+        for start, rows in self.blocks():
+            out[start : start + len(rows)] = rows
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the reduced features as float32."""
+        return self.n_samples * self.n_features * 4
+
+    # -- validation --------------------------------------------------------------------------
+    def _check_finite_block(self, rows: np.ndarray, positions: np.ndarray) -> None:
+        if _all_finite(rows):
+            return
+        finite = np.isfinite(rows)
+        if not finite.all():
+            self._raise_non_finite(
+                int((~finite).sum()), positions[np.flatnonzero(~finite.all(axis=1))]
+            )
+
+    def _raise_non_finite(self, n_values: int, rows: np.ndarray) -> None:
+        shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise ValueError(
+            f"{self.name!r} has {n_values} non-finite values (NaN or inf) in {len(rows)} of "
+            f"{self.n_samples} samples (sample positions {shown}); embeddings need finite "
+            "features: leave those samples out with samples=..., or fix the model/capture "
+            "that produced them"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What is recorded with a result about the features."""
+        return {
+            "source_shape": list(self.source_shape),
+            "reduce": self.reduction,
+            "n_features": int(self.n_features),
+            "n_samples": int(self.n_samples),
+        }
+
+
+def _all_finite(rows: np.ndarray) -> bool:
+    """Fast check without a boolean copy: the sum is finite when no value is NaN/inf (an
+    overflowing sum only sends the caller down its exact, slower path)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(rows.sum()))
+
+
+def as_features(X: Any, reduce: str | Callable | None = "mean", progress: bool = True) -> Features:
+    """Wrap ``X`` (array, layer view, or :class:`Features`) as :class:`Features`."""
+    if isinstance(X, Features):
+        return X
+    return Features(X, reduce=reduce, progress=progress)

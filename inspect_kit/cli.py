@@ -1,0 +1,747 @@
+"""The ``inspect-kit`` command: profile a trained network from the shell.
+
+Each step on its own (``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``,
+``report``) for a user's model and data, and ``demo``, the whole profile on a small CNN
+trained on real brain MRI patches. ``inspect-kit COMMAND --help`` explains each.
+
+Errors are one line on stderr (``inspect-kit: error: ...``) with exit status 2 for bad
+arguments and 1 for failures; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+PROG = "inspect-kit"
+logger = logging.getLogger("inspect_kit.cli")
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``inspect-kit capture: error: ... (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout; shows defaults that say something (not None/False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and default is not None
+            and default is not False
+            and default != argparse.SUPPRESS
+            and action.option_strings
+        ):
+            shown = " ".join(map(str, default)) if isinstance(default, list) else default
+            text += f" (default: {shown})"
+        return text
+
+
+# -- argument helpers -------------------------------------------------------------------------------
+def _split_list(values: Sequence[str] | None) -> list[str] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    if values is None:
+        return None
+    out = [v.strip() for item in values for v in str(item).split(",") if v.strip()]
+    return out or None
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"--model-args must be a JSON object such as '{{\"num_classes\": 3}}' ({err.msg})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"--model-args must be a JSON object (a dict), got {type(value).__name__}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser, threads: int | None = None) -> None:
+    g = p.add_argument_group("general")
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=threads,
+        help="CPU threads for torch and BLAS (default: the libraries' own choice for all "
+        "commands but demo; on a busy machine 1 is often fastest)",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step messages")
+    g.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    g.add_argument(
+        "--device",
+        default=None,
+        help="torch device, e.g. cpu or cuda:0 (default: where the model is)",
+    )
+
+
+def _add_model(p: argparse.ArgumentParser, required: bool = True) -> None:
+    if required:
+        p.add_argument(
+            "model",
+            help="model factory as package.module:factory (torchvision.models:resnet18) "
+            "or path/to/file.py:factory",
+        )
+    p.add_argument("--weights", type=Path, default=None, help="state_dict file (torch.save)")
+    p.add_argument(
+        "--model-args",
+        type=_json_dict,
+        default=None,
+        metavar="JSON",
+        help="keyword arguments of the factory, e.g. '{\"num_classes\": 3}'",
+    )
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--labels",
+        default=None,
+        help="labels: CSV of filename,label rows, or file.npz:key / file.h5:dataset "
+        "(default: sub-folder names, or the .npz's y)",
+    )
+    g.add_argument(
+        "--size",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="resize samples to H W (or D H W)",
+    )
+    g.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="convert images to grayscale (1) or RGB (3)",
+    )
+    g.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="clip intensities to a window and scale it to [0, 1], e.g. -1000 400 (HU)",
+    )
+    g.add_argument(
+        "--normalize",
+        default=None,
+        help="none, imagenet, zscore, or MEAN,STD (per channel M1:M2:M3,S1:S2:S3)",
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def _load_model(args: argparse.Namespace) -> Any:
+    from inspect_kit.models.registry import load_model
+
+    return load_model(
+        args.model, weights=args.weights, model_args=args.model_args, device=args.device
+    )
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    import torch
+
+    from inspect_kit.capture import list_layers, resolve_layers
+
+    model = _load_model(args)
+    names = list_layers(
+        model, include=args.include, exclude=args.exclude, types=_split_list(args.types)
+    )
+    shapes: dict[str, str] = {}
+    if args.input_shape:
+        from inspect_kit.capture import LayerRecorder
+
+        x = torch.zeros((1, *args.input_shape))
+        try:
+            with LayerRecorder(resolve_layers(model, names)) as rec, torch.no_grad():
+                model(x.to(args.device) if args.device else x)
+        except Exception as err:
+            raise ValueError(
+                f"a forward pass with input shape {tuple(args.input_shape)} failed: {err}; "
+                "give one sample's shape, e.g. --input-shape 3 224 224"
+            ) from err
+        # one entry per call: "name", and "name:1" ... for a module called again
+        shapes = {key: str(tuple(c.source_shape[1:])) for key, c in rec.outputs.items()}
+    modules = dict(model.named_modules())
+    rows = []
+    for n in names:
+        m = modules[n]
+        n_params = sum(p.numel() for p in m.parameters())
+        rows.append((n, type(m).__name__, n_params, shapes.get(n, "")))
+    if args.json:
+        print(
+            json.dumps(
+                [dict(zip(("name", "type", "params", "output"), r, strict=True)) for r in rows],
+                indent=1,
+            )
+        )
+        return 0
+    w = max([len(r[0]) for r in rows] + [5])
+    header = f"{'layer':<{w}}  {'type':<22} {'params':>10}" + ("  output" if shapes else "")
+    print(header)
+    for name, typ, n_params, shape in rows:
+        line = f"{name:<{w}}  {typ:<22} {n_params:>10,}"
+        print(line + (f"  {shape}" if shapes else ""))
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{len(rows)} layers, {total:,} parameters in {type(model).__name__}")
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from inspect_kit.report.commands import capture_user_data
+
+    store_path = capture_user_data(
+        model_spec=args.model,
+        weights=args.weights,
+        model_args=args.model_args,
+        data=args.data,
+        out=args.out,
+        layers=_split_list(args.layers),
+        labels=args.labels,
+        size=args.size,
+        channels=args.channels,
+        window=args.window,
+        normalize=args.normalize,
+        reduce=None if args.reduce == "none" else args.reduce,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        thumbnails=None if args.thumbnails == "none" else args.thumbnails,
+        device=args.device,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        progress=_progress(args),
+    )
+    from inspect_kit.store import open_store
+
+    with open_store(store_path) as store:
+        print(store.summary())
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from inspect_kit.report.commands import embed_layers
+
+    table = embed_layers(
+        args.store,
+        layers=_split_list(args.layers),
+        methods=_split_list(args.methods),
+        n_components=args.dims,
+        out=args.out,
+        formats=_split_list(args.formats),
+        color=args.color,
+        seed=args.seed,
+        refresh=args.refresh,
+        progress=_progress(args),
+    )
+    _print_table(table)
+    return 0
+
+
+def cmd_featurevis(args: argparse.Namespace) -> int:
+    from inspect_kit.report.commands import featurevis_units
+
+    paths = featurevis_units(
+        model_spec=args.model,
+        weights=args.weights,
+        model_args=args.model_args,
+        layer=args.layer,
+        units=[int(u) for u in _split_list(args.units) or []] or None,
+        top=args.top,
+        store=args.store,
+        input_shape=args.input_shape,
+        value_range=args.value_range,
+        steps=args.steps,
+        exemplars=args.exemplars,
+        sanity=args.sanity,
+        out=args.out,
+        formats=_split_list(args.formats),
+        seed=args.seed,
+        device=args.device,
+        progress=_progress(args),
+    )
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from inspect_kit.report.commands import probe_layers
+
+    table = probe_layers(
+        args.store,
+        layers=_split_list(args.layers),
+        target=args.target,
+        cv=args.cv,
+        out=args.out,
+        formats=_split_list(args.formats),
+        seed=args.seed,
+        progress=_progress(args),
+    )
+    _print_table(table)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from inspect_kit.report.pipeline import ReportOptions, report_from_store
+
+    opts = ReportOptions(
+        methods=tuple(_split_list(args.methods) or ("pca", "tsne", "umap")),
+        layers=_split_list(args.layers),
+        formats=tuple(_split_list(args.formats) or ()),
+        featurevis=not args.no_featurevis,
+        featurevis_steps=args.steps,
+        sanity_steps=max(1, args.steps // 2),
+        latent=not args.no_latent,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        progress=_progress(args),
+    )
+    result = report_from_store(
+        args.store,
+        out=args.out,
+        model_spec=args.model,
+        weights=args.weights,
+        model_args=args.model_args,
+        data=args.data,
+        options=opts,
+    )
+    print(result.report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inspect_kit.report.pipeline import run_demo
+
+    start = time.perf_counter()
+    result = run_demo(
+        args.out,
+        quick=args.quick,
+        methods=_split_list(args.methods),
+        formats=_split_list(args.formats),
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        progress=_progress(args),
+    )
+    took = time.perf_counter() - start
+    print(f"store   {result.store}")
+    print(f"report  {result.report}")
+    print(f"figures {len(result.figures)} files in {result.figures_dir}")
+    print(f"done in {took:.0f} s")
+    return 0
+
+
+def _print_table(table: list[dict[str, Any]]) -> None:
+    if not table:
+        return
+    cols = list(table[0])
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in table]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+# -- parser -----------------------------------------------------------------------------------------
+_EXAMPLES = {
+    "layers": """examples:
+  inspect-kit layers torchvision.models:resnet18 --types Conv2d
+  inspect-kit layers inspect_kit.models:SmallCNN --model-args '{"n_classes": 3}' --input-shape 1 16 16""",
+    "capture": """examples:
+  inspect-kit capture torchvision.models:resnet18 scans/ --weights best.pt \\
+      --model-args '{"num_classes": 2}' --channels 3 --size 224 224 --normalize imagenet \\
+      --layers layer3,layer4,fc --reduce mean --out acts.h5
+  inspect-kit capture mynet.py:Net volumes/ --labels labels.csv --out acts.h5
+
+data: a folder of PNG/JPEG/TIFF images, of NIfTI volumes or of DICOM files (searched
+recursively; labels from sub-folder names unless --labels), a .npz (file.npz or
+file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
+    "embed": """examples:
+  inspect-kit embed acts.h5 --layers layer3,layer4 --methods pca,umap --out figures/
+  inspect-kit embed acts.h5 --methods tsne --color prediction --formats html,png,pdf""",
+    "featurevis": """examples:
+  inspect-kit featurevis inspect_kit.models:SmallCNN --weights net.pt \\
+      --model-args '{"n_classes": 3}' --layer relu3 --store acts.h5 --top 6 --sanity --out fv/
+  inspect-kit featurevis torchvision.models:resnet18 --layer layer4 --units 0,1,2 \\
+      --input-shape 3 224 224 --value-range 0 1 --out fv/""",
+    "probe": """examples:
+  inspect-kit probe acts.h5 --out probes/
+  inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5""",
+    "report": """examples:
+  inspect-kit report acts.h5 --out report.html
+  inspect-kit report acts.h5 --model inspect_kit.models:SmallCNN --weights net.pt \\
+      --model-args '{"n_classes": 3}' --data patches.npz --out report.html
+
+The model and data recorded by `inspect-kit capture` are used when not given.""",
+    "demo": """examples:
+  inspect-kit demo --out demo_out
+  inspect-kit demo --out /tmp/quick --quick
+
+Trains a small CNN on tissue-labelled brain MRI patches of nilearn's MNI152 template (no
+download), captures its layers into OUT/activations.h5 and writes OUT/report.html and every
+figure as PNG (300 dpi) and SVG under OUT/figures/.""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``inspect-kit`` argument parser."""
+    parser = _Parser(
+        prog=PROG,
+        description="Understand what a trained PyTorch network has learned: capture layer "
+        "activations, embed them, visualise units, probe layers, and write a report.",
+        epilog="examples:\n  inspect-kit demo --out demo_out\n"
+        "  inspect-kit layers torchvision.models:resnet18\n"
+        "  inspect-kit capture MODEL DATA --out acts.h5 && inspect-kit report acts.h5\n\n"
+        "Run 'inspect-kit COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from inspect_kit import __version__
+
+    parser.add_argument("--version", action="version", version=f"inspect-kit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help_, description=help_, epilog=_EXAMPLES[name], formatter_class=_Formatter
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add(
+        "layers", "List a model's layers (names to use with capture and featurevis).", cmd_layers
+    )
+    _add_model(p)
+    p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
+    p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
+    p.add_argument("--exclude", nargs="+", default=None, help="glob patterns names must not match")
+    p.add_argument(
+        "--input-shape",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="one sample's shape (C H W or C D H W): also show output shapes",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(p)
+
+    p = add("capture", "Run data through a model and store layer activations in HDF5.", cmd_capture)
+    _add_model(p)
+    p.add_argument("data", help="folder of images/NIfTI/DICOM, file.npz[:key] or file.h5:dataset")
+    p.add_argument("-o", "--out", type=Path, required=True, help="store to write (.h5)")
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        default=None,
+        help="layers to capture (comma or space separated, globs allowed; "
+        "default: every convolution, activation and linear layer)",
+    )
+    p.add_argument(
+        "--reduce",
+        choices=("none", "mean", "max", "flatten"),
+        default="mean",
+        help="pool each channel's map over space (mean, max), flatten it, or store full "
+        "maps (none: large for big inputs)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default=None,
+        help="storage dtype of activations (default: as computed)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument(
+        "--thumbnails",
+        choices=("slice", "mip", "none"),
+        default="slice",
+        help="input previews stored for hover (volumes: middle slice or MIP)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    g.add_argument("--resume", action="store_true", help="continue an unfinished capture")
+    _add_data_options(p)
+    _add_common(p)
+
+    p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
+    p.add_argument("store", type=Path, help="activation store (.h5)")
+    p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
+    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], help="pca, tsne, umap")
+    p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D or 3D maps")
+    p.add_argument(
+        "--color",
+        default="auto",
+        help="colour points by label, prediction, correct or a metadata column",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the figures (default: next to the store)",
+    )
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        default=["html", "png"],
+        help="html (interactive, hover thumbnails), png, svg, pdf",
+    )
+    p.add_argument("--refresh", action="store_true", help="recompute cached embeddings")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+    p = add(
+        "featurevis", "Activation maximization of units, with dataset exemplars.", cmd_featurevis
+    )
+    _add_model(p)
+    p.add_argument("--layer", required=True, help="layer whose channels to visualise")
+    p.add_argument("--units", nargs="+", default=None, help="channel indices (default: --top)")
+    p.add_argument(
+        "--top",
+        type=_positive_int,
+        default=6,
+        help="with --store: the most class-selective channels; else the first ones",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="store captured from this model: exemplars, unit selection, input shape",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="one input's shape (C H W or C D H W); default: from the store",
+    )
+    p.add_argument(
+        "--value-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="input range in the model's units (default: from the store's record)",
+    )
+    p.add_argument("--steps", type=_positive_int, default=256, help="optimisation steps")
+    p.add_argument("--exemplars", type=int, default=5, help="top dataset exemplars per unit")
+    p.add_argument(
+        "--sanity", action="store_true", help="also run the weight-randomisation sanity check"
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, help="folder for the figures")
+    p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+    p = add(
+        "probe", "Linear probes of every stored layer: where a property is decodable.", cmd_probe
+    )
+    p.add_argument("store", type=Path, help="activation store (.h5)")
+    p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
+    p.add_argument(
+        "--target", default="label", help="label, prediction, or a metadata column of the store"
+    )
+    p.add_argument("--cv", type=_positive_int, default=5, help="cross-validation folds")
+    p.add_argument("-o", "--out", type=Path, default=None, help="folder for the figure")
+    p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+    p = add("report", "One self-contained HTML report of a store (and its model).", cmd_report)
+    p.add_argument("store", type=Path, help="activation store (.h5)")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="report file (default: report.html next to the store)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="package.module:factory (default: as recorded by inspect-kit capture)",
+    )
+    _add_model(p, required=False)
+    p.add_argument(
+        "--data",
+        default=None,
+        help="inputs for the autoencoder probe (default: as recorded by capture)",
+    )
+    p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
+    p.add_argument("--methods", nargs="+", default=None, help="embedding methods")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        default=None,
+        help="also export every figure as png/svg/pdf under figures/",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=192,
+        help="feature visualization steps (the sanity check uses half)",
+    )
+    p.add_argument("--no-featurevis", action="store_true", help="skip feature visualization")
+    p.add_argument("--no-latent", action="store_true", help="skip the autoencoder probe")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+    p = add("demo", "The whole profile on a CNN trained on brain MRI patches (MNI152).", cmd_demo)
+    p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="embedding methods (default: pca tsne umap)"
+    )
+    p.add_argument(
+        "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p, threads=1)
+    return parser
+
+
+# -- entry point ------------------------------------------------------------------------------------
+@contextmanager
+def _logging(quiet: bool) -> Iterator[None]:
+    """Step messages of the pipeline on stderr; library details only when they are warnings.
+
+    The previous configuration comes back afterwards, so ``main()`` called in-process (tests,
+    notebooks) leaves logging as it found it.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[inspect-kit] %(message)s"))
+    root = logging.getLogger("inspect_kit")
+    names = ("inspect_kit.report", "inspect_kit.cli")
+    saved = (
+        root.handlers[:],
+        root.level,
+        root.propagate,
+        [logging.getLogger(n).level for n in names],
+    )
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    root.propagate = False
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+        for name, level in zip(names, saved[3], strict=True):
+            logging.getLogger(name).setLevel(level)
+
+
+_FORMATS = ("html", "png", "svg", "pdf", "jpg", "jpeg", "webp")
+_METHODS = ("pca", "tsne", "umap")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Checks argparse cannot make on comma-separated lists (exit status 2, before any work)."""
+    for attr, valid, what in (
+        ("formats", _FORMATS, "figure format"),
+        ("methods", _METHODS, "embedding method"),
+    ):
+        values = _split_list(getattr(args, attr, None)) or []
+        bad = [v for v in values if v.lower().lstrip(".") not in valid]
+        if bad:
+            raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    else:
+        text = str(err)
+    text = " ".join(text.split())  # one line
+    return text or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 bad arguments).
+
+    Examples
+    --------
+    >>> main(["layers", "torchvision.models:resnet18", "--types", "Conv2d"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, argparse errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        sys.stderr.write(f"{PROG}: error: no command given\n")
+        return 2
+    debug = getattr(args, "debug", False) or os.environ.get("INSPECT_KIT_DEBUG") == "1"
+    try:
+        _validate(args)
+        with _logging(getattr(args, "quiet", False)):
+            if getattr(args, "threads", None) is None:
+                return int(args.func(args) or 0)
+            from inspect_kit.report.output import limit_threads
+
+            with limit_threads(args.threads):
+                return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except UsageError as err:
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG} {args.command}: error: {_message(err)}\n")
+        return 2
+    except Exception as err:  # every failure becomes one line; --debug shows the traceback
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG} {args.command}: error: {_message(err)}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Embeddings of a trained digits CNN's features: oracles, quality thresholds, cache, errors.
+
+The model is a SmallCNN trained on scikit-learn's digits (real data shipped with sklearn); its
+features are captured to an HDF5 store exactly as a user would. t-SNE and UMAP are each fitted
+once per module (UMAP's numba JIT is paid once).
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+from inspect_kit.analysis.embedding import (
+    Features,
+    PCAEmbedding,
+    TSNEEmbedding,
+    UMAPEmbedding,
+    embed,
+    reduce_rows,
+)
+from inspect_kit.analysis.metrics import knn_accuracy, trustworthiness
+from inspect_kit.capture import capture
+from inspect_kit.models import evaluate_classifier
+
+LAYERS = ["relu1", "relu2", "flatten"]
+
+
+@pytest.fixture(scope="module")
+def stores(digits, digits_cnn, tmp_path_factory):
+    """Stores of the trained digits CNN's features: its training split and held-out split."""
+    d = tmp_path_factory.mktemp("digits_store")
+    site = np.where(np.arange(len(digits.y_train)) % 2 == 0, "A", "B")
+    train = capture(
+        digits_cnn,
+        digits.X_train,
+        LAYERS,
+        d / "train.h5",
+        labels=digits.y_train,
+        metadata={"site": site},
+        progress=False,
+    )
+    test = capture(
+        digits_cnn, digits.X_test, LAYERS, d / "test.h5", labels=digits.y_test, progress=False
+    )
+    yield {
+        "train": train,
+        "test": test,
+        "y_train": digits.y_train,
+        "y_test": digits.y_test,
+        "test_accuracy": evaluate_classifier(digits_cnn, digits.X_test, digits.y_test)["accuracy"],
+    }
+    train.close()
+    test.close()
+
+
+@pytest.fixture(scope="module")
+def tsne_map(stores):
+    # one thread: on 2 shared cores, more threads only spin-wait on each other
+    return embed(stores["train"], "flatten", "tsne", n_jobs=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def umap_map(stores):
+    return embed(stores["train"], "flatten", "umap", progress=False)
+
+
+# -- the trained model is what we think it is --------------------------------------------------
+def test_trained_model_is_good(stores):
+    # The thresholds below assume features that separate the digits; check that first.
+    assert stores["test_accuracy"] > 0.95
+    gap = stores["train"].to_numpy("flatten")
+    assert knn_accuracy(gap, stores["y_train"], 10) > 0.9
+
+
+# -- PCA oracles ------------------------------------------------------------------------------
+def _svd_reference(X: np.ndarray, k: int):
+    Xc = X.astype(np.float64) - X.mean(axis=0)
+    _, s, vt = np.linalg.svd(Xc, full_matrices=False)
+    comps = vt[:k] * np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])[:, None]
+    var = s**2 / (len(X) - 1)
+    return comps, var[:k], var[:k] / var.sum(), Xc @ comps.T
+
+
+# scikit-learn's PCA keeps float32 input in float32 (~1e-4 relative); the streamed
+# covariance solver accumulates in float64
+@pytest.mark.parametrize(("solver", "rtol"), [("memory", 1e-3), ("covariance", 1e-7)])
+def test_pca_matches_numpy_svd(stores, solver, rtol):
+    X = stores["train"].to_numpy("flatten")
+    comps, var, ratio, proj = _svd_reference(X, 5)
+    pca = PCAEmbedding(5, solver=solver, metrics=False, progress=False).fit(
+        stores["train"]["flatten"]
+    )
+    assert pca.solver_ == solver
+    np.testing.assert_allclose(pca.components_, comps, atol=rtol)
+    np.testing.assert_allclose(pca.explained_variance_, var, rtol=rtol)
+    np.testing.assert_allclose(pca.explained_variance_ratio_, ratio, rtol=rtol)
+    np.testing.assert_allclose(pca.embedding_, proj, atol=rtol * np.abs(proj).max())
+
+
+def test_streamed_pca_from_store_matches_svd_and_stays_bounded(stores):
+    store = stores["train"]
+    full = store.to_numpy("relu1")  # (1347, 8, 16, 16): 11 MB of float32
+    pooled = full.mean(axis=(2, 3), dtype=np.float64).astype(np.float32)  # as reduce="mean"
+    comps, var, ratio, proj = _svd_reference(pooled, 3)
+
+    feats = Features(store["relu1"], reduce="mean", block_rows=100, progress=False)
+    tracemalloc.start()
+    try:
+        cov = PCAEmbedding(3, solver="covariance", metrics=False, progress=False).fit(feats)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(cov.components_, comps, atol=1e-6)
+    np.testing.assert_allclose(cov.explained_variance_ratio_, ratio, rtol=1e-6)
+    np.testing.assert_allclose(cov.embedding_, proj, atol=1e-5 * np.abs(proj).max())
+    # memory follows the 100-row block (0.8 MB of maps), not the 11 MB layer
+    assert peak < full.nbytes / 4, (peak, full.nbytes)
+
+    # IncrementalPCA keeps k directions between blocks: approximate, but close when the
+    # spectrum has a gap. Compare subspaces (principal angles) and explained variance.
+    inc = PCAEmbedding(3, solver="incremental", metrics=False, progress=False).fit(feats)
+    cosines = np.linalg.svd(inc.components_[:2] @ comps[:2].T, compute_uv=False)
+    assert cosines.min() > 0.99
+    np.testing.assert_allclose(inc.explained_variance_[:2], var[:2], rtol=0.05)
+
+
+def test_reduction_is_global_average_pooling_and_recorded(stores):
+    store = stores["train"]
+    raw = store["relu2"][:50]
+    np.testing.assert_allclose(reduce_rows(raw, "mean"), raw.mean(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(reduce_rows(raw, "max"), raw.max(axis=(2, 3)))
+    emb = embed(store, "relu2", "pca", samples=np.arange(300), cache=False, progress=False)
+    assert emb.params["features"] == {
+        "source_shape": [16, 8, 8],
+        "reduce": "mean",
+        "n_features": 16,
+        "n_samples": 300,
+    }
+    emb_max = embed(
+        store, "relu2", "pca", reduce="max", samples=np.arange(300), cache=False, progress=False
+    )
+    assert emb_max.params["features"]["reduce"] == "max"
+    assert not np.allclose(emb.coords, emb_max.coords)
+    flat = embed(
+        store, "relu2", "pca", reduce="flatten", samples=np.arange(300), cache=False, progress=False
+    )
+    assert flat.params["features"]["n_features"] == 16 * 8 * 8
+
+
+# -- quality on trained features ----------------------------------------------------------------
+def test_metrics_match_scikit_learn(stores):
+    X = stores["train"].to_numpy("flatten")[:600].astype(np.float64)
+    Z = PCAEmbedding(2, metrics=False, progress=False).fit_transform(X)
+    for k in (5, 10):
+        assert trustworthiness(X, Z, k, block_size=64) == pytest.approx(
+            sk_trustworthiness(X, Z, n_neighbors=k), abs=1e-9
+        )
+
+
+def test_tsne_quality_on_trained_digits(tsne_map, stores):
+    m = tsne_map.metrics
+    # Thresholds: a random map scores ~0.5 trustworthiness and ~0.1 (chance) kNN accuracy
+    # (checked below). t-SNE keeps local neighbourhoods: its 10-NN accuracy should be within
+    # a few points of the features' own (>0.98 here, as the classifier's 97% test accuracy
+    # suggests). Measured: trustworthiness 0.995, kNN accuracy 0.994 vs 0.993 in features.
+    assert m["trustworthiness"] > 0.97
+    assert m["knn_accuracy"] > 0.95
+    assert m["knn_accuracy"] > m["knn_accuracy_original"] - 0.03
+    assert m["n_samples"] == 1347  # metric_samples=2000 > N: every sample used
+    shuffled = np.random.default_rng(0).permutation(tsne_map.coords)
+    assert trustworthiness(stores["train"].to_numpy("flatten"), shuffled) < 0.6
+    assert knn_accuracy(shuffled, stores["y_train"]) < 0.2
+    assert tsne_map.params["pre_pca"] is None  # 32 features < 50: no pre-reduction
+    assert tsne_map.params["negative_gradient_method"] == "bh"  # openTSNE's rule below 10k
+    assert tsne_map.params["random_state"] == 0
+
+
+@pytest.mark.slow
+def test_umap_quality_on_trained_digits(umap_map):
+    m = umap_map.metrics
+    # UMAP trades some local faithfulness for global layout: slightly looser than t-SNE.
+    # Measured: trustworthiness 0.990, kNN accuracy 0.995 vs 0.993 in features.
+    assert m["trustworthiness"] > 0.95
+    assert m["knn_accuracy"] > 0.95
+    assert m["knn_accuracy"] > m["knn_accuracy_original"] - 0.03
+    assert umap_map.params["versions"]["umap-learn"]
+
+
+def test_neighbour_maps_keep_classes_better_than_pca(tsne_map, stores):
+    pca = embed(stores["train"], "flatten", "pca", cache=False, progress=False)
+    # 2 linear components of 32-d features cannot separate 10 classes; t-SNE can.
+    assert pca.metrics["knn_accuracy"] < tsne_map.metrics["knn_accuracy"] - 0.1
+    assert pca.metrics["trustworthiness"] < tsne_map.metrics["trustworthiness"]
+
+
+# -- placing held-out samples -----------------------------------------------------------------
+def test_tsne_transform_places_held_out_digits_near_their_class(tsne_map, stores):
+    placed = tsne_map.transform(stores["test"])
+    assert placed.coords.shape == (450, 2)
+    assert placed.layer == "flatten"
+    np.testing.assert_array_equal(placed.labels, stores["y_test"])
+    # a held-out digit's nearest training points share its label about as often as the
+    # classifier is right (97.6%); chance is 10%. Measured: 0.982.
+    assert placed.metrics["knn_transfer_accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_umap_transform_places_held_out_digits_near_their_class(umap_map, stores):
+    placed = umap_map.transform(stores["test"])
+    assert placed.metrics["knn_transfer_accuracy"] > 0.9  # measured 0.984
+
+
+def test_pca_transform_is_the_projection(stores):
+    emb = embed(stores["train"], "flatten", "pca", cache=False, progress=False)
+    est = emb.estimator
+    Xt = stores["test"].to_numpy("flatten")
+    np.testing.assert_allclose(
+        emb.transform(stores["test"]).coords, (Xt - est.mean_) @ est.components_.T, atol=1e-4
+    )
+
+
+def test_tsne_3d_uses_barnes_hut_and_sklearn_backend_is_selectable(stores):
+    sub = np.arange(200)
+    e3 = embed(
+        stores["train"],
+        "flatten",
+        "tsne",
+        n_components=3,
+        samples=sub,
+        perplexity=10,
+        n_iter=100,
+        n_jobs=1,
+        cache=False,
+        progress=False,
+    )
+    assert e3.coords.shape == (200, 3)
+    assert e3.params["negative_gradient_method"] == "bh"
+    fft = embed(
+        stores["train"],
+        "flatten",
+        "tsne",
+        samples=sub,
+        perplexity=10,
+        n_iter=50,
+        n_jobs=1,
+        cache=False,
+        progress=False,
+        backend_params={"negative_gradient_method": "fft", "early_exaggeration_iter": 50},
+    )
+    assert fft.params["negative_gradient_method"] == "fft"
+    assert fft.metrics["knn_accuracy"] > 0.8
+    with pytest.raises(ValueError, match="FFT gradients support at most 2"):
+        embed(
+            stores["train"],
+            "flatten",
+            "tsne",
+            n_components=3,
+            samples=sub,
+            perplexity=10,
+            cache=False,
+            backend_params={"negative_gradient_method": "fft"},
+        )
+    sk = embed(
+        stores["train"],
+        "flatten",
+        "tsne",
+        backend="sklearn",
+        samples=sub,
+        perplexity=10,
+        n_iter=0,
+        n_jobs=1,
+        cache=False,
+        progress=False,
+    )
+    assert sk.coords.shape == (200, 2)
+    assert sk.metrics["knn_accuracy"] > 0.5  # 250 iterations: rough but structured
+    with pytest.raises(ValueError, match="backend='opentsne'"):
+        sk.transform(stores["test"])
+
+
+# -- cache --------------------------------------------------------------------------------------
+def test_cache_reuses_identical_coordinates_without_recomputing(tsne_map, stores, monkeypatch):
+    store = stores["train"]
+    assert "embeddings/flatten/tsne" in store.results("embeddings")
+    data, attrs = store.load_result("embeddings/flatten/tsne")
+    assert attrs["seed"] == 0
+    assert attrs["params"]["perplexity"] == 30.0
+    assert attrs["metrics"]["trustworthiness"] == pytest.approx(tsne_map.metrics["trustworthiness"])
+
+    def boom(self, feats):
+        raise AssertionError("recomputed instead of reusing the cache")
+
+    monkeypatch.setattr(TSNEEmbedding, "_fit", boom)
+    again = embed(store, "flatten", "tsne", n_jobs=2, progress=False)  # n_jobs: not in the key
+    assert again.from_cache
+    np.testing.assert_array_equal(again.coords, tsne_map.coords)
+    np.testing.assert_array_equal(again.labels, tsne_map.labels)
+    assert again.metrics == tsne_map.metrics
+    with pytest.raises(ValueError, match="cache='refresh'"):
+        again.transform(stores["test"])
+    # other parameters: recomputed
+    with pytest.raises(AssertionError, match="recomputed"):
+        embed(store, "flatten", "tsne", perplexity=20, progress=False)
+
+
+def test_pca_cache_round_trip_keeps_transform(stores):
+    store = stores["test"]
+    first = embed(store, "flatten", "pca", progress=False)
+    second = embed(store, "flatten", "pca", progress=False)
+    assert not first.from_cache and second.from_cache
+    np.testing.assert_array_equal(first.coords, second.coords)
+    np.testing.assert_allclose(second.transform(store).coords, first.coords, atol=1e-5)
+    refreshed = embed(store, "flatten", "pca", cache="refresh", progress=False)
+    assert not refreshed.from_cache
+    other = embed(store, "flatten", "pca", samples=np.arange(100), progress=False)
+    assert not other.from_cache and len(other) == 100
+
+
+def test_store_path_and_metadata_come_along(stores):
+    emb = embed(stores["train"].path, "flatten", "pca", progress=False)
+    assert emb.source == str(stores["train"].path)
+    assert set(emb.metadata) == {"site"}
+    assert emb.thumbnails.shape == (1347, 16, 16) and emb.thumbnails.dtype == np.uint8
+    np.testing.assert_array_equal(emb.index, np.arange(1347))
+    assert emb.predictions is not None and emb.correct.mean() > 0.9
+
+
+# -- errors -------------------------------------------------------------------------------------
+def test_unknown_layer_lists_close_matches(stores):
+    with pytest.raises(KeyError, match="relu2"):
+        embed(stores["train"], "relu_2", "pca", progress=False)
+    with pytest.raises(ValueError, match="pick one with layer="):
+        embed(stores["train"], method="pca", progress=False)
+
+
+def test_too_few_samples_for_perplexity_or_neighbours(stores):
+    few = np.arange(50)
+    with pytest.raises(ValueError, match=r"perplexity=30 needs at least 91 samples.*50"):
+        embed(stores["train"], "flatten", "tsne", samples=few, cache=False, progress=False)
+    with pytest.raises(ValueError, match=r"n_neighbors=60 needs at least 61 samples.*50"):
+        embed(
+            stores["train"],
+            "flatten",
+            "umap",
+            samples=few,
+            n_neighbors=60,
+            cache=False,
+            progress=False,
+        )
+
+
+def test_non_finite_features_are_counted():
+    X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    X[5, 1] = np.nan
+    X[5, 2] = np.inf
+    X[200, 0] = np.nan
+    with pytest.raises(ValueError, match=r"3 non-finite values .* in 2 of 300 samples.*5, 200"):
+        embed(X, method="pca", progress=False)
+    with pytest.raises(ValueError, match="2 of 300"):
+        PCAEmbedding(solver="covariance", progress=False).fit(Features(X, block_rows=64))
+    ok = embed(X, method="pca", samples=np.setdiff1d(np.arange(300), [5, 200]), progress=False)
+    assert len(ok) == 298
+
+
+def test_missing_method_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError
+    with pytest.raises(ImportError, match="pip install umap-learn"):
+        UMAPEmbedding(progress=False).fit(np.random.default_rng(0).normal(size=(40, 3)))
+
+
+def test_bad_arguments_say_what_would_be_right():
+    X = np.random.default_rng(0).normal(size=(100, 4, 3, 3))
+    with pytest.raises(ValueError, match="unknown method='isomap'"):
+        embed(X, method="isomap")
+    with pytest.raises(TypeError, match="did you mean 'perplexity'"):
+        embed(X, method="tsne", perplexty=5)
+    with pytest.raises(ValueError, match="reduce='mean'"):
+        embed(X, method="pca", reduce=None, progress=False)
+    with pytest.raises(ValueError, match="n_components=5 exceeds"):
+        embed(X, method="pca", n_components=5, progress=False)
+    with pytest.raises(ValueError, match="cache must be"):
+        embed(X, method="pca", cache="yes")
