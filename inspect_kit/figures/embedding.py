@@ -540,7 +540,8 @@ def plot_embedding_grid(
         atlas, tiles = _thumb_tiles(embs, thumbnail_size)
     subtitles = []
     for t, e in zip(panel_titles, embs, strict=True):
-        q = _quality_text(e).replace(" (features", "<br>(features")
+        # one metric per line: side-by-side panels are too narrow for the one-line form
+        q = _quality_text(e).replace(" · ", "<br>").replace(" (features", "<br>(features")
         subtitles.append(f"{t}<br><span style='font-size:11px'>{q}</span>" if q else t)
     specs = [[{"type": "scene" if dim == 3 else "xy"}] * n_cols for _ in range(n_rows)]
     fig = make_subplots(
@@ -583,6 +584,8 @@ def plot_embedding_grid(
     fig.update_layout(
         title=dict(text=title or "Embeddings"),
         legend=dict(title=dict(text=col.name or "")),
-        height=panel_size * n_rows + 120,
+        height=panel_size * n_rows + 170,
+        # room above the first row for the figure title and the panels' four-line titles
+        margin=dict(t=150),
     )
     return _finish(fig, atlas, thumbnail_scale)
