@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import platform
 import subprocess
@@ -258,11 +259,13 @@ def main() -> None:
     samples: dict[str, list[tuple[float, float, int | None]]] = {m[0]: [] for m in methods}
     for rnd in range(args.rounds):
         for name, fn, a in methods:
+            gc.collect()  # free the previous method's results outside the timed region
             with PeakRSS() as rss:
                 t0 = time.perf_counter()
                 out = fn(*a)
                 sec = time.perf_counter() - t0
             samples[name].append((sec, rss.growth_mb, out if isinstance(out, int) else None))
+            del out
             print(
                 f"round {rnd + 1}: {name:<48} {args.n / sec:9.1f} img/s  rss +{rss.growth_mb:8.1f} MB",
                 flush=True,
