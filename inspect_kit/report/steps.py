@@ -7,6 +7,7 @@ the results to :mod:`inspect_kit.report.sections`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -139,7 +140,7 @@ def run_featurevis(
     from inspect_kit.analysis.featurevis.exemplars import top_exemplars
     from inspect_kit.analysis.featurevis.sanity import randomization_check
 
-    from .selection import select_units
+    from .selection import optimisation_target, select_units
 
     selectivity = None
     preferred: dict[int, str] = {}
@@ -165,10 +166,16 @@ def run_featurevis(
     if units is None:
         units = list(range(n_units))
     units = [int(u) for u in units]
-    logger.info("feature visualization of %s units %s", layer, units)
+    target = optimisation_target(model, layer)
+    logger.info(
+        "feature visualization of %s units %s%s",
+        layer,
+        units,
+        f" (optimised through {target}, its pre-activation)" if target != layer else "",
+    )
     result = render(
         model,
-        channel(layer, units),
+        channel(target, units),
         tuple(input_shape),
         steps=steps,
         value_range=value_range,
@@ -176,6 +183,10 @@ def run_featurevis(
         seed=seed,
         progress=progress,
     )
+    if target != layer:
+        # Channel k of the pre-activation is channel k of `layer`: show the units under the
+        # stored layer's name, beside that layer's exemplars; the objective keeps the truth.
+        result = dataclasses.replace(result, layer=layer, labels=[f"{layer}:{u}" for u in units])
     ex = (
         top_exemplars(store, layer, k=exemplars, units=units, progress=progress)
         if in_store and exemplars > 0
@@ -186,7 +197,7 @@ def run_featurevis(
         logger.info("randomisation sanity check of %s units %s", layer, units[:sanity_units])
         randomization = randomization_check(
             model,
-            channel(layer, units[:sanity_units]),
+            channel(target, units[:sanity_units]),
             tuple(input_shape),
             layers=list(sanity_layers)
             if sanity_layers is not None
