@@ -57,6 +57,9 @@ class ConvAutoencoder(nn.Module):
         Channels of the encoder stages (the decoder uses them in reverse).
     output_activation : {None, 'sigmoid'}
         ``'sigmoid'`` bounds reconstructions to (0, 1), for inputs scaled to [0, 1].
+    seed : int or None
+        Seed of the weight initialisation, drawn inside ``torch.random.fork_rng`` so the
+        global RNG is untouched; None draws from the global RNG.
 
     Attributes
     ----------
@@ -84,8 +87,10 @@ class ConvAutoencoder(nn.Module):
         variational: bool = False,
         widths: Sequence[int] = (16, 32),
         output_activation: str | None = None,
+        seed: int | None = 0,
     ):
         super().__init__()
+        rng_state = torch.random.get_rng_state()
         shape = _check_input_shape(input_shape)
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int | np.integer) or (
             latent_dim < 1
@@ -136,6 +141,16 @@ class ConvAutoencoder(nn.Module):
             ]
         self.decoder = nn.Sequential(*dec)
         self.head = conv(out_widths[-1], channels, 3, padding=1)
+        if seed is not None:
+            # Same initialisers as at construction, drawn from the seeded CPU generator; the
+            # global state (also what construction above consumed) is put back afterwards.
+            try:
+                torch.default_generator.manual_seed(seed)
+                for module in self.modules():
+                    if module is not self and hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+            finally:
+                torch.random.set_rng_state(rng_state)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Code of ``x``: a (N, latent_dim) tensor, or ``(mu, logvar)`` for a VAE."""

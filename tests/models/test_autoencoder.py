@@ -171,3 +171,18 @@ def test_fit_autoencoder_accepts_dict_batches_and_restores_training_flags():
     assert [m.training for m in ae.modules()] == flags
     with pytest.raises(ValueError, match="beta"):
         fit_autoencoder(ae, X, epochs=1, beta=-1.0, progress=False)
+
+
+def test_initialisation_is_seeded_and_leaves_the_global_rng_alone():
+    # Whatever ran before (other tests seed the global generator), the same seed gives the
+    # same weights, so results do not depend on test order.
+    a = ConvAutoencoder((1, 16, 16), latent_dim=4)
+    torch.manual_seed(123)
+    torch.rand(7)
+    state = torch.random.get_rng_state()
+    b = ConvAutoencoder((1, 16, 16), latent_dim=4)
+    assert torch.equal(state, torch.random.get_rng_state())
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+    c = ConvAutoencoder((1, 16, 16), latent_dim=4, seed=1)
+    assert not torch.equal(a.head.weight, c.head.weight)
