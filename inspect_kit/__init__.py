@@ -3,31 +3,55 @@
 Capture layer activations into HDF5 stores, embed features (PCA, t-SNE, UMAP), visualise
 what units respond to, probe autoencoder latents and any layer linearly, and turn every
 result into an interactive Plotly figure. Submodules with more: ``inspect_kit.analysis``,
-``inspect_kit.figures``, ``inspect_kit.models``, ``inspect_kit.data``, ``inspect_kit.report``.
+``inspect_kit.figures``, ``inspect_kit.models``, ``inspect_kit.data``, ``inspect_kit.report``,
+``inspect_kit.workflows``.
+
+Importing the package is light: the names below resolve on first use (PEP 562), so
+``import inspect_kit`` and ``inspect-kit --help`` load neither torch nor scikit-learn.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-import sys as _sys  # noqa: E402
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from .analysis import featurevis  # noqa: E402
-from .analysis.embedding import Embedding, embed  # noqa: E402
-from .analysis.latent import LatentProbe  # noqa: E402
-from .analysis.probes import linear_probe, probe_profile  # noqa: E402
-from .analysis.weights import conv_kernels  # noqa: E402
-from .capture import capture, list_layers  # noqa: E402
-from .figures import (  # noqa: E402
-    export_figure,
-    plot_embedding,
-    plot_embedding_grid,
-    publication_layout,
-    save_html,
-)
-from .report.pipeline import build_report  # noqa: E402
-from .store import ActivationStore, StoreError, open_store  # noqa: E402
+from ._version import __version__
 
-# `import inspect_kit.featurevis` and `from inspect_kit import featurevis` name one module
-_sys.modules[__name__ + ".featurevis"] = featurevis
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "ActivationStore": "inspect_kit.store",
+    "StoreError": "inspect_kit.store",
+    "open_store": "inspect_kit.store",
+    "capture": "inspect_kit.capture",
+    "list_layers": "inspect_kit.capture",
+    "Embedding": "inspect_kit.analysis.embedding",
+    "embed": "inspect_kit.analysis.embedding",
+    "LatentProbe": "inspect_kit.analysis.latent",
+    "linear_probe": "inspect_kit.analysis.probes",
+    "probe_profile": "inspect_kit.analysis.probes",
+    "conv_kernels": "inspect_kit.analysis.weights",
+    "export_figure": "inspect_kit.figures",
+    "plot_embedding": "inspect_kit.figures",
+    "plot_embedding_grid": "inspect_kit.figures",
+    "publication_layout": "inspect_kit.figures",
+    "save_html": "inspect_kit.figures",
+    "build_report": "inspect_kit.workflows.pipeline",
+}
+# submodules reachable as attributes (`ik.models.SmallCNN`); featurevis is an alias
+_SUBMODULES = {
+    "analysis": "inspect_kit.analysis",
+    "capture": None,  # the function shadows the subpackage, as before
+    "cli": "inspect_kit.cli",
+    "data": "inspect_kit.data",
+    "featurevis": "inspect_kit.featurevis",
+    "figures": "inspect_kit.figures",
+    "models": "inspect_kit.models",
+    "report": "inspect_kit.report",
+    "store": "inspect_kit.store",
+    "workflows": "inspect_kit.workflows",
+}
 
 __all__ = [
     "ActivationStore",
@@ -50,3 +74,49 @@ __all__ = [
     "publication_layout",
     "save_html",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif _SUBMODULES.get(name):
+        value = importlib.import_module(str(_SUBMODULES[name]))
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | {k for k, v in _SUBMODULES.items() if v})
+
+
+class _Package(types.ModuleType):
+    """The package module: ``inspect_kit.capture`` stays the function once the subpackage of
+    the same name is imported (the import system would otherwise bind the subpackage)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "capture" and isinstance(value, types.ModuleType):
+            return  # the subpackage stays in sys.modules["inspect_kit.capture"]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
+    from . import analysis, data, figures, models, report, store, workflows  # noqa: F401
+    from .analysis import featurevis
+    from .analysis.embedding import Embedding, embed
+    from .analysis.latent import LatentProbe
+    from .analysis.probes import linear_probe, probe_profile
+    from .analysis.weights import conv_kernels
+    from .capture import capture, list_layers
+    from .figures import (
+        export_figure,
+        plot_embedding,
+        plot_embedding_grid,
+        publication_layout,
+        save_html,
+    )
+    from .store import ActivationStore, StoreError, open_store
+    from .workflows.pipeline import build_report

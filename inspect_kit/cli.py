@@ -165,135 +165,123 @@ def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False)
 
 
-# -- commands ---------------------------------------------------------------------------------------
-def _load_model(args: argparse.Namespace) -> Any:
-    from inspect_kit.models.registry import load_model
+# -- option objects from the parsed arguments ------------------------------------------------------
+def _run(args: argparse.Namespace) -> Any:
+    from inspect_kit.workflows.options import RunOptions
 
-    return load_model(
-        args.model, weights=args.weights, model_args=args.model_args, device=args.device
+    return RunOptions(
+        seed=getattr(args, "seed", 0),
+        device=args.device,
+        threads=args.threads,
+        progress=_progress(args),
     )
 
 
+def _model_source(args: argparse.Namespace) -> Any:
+    from inspect_kit.workflows.options import ModelSource
+
+    return ModelSource(args.model, weights=args.weights, model_args=args.model_args)
+
+
+# -- commands: each hands option objects to a workflow (inspect_kit.workflows) ----------------------
 def cmd_layers(args: argparse.Namespace) -> int:
-    import torch
+    from inspect_kit.workflows.commands import layer_table
 
-    from inspect_kit.capture import list_layers, resolve_layers
-
-    model = _load_model(args)
-    names = list_layers(
-        model, include=args.include, exclude=args.exclude, types=_split_list(args.types)
+    rows, model = layer_table(
+        _model_source(args),
+        include=args.include,
+        exclude=args.exclude,
+        types=_split_list(args.types),
+        input_shape=args.input_shape,
+        device=args.device,
     )
-    shapes: dict[str, str] = {}
-    if args.input_shape:
-        from inspect_kit.capture import LayerRecorder
-
-        x = torch.zeros((1, *args.input_shape))
-        try:
-            with LayerRecorder(resolve_layers(model, names)) as rec, torch.no_grad():
-                model(x.to(args.device) if args.device else x)
-        except Exception as err:
-            raise ValueError(
-                f"a forward pass with input shape {tuple(args.input_shape)} failed: {err}; "
-                "give one sample's shape, e.g. --input-shape 3 224 224"
-            ) from err
-        # one entry per call: "name", and "name:1" ... for a module called again
-        shapes = {key: str(tuple(c.source_shape[1:])) for key, c in rec.outputs.items()}
-    modules = dict(model.named_modules())
-    rows = []
-    for n in names:
-        m = modules[n]
-        n_params = sum(p.numel() for p in m.parameters())
-        rows.append((n, type(m).__name__, n_params, shapes.get(n, "")))
     if args.json:
-        print(
-            json.dumps(
-                [dict(zip(("name", "type", "params", "output"), r, strict=True)) for r in rows],
-                indent=1,
-            )
-        )
+        print(json.dumps(rows, indent=1))
         return 0
-    w = max([len(r[0]) for r in rows] + [5])
-    header = f"{'layer':<{w}}  {'type':<22} {'params':>10}" + ("  output" if shapes else "")
-    print(header)
-    for name, typ, n_params, shape in rows:
-        line = f"{name:<{w}}  {typ:<22} {n_params:>10,}"
-        print(line + (f"  {shape}" if shapes else ""))
+    shapes = bool(args.input_shape)
+    w = max([len(r["name"]) for r in rows] + [5])
+    print(f"{'layer':<{w}}  {'type':<22} {'params':>10}" + ("  output" if shapes else ""))
+    for r in rows:
+        line = f"{r['name']:<{w}}  {r['type']:<22} {r['params']:>10,}"
+        print(line + (f"  {r['output']}" if shapes else ""))
     total = sum(p.numel() for p in model.parameters())
     print(f"{len(rows)} layers, {total:,} parameters in {type(model).__name__}")
     return 0
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from inspect_kit.report.commands import capture_user_data
+    from inspect_kit.workflows.commands import capture_user_data, store_summary
+    from inspect_kit.workflows.options import CaptureOptions, DataOptions
 
     store_path = capture_user_data(
-        model_spec=args.model,
-        weights=args.weights,
-        model_args=args.model_args,
-        data=args.data,
-        out=args.out,
-        layers=_split_list(args.layers),
-        labels=args.labels,
-        size=args.size,
-        channels=args.channels,
-        window=args.window,
-        normalize=args.normalize,
-        reduce=None if args.reduce == "none" else args.reduce,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        thumbnails=None if args.thumbnails == "none" else args.thumbnails,
-        device=args.device,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        progress=_progress(args),
+        _model_source(args),
+        args.data,
+        args.out,
+        data_options=DataOptions(
+            labels=args.labels,
+            size=args.size,
+            channels=args.channels,
+            window=args.window,
+            normalize=args.normalize,
+        ),
+        capture_options=CaptureOptions(
+            layers=_split_list(args.layers),
+            reduce=None if args.reduce == "none" else args.reduce,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            thumbnails=None if args.thumbnails == "none" else args.thumbnails,
+            overwrite=args.overwrite,
+            resume=args.resume,
+        ),
+        run=_run(args),
     )
-    from inspect_kit.store import open_store
-
-    with open_store(store_path) as store:
-        print(store.summary())
+    print(store_summary(store_path))
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from inspect_kit.report.commands import embed_layers
+    from inspect_kit.workflows.commands import embed_layers
+    from inspect_kit.workflows.options import EmbeddingOptions
 
+    options = EmbeddingOptions(
+        methods=tuple(_split_list(args.methods) or EmbeddingOptions.methods),
+        n_components=args.dims,
+        refresh=args.refresh,
+    )
     table = embed_layers(
         args.store,
+        options,
         layers=_split_list(args.layers),
-        methods=_split_list(args.methods),
-        n_components=args.dims,
         out=args.out,
         formats=_split_list(args.formats),
         color=args.color,
-        seed=args.seed,
-        refresh=args.refresh,
-        progress=_progress(args),
+        run=_run(args),
     )
     _print_table(table)
     return 0
 
 
 def cmd_featurevis(args: argparse.Namespace) -> int:
-    from inspect_kit.report.commands import featurevis_units
+    from inspect_kit.workflows.commands import featurevis_units
+    from inspect_kit.workflows.options import FeatureVisOptions
 
-    paths = featurevis_units(
-        model_spec=args.model,
-        weights=args.weights,
-        model_args=args.model_args,
+    options = FeatureVisOptions(
         layer=args.layer,
         units=[int(u) for u in _split_list(args.units) or []] or None,
-        top=args.top,
-        store=args.store,
-        input_shape=args.input_shape,
-        value_range=args.value_range,
+        n_units=args.top,
         steps=args.steps,
         exemplars=args.exemplars,
+        input_shape=args.input_shape,
+        value_range=args.value_range,
         sanity=args.sanity,
-        out=args.out,
+    )
+    paths = featurevis_units(
+        _model_source(args),
+        options,
+        args.out,
+        store=args.store,
         formats=_split_list(args.formats),
-        seed=args.seed,
-        device=args.device,
-        progress=_progress(args),
+        run=_run(args),
     )
     for p in paths:
         print(p)
@@ -301,7 +289,7 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from inspect_kit.report.commands import probe_layers
+    from inspect_kit.workflows.commands import probe_layers
 
     table = probe_layers(
         args.store,
@@ -310,15 +298,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
         cv=args.cv,
         out=args.out,
         formats=_split_list(args.formats),
-        seed=args.seed,
-        progress=_progress(args),
+        run=_run(args),
     )
     _print_table(table)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from inspect_kit.report.pipeline import ReportOptions, report_from_store
+    from inspect_kit.workflows.options import ReportOptions
+    from inspect_kit.workflows.pipeline import report_from_store
 
     opts = ReportOptions(
         methods=tuple(_split_list(args.methods) or ("pca", "tsne", "umap")),
@@ -336,9 +324,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = report_from_store(
         args.store,
         out=args.out,
-        model_spec=args.model,
-        weights=args.weights,
-        model_args=args.model_args,
+        model=_model_source(args) if args.model else None,
         data=args.data,
         options=opts,
     )
@@ -347,7 +333,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from inspect_kit.report.pipeline import run_demo
+    from inspect_kit.workflows.demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(
@@ -426,33 +412,8 @@ figure as PNG (300 dpi) and SVG under OUT/figures/.""",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``inspect-kit`` argument parser."""
-    parser = _Parser(
-        prog=PROG,
-        description="Understand what a trained PyTorch network has learned: capture layer "
-        "activations, embed them, visualise units, probe layers, and write a report.",
-        epilog="examples:\n  inspect-kit demo --out demo_out\n"
-        "  inspect-kit layers torchvision.models:resnet18\n"
-        "  inspect-kit capture MODEL DATA --out acts.h5 && inspect-kit report acts.h5\n\n"
-        "Run 'inspect-kit COMMAND --help' for a command's options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    from inspect_kit import __version__
-
-    parser.add_argument("--version", action="version", version=f"inspect-kit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def add(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name, help=help_, description=help_, epilog=_EXAMPLES[name], formatter_class=_Formatter
-        )
-        p.set_defaults(func=func)
-        return p
-
-    p = add(
-        "layers", "List a model's layers (names to use with capture and featurevis).", cmd_layers
-    )
+# -- arguments of each command ---------------------------------------------------------------------
+def _args_layers(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
     p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
@@ -468,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_common(p)
 
-    p = add("capture", "Run data through a model and store layer activations in HDF5.", cmd_capture)
+
+def _args_capture(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("data", help="folder of images/NIfTI/DICOM, file.npz[:key] or file.h5:dataset")
     p.add_argument("-o", "--out", type=Path, required=True, help="store to write (.h5)")
@@ -505,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     _add_common(p)
 
-    p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
+
+def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
     p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], help="pca, tsne, umap")
@@ -532,9 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
-    p = add(
-        "featurevis", "Activation maximization of units, with dataset exemplars.", cmd_featurevis
-    )
+
+def _args_featurevis(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("--layer", required=True, help="layer whose channels to visualise")
     p.add_argument("--units", nargs="+", default=None, help="channel indices (default: --top)")
@@ -576,9 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
-    p = add(
-        "probe", "Linear probes of every stored layer: where a property is decodable.", cmd_probe
-    )
+
+def _args_probe(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
     p.add_argument(
@@ -590,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
-    p = add("report", "One self-contained HTML report of a store (and its model).", cmd_report)
+
+def _args_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument(
         "-o",
@@ -629,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
-    p = add("demo", "The whole profile on a CNN trained on brain MRI patches (MNI152).", cmd_demo)
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
     p.add_argument(
@@ -640,6 +603,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     _add_common(p, threads=1)
+
+
+#: command -> (one-line help, arguments, handler), in the order --help lists them
+_COMMANDS: dict[str, tuple[str, Any, Any]] = {
+    "layers": (
+        "List a model's layers (names to use with capture and featurevis).",
+        _args_layers,
+        cmd_layers,
+    ),
+    "capture": (
+        "Run data through a model and store layer activations in HDF5.",
+        _args_capture,
+        cmd_capture,
+    ),
+    "embed": (
+        "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.",
+        _args_embed,
+        cmd_embed,
+    ),
+    "featurevis": (
+        "Activation maximization of units, with dataset exemplars.",
+        _args_featurevis,
+        cmd_featurevis,
+    ),
+    "probe": (
+        "Linear probes of every stored layer: where a property is decodable.",
+        _args_probe,
+        cmd_probe,
+    ),
+    "report": (
+        "One self-contained HTML report of a store (and its model).",
+        _args_report,
+        cmd_report,
+    ),
+    "demo": (
+        "The whole profile on a CNN trained on brain MRI patches (MNI152).",
+        _args_demo,
+        cmd_demo,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``inspect-kit`` argument parser."""
+    from inspect_kit._version import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Understand what a trained PyTorch network has learned: capture layer "
+        "activations, embed them, visualise units, probe layers, and write a report.",
+        epilog="examples:\n  inspect-kit demo --out demo_out\n"
+        "  inspect-kit layers torchvision.models:resnet18\n"
+        "  inspect-kit capture MODEL DATA --out acts.h5 && inspect-kit report acts.h5\n\n"
+        "Run 'inspect-kit COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"inspect-kit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_, add_arguments, func) in _COMMANDS.items():
+        p = sub.add_parser(
+            name, help=help_, description=help_, epilog=_EXAMPLES[name], formatter_class=_Formatter
+        )
+        p.set_defaults(func=func)
+        add_arguments(p)
     return parser
 
 
@@ -654,7 +681,7 @@ def _logging(quiet: bool) -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[inspect-kit] %(message)s"))
     root = logging.getLogger("inspect_kit")
-    names = ("inspect_kit.report", "inspect_kit.cli")
+    names = ("inspect_kit.workflows", "inspect_kit.cli")
     saved = (
         root.handlers[:],
         root.level,
@@ -722,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _logging(getattr(args, "quiet", False)):
             if getattr(args, "threads", None) is None:
                 return int(args.func(args) or 0)
-            from inspect_kit.report.output import limit_threads
+            from inspect_kit.workflows.output import limit_threads
 
             with limit_threads(args.threads):
                 return int(args.func(args) or 0)

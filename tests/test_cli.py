@@ -112,7 +112,7 @@ def test_demo_writes_store_report_and_figures(demo):
 @pytestmark_demo
 @pytest.mark.slow
 def test_demo_numbers_are_plausible(demo):
-    from inspect_kit.report.records import read_inputs_record
+    from inspect_kit.workflows.records import read_inputs_record
 
     with open_store(demo / "activations.h5") as store:
         probes, attrs = store.load_result("probes/label")

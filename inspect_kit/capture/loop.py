@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..store import open_store, schema
 from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter

@@ -272,7 +272,7 @@ def fit_autoencoder(
     >>> ae = ConvAutoencoder((1, 16, 16), latent_dim=8)
     >>> history = fit_autoencoder(ae, X, epochs=2, progress=False)  # doctest: +SKIP
     """
-    from inspect_kit.models import fit  # the one training loop of the package
+    from .training import fit  # the one training loop of the package
 
     if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")

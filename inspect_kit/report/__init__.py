@@ -1,4 +1,8 @@
-"""The self-contained HTML report and the pipeline that fills it (``inspect-kit demo``/``report``)."""
+"""The self-contained HTML report: the document and its sections, nothing else.
+
+The workflows that fill it (``inspect-kit report`` and ``demo``) are in
+:mod:`inspect_kit.workflows`.
+"""
 
 from .document import Report, Section
 

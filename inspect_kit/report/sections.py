@@ -223,9 +223,14 @@ def sanity_section(
     report: Report,
     *,
     randomization: Any = None,
+    verdict: tuple[str, bool] | None = None,
     profiles: Mapping[str, Any] | None = None,
 ) -> None:
-    """Randomised-weights sanity checks (Adebayo et al., 2018)."""
+    """Randomised-weights sanity checks (Adebayo et al., 2018).
+
+    ``verdict`` is :func:`~inspect_kit.analysis.randomization.randomization_verdict`'s text
+    and whether it is a warning, shown below the cascade.
+    """
     sec = report.section(
         "Sanity check: randomised weights",
         intro=(
@@ -246,9 +251,8 @@ def sanity_section(
         if ref is not None:
             caption += f"; two seeds of the trained model score {float(np.mean(ref)):.3f}"
         sec.add_table(["randomised up to", "mean similarity"], rows, caption=caption)
-        if len(mean) > 1:
-            text, warn = randomization_verdict(mean, ref)
-            sec.add_callout(text, warn=warn)
+        if verdict is not None:
+            sec.add_callout(verdict[0], warn=verdict[1])
     if profiles:
         from inspect_kit.figures.probes import plot_probe_profile
 
@@ -263,43 +267,6 @@ def sanity_section(
         for i, layer in enumerate(layers):
             rows.append([layer, *[float(profiles[n].scores[i]) for n in names]])
         sec.add_table(["layer", *names], rows)
-
-
-def randomization_verdict(mean: np.ndarray, reference: np.ndarray | None) -> tuple[str, bool]:
-    """What the cascade says, and whether it is a warning.
-
-    The baseline for "still the same picture" is not 1 but the similarity of two renders of
-    the *trained* model with different seeds: a fully randomised model whose pictures are as
-    similar to the trained ones as that is indistinguishable from it.
-    """
-    first, last = float(mean[0]), float(mean[-1])
-    if reference is not None:
-        ref = float(np.mean(reference))
-        if ref - last > 0.2:
-            return (
-                f"Randomising every layer lowers the similarity to {last:.2f}, well below the "
-                f"{ref:.2f} of two seeds of the trained model: the pictures depend on the "
-                "learned weights.",
-                False,
-            )
-        return (
-            f"Two seeds of the trained model already give pictures as different ({ref:.2f}) "
-            f"as the fully randomised model does ({last:.2f}): the optimisation, not the "
-            "learned weights, decides much of each picture's detail. Compare the activations "
-            "and the exemplars rather than the pixels.",
-            True,
-        )
-    if first - last > 0.2:
-        return (
-            f"Similarity falls from {first:.2f} to {last:.2f} once every layer is randomised: "
-            "the pictures depend on the learned weights.",
-            False,
-        )
-    return (
-        f"Similarity only falls from {first:.2f} to {last:.2f}: these pictures depend little "
-        "on the learned weights; read them with care.",
-        True,
-    )
 
 
 def latent_section(

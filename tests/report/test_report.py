@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import pytest
 
 from inspect_kit.report import Report
-from inspect_kit.report.selection import class_selectivity, select_units
+from inspect_kit.analysis.selection import class_selectivity, select_units
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
@@ -211,7 +211,7 @@ def test_report_renders_and_hover_shows_thumbnail(browser, thumbnail_report):
 
 
 def test_randomization_verdict_uses_the_two_seed_reference():
-    from inspect_kit.report.sections import randomization_verdict
+    from inspect_kit.analysis.randomization import randomization_verdict
 
     # falls far below what two seeds of the trained model give: depends on the weights
     text, warn = randomization_verdict(np.array([1.0, 0.5, 0.05]), np.array([0.6, 0.7]))
@@ -225,7 +225,7 @@ def test_randomization_verdict_uses_the_two_seed_reference():
 
 
 def test_featurevis_layer_is_the_deepest_spatial_one():
-    from inspect_kit.report.selection import featurevis_layer, spatial_layers
+    from inspect_kit.analysis.selection import featurevis_layer, spatial_layers
 
     class View:
         def __init__(self, shape):

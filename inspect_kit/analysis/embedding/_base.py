@@ -105,29 +105,6 @@ class BaseEmbedding(BaseEstimator):
     def _check_n_samples(self, n: int) -> None:
         """Subclasses raise when ``n`` samples are too few for their parameters."""
 
-    def _pre_reduce(self, feats: Features) -> np.ndarray:
-        """Features for a neighbour-graph method: PCA to ``pca_components`` first, if asked."""
-        from ._pca import PCAEmbedding
-
-        p = self.pca_components
-        if p is not None and (isinstance(p, bool) or not isinstance(p, int | np.integer) or p < 1):
-            raise ValueError(f"pca_components must be a positive integer or None, got {p!r}")
-        if p and feats.n_features > p and feats.n_samples > p:
-            self.pca_ = PCAEmbedding(
-                n_components=int(p),
-                random_state=self.random_state,
-                metrics=False,
-                progress=self.progress,
-            ).fit(feats)
-            return self.pca_.embedding_
-        self.pca_ = None
-        return feats.to_numpy()
-
-    def _pre_transform(self, feats: Features) -> np.ndarray:
-        if getattr(self, "pca_", None) is not None:
-            return self.pca_.transform(feats)
-        return feats.to_numpy()
-
     def _effective_params(self, feats: Features) -> dict[str, Any]:
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
         if callable(params.get("reduce")):

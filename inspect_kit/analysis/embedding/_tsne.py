@@ -11,13 +11,14 @@ from tqdm.auto import tqdm
 
 from ._base import BaseEmbedding, package_version, require
 from ._features import Features
+from ._prereduce import PCAPreReduction
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("opentsne", "sklearn")
 
 
-class TSNEEmbedding(BaseEmbedding):
+class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
     """t-distributed stochastic neighbour embedding of (pooled) activations.
 
     Parameters

@@ -11,11 +11,12 @@ import numpy as np
 
 from ._base import BaseEmbedding, package_version, require
 from ._features import Features
+from ._prereduce import PCAPreReduction
 
 logger = logging.getLogger(__name__)
 
 
-class UMAPEmbedding(BaseEmbedding):
+class UMAPEmbedding(PCAPreReduction, BaseEmbedding):
     """Uniform manifold approximation and projection of (pooled) activations (umap-learn).
 
     Parameters

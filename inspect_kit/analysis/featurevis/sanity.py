@@ -2,9 +2,10 @@
 
 A visualization that looks the same for a network whose weights were replaced by noise tells
 nothing about what the network learned. :func:`randomization_check` renders the objective on
-the trained model, then on a deep copy whose layers are re-drawn at random one by one from the
-top down (cascading randomisation), and scores each stage's images against the trained ones.
-The trained model is never modified.
+the trained model, then on a deep copy whose layers are re-initialised one by one from the
+top down (cascading randomisation with
+:func:`~inspect_kit.analysis.randomization.randomize_weights`), and scores each stage's images
+against the trained ones. The trained model is never modified.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage, stats
 from torch import nn
 from tqdm.auto import tqdm
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from inspect_kit.capture import resolve_layers
 from inspect_kit.capture.layers import parse_layer_spec
 
+from ..randomization import randomize_weights
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .render import render
 
@@ -158,18 +159,6 @@ def _default_layers(model: nn.Module, objective: Objective) -> list[str]:
     return names[::-1]
 
 
-@torch.no_grad()
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    """Redraw each parameter from a Gaussian with its own mean and std (structure destroyed)."""
-    for p in module.parameters(recurse=False):
-        flat = p.detach().float()
-        std = float(flat.std()) if flat.numel() > 1 else 0.0
-        if std == 0.0:
-            std = float(flat.abs().mean()) or 1.0
-        noise = torch.randn(p.shape, generator=generator) * std + float(flat.mean())
-        p.copy_(noise.to(device=p.device, dtype=p.dtype))
-
-
 def randomization_check(
     model: nn.Module,
     objective: Objective | str,
@@ -200,7 +189,7 @@ def randomization_check(
         Also render the trained model with this seed, to report how similar two
         visualizations of the *same* model are (``reference``); None skips it.
     random_state : int
-        Seed of the weight randomisation.
+        Seed of the weight randomisation (stage ``i`` uses ``random_state + i``).
     seed : int
         Seed of every render (the same for all stages).
     progress : bool
@@ -247,13 +236,14 @@ def randomization_check(
         bar.update()
 
     copy_ = copy.deepcopy(model)
-    modules = dict(copy_.named_modules())
-    generator = torch.Generator().manual_seed(int(random_state))
     images = [base.images]
     finals = [base.final_activations]
     scores = [similarity(base.images, base.images)]
-    for name in names:
-        _randomize(modules[name], generator)
+    for i, name in enumerate(names):
+        # cumulative: this stage's module (and its descendants) on top of the earlier ones
+        randomize_weights(
+            copy_, [parse_layer_spec(name)[0]], random_state=int(random_state) + i, copy=False
+        )
         res = render(copy_, obj, input_shape, seed=seed, **render_kwargs)
         images.append(res.images)
         finals.append(res.final_activations)

@@ -1,12 +1,12 @@
-"""The analyses a profile runs, each one call on a store (and model), results returned.
+"""The analyses a workflow runs, each one call on a store (and model), results returned.
 
-No figures are made here and nothing is written but the store's caches; the pipeline passes
-the results to :mod:`inspect_kit.report.sections`.
+Each combines capture and analyses under the options of :mod:`.options`. No figures are made
+here and nothing is written but the store's caches; the report steps (:mod:`.report_steps`)
+and the single-step commands (:mod:`.commands`) show the results.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import tempfile
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
+
+from .options import EmbeddingOptions, FeatureVisOptions, LatentOptions, RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -25,41 +26,33 @@ logger = logging.getLogger(__name__)
 def compute_embeddings(
     store: Any,
     layers: Sequence[str],
-    methods: Sequence[str],
-    *,
-    n_components: int = 2,
-    seed: int = 0,
-    refresh: bool = False,
-    n_jobs: int = 1,
-    progress: bool = True,
+    options: EmbeddingOptions,
+    run: RunOptions,
 ) -> dict[str, dict[str, Any]]:
-    """``{method: {layer: Embedding}}``, cached in the store.
-
-    ``n_jobs`` threads for t-SNE and UMAP: one by default, since on a small shared machine
-    more threads than free cores made openTSNE several times slower, not faster.
-    """
+    """``{method: {layer: Embedding}}``, cached in the store."""
     from inspect_kit.analysis.embedding import embed
 
     out: dict[str, dict[str, Any]] = {}
-    for method in methods:
+    for method in options.methods:
         out[method] = {}
-        extra = {} if method.lower() == "pca" else {"n_jobs": n_jobs}
+        extra = {} if method.lower() == "pca" else {"n_jobs": options.n_jobs}
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             out[method][layer] = embed(
                 store,
                 layer,
                 method,
-                n_components,
-                random_state=seed,
-                cache="refresh" if refresh else True,
-                progress=progress,
+                options.n_components,
+                random_state=run.seed,
+                cache="refresh" if options.refresh else True,
+                progress=run.progress,
                 **extra,
             )
     return out
 
 
 def check_layers(store: Any, layers: Sequence[str] | None) -> list[str]:
+    """The layers asked for (all stored layers by default); an unknown one raises."""
     if not layers:
         return list(store.layers)
     for layer in layers:
@@ -67,46 +60,10 @@ def check_layers(store: Any, layers: Sequence[str] | None) -> list[str]:
     return list(layers)
 
 
-def unit_means(store: Any, layer: str) -> np.ndarray:
-    """(N, C) per-channel means of a stored layer, read chunk by chunk."""
-    parts = []
-    for _, rows in store.iter_chunks(layer):
-        rows = np.asarray(rows, dtype=np.float32)
-        parts.append(
-            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
-        )
-    return np.concatenate(parts)
-
-
-def sanity_cascade(model: nn.Module, layer: str, max_stages: int = 3) -> list[str]:
-    """Convolutions and linear layers up to ``layer``, top down, at most ``max_stages``.
-
-    The randomisation check re-initialises them cumulatively in this order (Adebayo et al.,
-    2018). A deep network gets evenly spaced stages from the top to the first layer, so the
-    check costs ``max_stages + 2`` renders whatever the depth.
-
-    Examples
-    --------
-    >>> from inspect_kit.models import SmallCNN
-    >>> sanity_cascade(SmallCNN(), "relu3")
-    ['conv3', 'conv2', 'conv1']
-    """
-    from inspect_kit.capture import list_layers
-
-    order = [n for n, _ in model.named_modules()]
-    base = layer.split(":")[0]
-    inside = [i for i, n in enumerate(order) if n == base or n.startswith(base + ".")]
-    stop = inside[-1] if inside else len(order)
-    kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear"]
-    below = [n for n in list_layers(model, types=kinds) if order.index(n) <= stop][::-1]
-    if len(below) <= max_stages:
-        return below
-    picks = np.unique(np.linspace(0, len(below) - 1, max(1, max_stages)).round().astype(int))
-    return [below[i] for i in picks]
-
-
 @dataclass
 class FeatureVisRun:
+    """What :func:`run_featurevis` found."""
+
     result: Any
     exemplars: Any
     selectivity: np.ndarray | None
@@ -116,55 +73,46 @@ class FeatureVisRun:
 
 def run_featurevis(
     model: nn.Module,
+    options: FeatureVisOptions,
+    run: RunOptions,
     *,
-    layer: str,
-    input_shape: Sequence[int],
     store: Any = None,
-    units: Sequence[int] | None = None,
-    n_units: int = 6,
-    value_range: Sequence[float] | None = None,
-    steps: int = 256,
-    exemplars: int = 5,
-    sanity: bool = False,
-    sanity_steps: int | None = None,
-    sanity_units: int = 3,
-    sanity_layers: Sequence[str] | None = None,
-    sanity_stages: int = 3,
     class_names: Sequence[str] | None = None,
-    seed: int = 0,
-    device: Any = None,
-    progress: bool = True,
 ) -> FeatureVisRun:
-    """Pick units (most class-selective in the store), optimise them, find their exemplars."""
+    """Pick units (most class-selective in the store), optimise them, find their exemplars.
+
+    ``options.layer`` and ``options.input_shape`` must be set.
+    """
     from inspect_kit.analysis.featurevis import channel, render
     from inspect_kit.analysis.featurevis.exemplars import top_exemplars
     from inspect_kit.analysis.featurevis.sanity import randomization_check
+    from inspect_kit.analysis.randomization import sanity_cascade
+    from inspect_kit.analysis.selection import (
+        optimisation_target,
+        preferred_classes,
+        select_units,
+        unit_means,
+    )
 
-    from .selection import optimisation_target, select_units
-
+    layer, input_shape = options.layer, options.input_shape
+    if layer is None or input_shape is None:
+        raise ValueError("feature visualization needs a layer and an input shape")
     selectivity = None
     preferred: dict[int, str] = {}
+    units = list(options.units) if options.units else None
     in_store = store is not None and layer in store.layers
     if store is not None and not in_store:
         logger.warning("layer %r is not in the store: no exemplars or unit selection", layer)
     if in_store:
         means = unit_means(store, layer)
         labels = store.labels
-        picked, selectivity = select_units(means, labels, n_units)
+        picked, selectivity = select_units(means, labels, options.n_units)
         if units is None:
             units = picked
         if labels is not None:
-            classes = np.unique(labels)
-            cm = np.stack([means[labels == c].mean(axis=0) for c in classes])
-            for u in units:
-                c = classes[int(np.argmax(cm[:, u]))]
-                preferred[int(u)] = (
-                    class_names[int(c)]
-                    if class_names is not None and 0 <= int(c) < len(class_names)
-                    else str(c)
-                )
+            preferred = preferred_classes(means, labels, units, class_names)
     if units is None:
-        units = list(range(n_units))
+        units = list(range(options.n_units))
     units = [int(u) for u in units]
     target = optimisation_target(model, layer)
     logger.info(
@@ -177,51 +125,40 @@ def run_featurevis(
         model,
         channel(target, units),
         tuple(input_shape),
-        steps=steps,
-        value_range=value_range,
-        device=device,
-        seed=seed,
-        progress=progress,
+        steps=options.steps,
+        value_range=options.value_range,
+        device=run.device,
+        seed=run.seed,
+        progress=run.progress,
     )
     if target != layer:
         # Channel k of the pre-activation is channel k of `layer`: show the units under the
         # stored layer's name, beside that layer's exemplars; the objective keeps the truth.
         result = dataclasses.replace(result, layer=layer, labels=[f"{layer}:{u}" for u in units])
     ex = (
-        top_exemplars(store, layer, k=exemplars, units=units, progress=progress)
-        if in_store and exemplars > 0
+        top_exemplars(store, layer, k=options.exemplars, units=units, progress=run.progress)
+        if in_store and options.exemplars > 0
         else None
     )
     randomization = None
-    if sanity:
-        logger.info("randomisation sanity check of %s units %s", layer, units[:sanity_units])
+    if options.sanity:
+        sanity_units = units[: options.sanity_units]
+        logger.info("randomisation sanity check of %s units %s", layer, sanity_units)
         randomization = randomization_check(
             model,
-            channel(target, units[:sanity_units]),
+            channel(target, sanity_units),
             tuple(input_shape),
-            layers=list(sanity_layers)
-            if sanity_layers is not None
-            else sanity_cascade(model, layer, sanity_stages),
-            steps=sanity_steps or steps,
-            value_range=value_range,
-            device=device,
-            seed=seed,
-            random_state=seed,
-            progress=progress,
+            layers=list(options.sanity_layers)
+            if options.sanity_layers is not None
+            else sanity_cascade(model, layer, options.sanity_stages),
+            steps=options.sanity_steps or options.steps,
+            value_range=options.value_range,
+            device=run.device,
+            seed=run.seed,
+            random_state=run.seed,
+            progress=run.progress,
         )
     return FeatureVisRun(result, ex, selectivity, preferred, randomization)
-
-
-def randomized_copy(model: nn.Module, seed: int) -> nn.Module:
-    """A copy of ``model`` with every parameterised module re-initialised (same architecture)."""
-    clone = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):  # leaves the caller's global RNG untouched
-        torch.manual_seed(seed)
-        for module in clone.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset):
-                reset()
-    return clone.eval()
 
 
 def random_weights_profile(
@@ -230,10 +167,8 @@ def random_weights_profile(
     store: Any,
     layers: Sequence[str],
     *,
-    cv: int = 5,
-    seed: int = 0,
-    device: Any = None,
-    progress: bool = True,
+    cv: int,
+    run: RunOptions,
 ) -> Any:
     """Probe profile of the same layers of a copy of ``model`` with re-initialised weights.
 
@@ -241,9 +176,11 @@ def random_weights_profile(
     are often linearly informative already.
     """
     from inspect_kit.analysis.probes import probe_profile
+    from inspect_kit.analysis.randomization import randomize_weights
     from inspect_kit.capture import capture
 
-    rand = randomized_copy(model, seed + 1)
+    seed, device, progress = run.seed, run.device, run.progress
+    rand = randomize_weights(model, random_state=seed + 1).eval()
     # the same features as the trained store's probes: its reduction, else the probes' mean
     stored = {store[layer].attrs.get("reduction") for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
@@ -277,14 +214,8 @@ def latent_probe(
     inputs: np.ndarray,
     store: Any,
     labels: np.ndarray | None,
-    *,
-    latent_dim: int = 8,
-    epochs: int = 15,
-    max_train: int = 4000,
-    cv: int = 5,
-    seed: int = 0,
-    device: Any = None,
-    progress: bool = True,
+    options: LatentOptions,
+    run: RunOptions,
 ) -> dict[str, Any]:
     """Train a ConvAutoencoder on ``inputs`` and probe its latent space (codes saved in the store).
 
@@ -294,16 +225,17 @@ def latent_probe(
     from inspect_kit.analysis.latent import LatentProbe
     from inspect_kit.models.autoencoder import ConvAutoencoder, fit_autoencoder
 
+    seed, device, progress = run.seed, run.device, run.progress
     x = np.asarray(inputs, dtype=np.float32)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     n_val = max(1, len(x) // 5)
-    val_idx, train_idx = order[:n_val], order[n_val:][:max_train]
-    ae = ConvAutoencoder(tuple(x.shape[1:]), latent_dim=latent_dim)
+    val_idx, train_idx = order[:n_val], order[n_val:][: options.max_train]
+    ae = ConvAutoencoder(tuple(x.shape[1:]), latent_dim=options.latent_dim)
     history = fit_autoencoder(
         ae,
         x[train_idx],
-        epochs=epochs,
+        epochs=options.epochs,
         val_data=x[val_idx],
         device=device,
         seed=seed,
@@ -316,7 +248,7 @@ def latent_probe(
     )
     probe.to_store(store)
     baseline = float(np.mean((x[val_idx] - x[train_idx].mean(axis=0)) ** 2))
-    label_probe = probe.probe("label", cv=cv, random_state=seed) if labels is not None else None
+    label_probe = probe.probe("label", cv=options.cv, random_state=seed) if labels is not None else None
     traversal = probe.traverse(dim=None, steps=9)
     emb = probe.embed("pca", random_state=seed)
     return {

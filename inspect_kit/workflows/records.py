@@ -94,7 +94,6 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
         from inspect_kit.data import load_mni_patches
 
         return load_mni_patches(**opts)[0]
-    from inspect_kit.data.formats import load_data
+    from .options import DataOptions
 
-    keep = ("labels", "size", "channels", "window", "normalize")
-    return load_data(source, **{k: v for k, v in opts.items() if k in keep}).to_array()
+    return DataOptions.from_record(opts).load(source).to_array()

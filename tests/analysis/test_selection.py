@@ -7,7 +7,7 @@ import torchvision
 from torch import nn
 
 from inspect_kit.analysis.featurevis import channel, render
-from inspect_kit.report.selection import optimisation_target
+from inspect_kit.analysis.selection import optimisation_target
 
 
 def test_relu_in_sequential_is_optimised_through_its_input():

@@ -1,16 +1,75 @@
-"""What a profile looks at when the user does not say: which layers, which units.
+"""Which layers and units to look at when the user does not say, and what they prefer.
 
-A report cannot show every channel of every layer. It shows the channels that respond most
+A profile cannot show every channel of every layer. It shows the channels that respond most
 selectively to one class (class selectivity index, Morcos et al. 2018), in the deepest layer
 that still has spatial maps, since those are the units whose pictures are most telling.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from torch import nn
+
+
+def unit_means(store: Any, layer: str) -> np.ndarray:
+    """(N, C) per-channel means of a stored layer, read chunk by chunk.
+
+    Examples
+    --------
+    >>> means = unit_means(store, "relu3")                       # doctest: +SKIP
+    """
+    parts = []
+    for _, rows in store.iter_chunks(layer):
+        rows = np.asarray(rows, dtype=np.float32)
+        parts.append(
+            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
+        )
+    return np.concatenate(parts)
+
+
+def preferred_classes(
+    activations: np.ndarray,
+    labels: np.ndarray,
+    units: Sequence[int],
+    class_names: Sequence[str] | None = None,
+) -> dict[int, str]:
+    """The class with the highest mean activation of each unit (named when names are given).
+
+    Parameters
+    ----------
+    activations : ndarray (N, C)
+        Per-channel activations (e.g. :func:`unit_means`).
+    labels : ndarray (N,)
+    units : sequence of int
+    class_names : sequence of str, optional
+        Names indexed by integer label.
+
+    Returns
+    -------
+    dict
+        ``{unit: class}``.
+
+    Examples
+    --------
+    >>> acts = np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 0.0]])
+    >>> preferred_classes(acts, np.array([0, 1, 1]), [0, 1], ["a", "b"])
+    {0: 'b', 1: 'a'}
+    """
+    acts = np.asarray(activations)
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    cm = np.stack([acts[labels == c].mean(axis=0) for c in classes])
+    out: dict[int, str] = {}
+    for u in units:
+        c = classes[int(np.argmax(cm[:, int(u)]))]
+        named = class_names is not None and np.asarray(c).dtype.kind in "iuf"
+        out[int(u)] = (
+            class_names[int(c)] if named and 0 <= int(c) < len(class_names) else str(c)
+        )
+    return out
 
 
 def class_selectivity(activations: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""PCA before a neighbour-graph method (t-SNE, UMAP): the step they share."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._features import Features
+from ._pca import PCAEmbedding
+
+
+class PCAPreReduction:
+    """Mixin of :class:`~._base.BaseEmbedding` subclasses with a ``pca_components`` parameter.
+
+    ``fit`` reduces the features to ``pca_components`` principal components first (kept in
+    ``pca_`` so ``transform`` projects new samples the same way); None skips it.
+    """
+
+    pca_components: int | None
+    random_state: int | None
+    progress: bool
+    pca_: PCAEmbedding | None
+
+    def _pre_reduce(self, feats: Features) -> np.ndarray:
+        """Features for a neighbour-graph method: PCA to ``pca_components`` first, if asked."""
+        p = self.pca_components
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int | np.integer) or p < 1):
+            raise ValueError(f"pca_components must be a positive integer or None, got {p!r}")
+        if p and feats.n_features > p and feats.n_samples > p:
+            self.pca_ = PCAEmbedding(
+                n_components=int(p),
+                random_state=self.random_state,
+                metrics=False,
+                progress=self.progress,
+            ).fit(feats)
+            return self.pca_.embedding_
+        self.pca_ = None
+        return feats.to_numpy()
+
+    def _pre_transform(self, feats: Features) -> np.ndarray:
+        if getattr(self, "pca_", None) is not None:
+            return self.pca_.transform(feats)
+        return feats.to_numpy()

@@ -1,0 +1,43 @@
+"""What the ``inspect-kit`` command and the demo run: the application layer.
+
+The only layer that combines capture, analyses and the report. Workflows take small option
+objects (:mod:`.options`) rather than long keyword lists: :func:`build_report` profiles a
+store into one HTML report (a list of steps, :mod:`.report_steps`), :func:`run_demo` trains
+and profiles the demo model, and :mod:`.commands` holds the single-step commands
+(``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``).
+
+Examples
+--------
+>>> from inspect_kit.workflows import ReportOptions, build_report
+>>> res = build_report("acts.h5", "report.html", options=ReportOptions(methods=("pca",)))
+... # doctest: +SKIP
+"""
+
+from .demo import DemoSize, run_demo
+from .options import (
+    CaptureOptions,
+    DataOptions,
+    EmbeddingOptions,
+    FeatureVisOptions,
+    LatentOptions,
+    ModelSource,
+    ReportOptions,
+    RunOptions,
+)
+from .pipeline import PipelineResult, build_report, report_from_store
+
+__all__ = [
+    "CaptureOptions",
+    "DataOptions",
+    "DemoSize",
+    "EmbeddingOptions",
+    "FeatureVisOptions",
+    "LatentOptions",
+    "ModelSource",
+    "PipelineResult",
+    "ReportOptions",
+    "RunOptions",
+    "build_report",
+    "report_from_store",
+    "run_demo",
+]

@@ -1,0 +1,355 @@
+"""The single-step commands: ``layers``, ``capture``, ``embed``, ``featurevis`` and ``probe``.
+
+Each takes the option objects the command line parsed (:mod:`.options`) and writes its store
+or figures; the CLI stays a thin parser, and the same steps can be called from Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from .options import (
+    CaptureOptions,
+    DataOptions,
+    EmbeddingOptions,
+    FeatureVisOptions,
+    ModelSource,
+    RunOptions,
+)
+from .output import check_formats, safe_name, timed_step, write_figures
+from .records import class_names_of, read_inputs_record, record_inputs, value_range_of
+from .steps import check_layers, compute_embeddings, run_featurevis
+
+logger = logging.getLogger(__name__)
+
+
+def default_capture_layers(model: nn.Module) -> list[str]:
+    """Every convolution, activation and linear leaf; top-level blocks for big models."""
+    from inspect_kit.capture import list_layers
+
+    kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear", "ReLU", "GELU", "SiLU", "LeakyReLU"]
+    names = list_layers(model, types=kinds)
+    if 0 < len(names) <= 16:
+        return names
+    children = [n for n, _ in model.named_children()]
+    return children or names
+
+
+def layer_table(
+    model: ModelSource,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+    input_shape: Sequence[int] | None = None,
+    device: str | None = None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """The ``layers`` command: one row per layer (name, type, parameters, output shape).
+
+    With ``input_shape`` (one sample's C H W or C D H W) a forward pass of zeros also gives
+    each layer's output shape, one entry per call (``name``, ``name:1`` ...).
+
+    Returns
+    -------
+    rows : list of dict
+        ``name``, ``type``, ``params`` and ``output`` ("" without ``input_shape``).
+    model : nn.Module
+        The loaded model.
+
+    Examples
+    --------
+    >>> rows, net = layer_table(ModelSource("inspect_kit.models:SmallCNN"), types=["Conv2d"])
+    >>> [r["name"] for r in rows]
+    ['conv1', 'conv2', 'conv3']
+    """
+    import torch
+
+    from inspect_kit.capture import LayerRecorder, list_layers, resolve_layers
+
+    net = model.load(device)
+    names = list_layers(net, include=include, exclude=exclude, types=types)
+    shapes: dict[str, str] = {}
+    if input_shape:
+        x = torch.zeros((1, *input_shape))
+        try:
+            with LayerRecorder(resolve_layers(net, names)) as rec, torch.no_grad():
+                net(x.to(device) if device else x)
+        except Exception as err:
+            raise ValueError(
+                f"a forward pass with input shape {tuple(input_shape)} failed: {err}; "
+                "give one sample's shape, e.g. --input-shape 3 224 224"
+            ) from err
+        # one entry per call: "name", and "name:1" ... for a module called again
+        shapes = {key: str(tuple(c.source_shape[1:])) for key, c in rec.outputs.items()}
+    modules = dict(net.named_modules())
+    rows = [
+        {
+            "name": n,
+            "type": type(modules[n]).__name__,
+            "params": sum(p.numel() for p in modules[n].parameters()),
+            "output": shapes.get(n, ""),
+        }
+        for n in names
+    ]
+    return rows, net
+
+
+def capture_user_data(
+    model: ModelSource,
+    data: str | Path,
+    out: str | Path,
+    *,
+    data_options: DataOptions | None = None,
+    capture_options: CaptureOptions | None = None,
+    run: RunOptions | None = None,
+) -> Path:
+    """Load a model and a data folder/file, capture layers into a store, record both.
+
+    Parameters
+    ----------
+    model : ModelSource
+    data : path or str
+        A folder of images/NIfTI/DICOM, ``file.npz[:key]`` or ``file.h5:dataset``.
+    out : path
+        The store to write.
+    data_options, capture_options, run
+        How the data are read, what is stored, and the device/progress of the run.
+
+    Returns
+    -------
+    Path
+        The store.
+
+    Examples
+    --------
+    >>> capture_user_data(ModelSource("torchvision.models:resnet18"), "scans/", "acts.h5",
+    ...                   capture_options=CaptureOptions(layers=("layer4",)))  # doctest: +SKIP
+    """
+    data_options = data_options or DataOptions()
+    capture_options = capture_options or CaptureOptions()
+    run = run or RunOptions()
+    from inspect_kit.capture import capture
+
+    timings: dict[str, float] = {}
+    with timed_step("reading data", timings):
+        user = data_options.load(data)
+        n = len(user)
+        probe_rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(int))
+        sample = np.stack([np.asarray(user.dataset[int(i)]) for i in probe_rows])
+        logger.info("%d samples of shape %s (%s)", n, user.sample_shape, user.kind)
+    with timed_step("loading model", timings):
+        net = model.load(run.device)
+    layers = list(capture_options.layers or default_capture_layers(net))
+    with timed_step(f"capturing {len(layers)} layers", timings):
+        store = capture(
+            net,
+            user.dataset,
+            layers,
+            out,
+            reduce=capture_options.reduce,
+            dtype=capture_options.dtype,
+            device=run.device,
+            batch_size=capture_options.batch_size,
+            labels=user.labels,
+            metadata=user.metadata or None,
+            thumbnails=capture_options.thumbnails,
+            resume=capture_options.resume,
+            overwrite=capture_options.overwrite,
+            progress=run.progress,
+        )
+    try:
+        record_inputs(
+            store,
+            {
+                **model.as_record(),
+                "data": str(Path(data).resolve()) if Path(str(data)).exists() else str(data),
+                "data_options": data_options.as_record(),
+                "kind": user.kind,
+                "sample_shape": list(user.sample_shape),
+                "class_names": user.class_names,
+                "value_range": list(value_range_of(sample)),
+            },
+        )
+    finally:
+        store.close()
+    return Path(out)
+
+
+def store_summary(store_path: str | Path) -> str:
+    """The text summary of a store (what ``inspect-kit capture`` prints when done)."""
+    from inspect_kit.store import open_store
+
+    with open_store(store_path) as store:
+        return str(store.summary())
+
+
+def embed_layers(
+    store_path: str | Path,
+    options: EmbeddingOptions | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    formats: Sequence[str] | None = None,
+    color: str = "auto",
+    run: RunOptions | None = None,
+) -> list[dict[str, Any]]:
+    """Embed layers of a store, write one small-multiples figure per method; return metrics.
+
+    Examples
+    --------
+    >>> embed_layers("acts.h5", EmbeddingOptions(methods=("pca",)))    # doctest: +SKIP
+    """
+    options = options or EmbeddingOptions()
+    run = run or RunOptions()
+    formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.figures.embedding import plot_embedding_grid
+    from inspect_kit.store import open_store
+
+    out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
+    rows: list[dict[str, Any]] = []
+    figures: dict[str, Any] = {}
+    with open_store(store_path) as store:
+        layers = check_layers(store, layers)
+        names = class_names_of(read_inputs_record(store))
+        embs = compute_embeddings(store, layers, options, run)
+        for method, by_layer in embs.items():
+            figures[f"embedding_{method}"] = plot_embedding_grid(
+                by_layer, color=color, label_names=names, title=f"{method} of each layer"
+            )
+            for layer, emb in by_layer.items():
+                m = emb.metrics
+                rows.append(
+                    {
+                        "method": method,
+                        "layer": layer,
+                        "trustworthiness": m.get("trustworthiness"),
+                        "knn_map": m.get("knn_accuracy"),
+                        "knn_features": m.get("knn_accuracy_original"),
+                    }
+                )
+    for p in write_figures(figures, out_dir, formats, progress=run.progress):
+        logger.info("wrote %s", p)
+    return rows
+
+
+def featurevis_units(
+    model: ModelSource,
+    options: FeatureVisOptions,
+    out: str | Path,
+    *,
+    store: str | Path | None = None,
+    formats: Sequence[str] | None = None,
+    run: RunOptions | None = None,
+) -> list[Path]:
+    """The ``featurevis`` command: a gallery (and sanity check) written to ``out``.
+
+    ``options.input_shape`` and ``options.value_range`` default to what ``store`` recorded.
+
+    Examples
+    --------
+    >>> featurevis_units(ModelSource("torchvision.models:resnet18"),
+    ...                  FeatureVisOptions(layer="layer4", input_shape=(3, 224, 224)),
+    ...                  "fv/")                                      # doctest: +SKIP
+    """
+    run = run or RunOptions()
+    formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.selection import spatial_layers
+    from inspect_kit.figures.featurevis import plot_randomization, plot_unit_gallery
+    from inspect_kit.store import open_store
+
+    layer = options.layer
+    if not layer:
+        raise ValueError("give the layer whose units to visualise (--layer)")
+    net = model.load(run.device)
+    opened = open_store(store) if store is not None else None
+    try:
+        record = read_inputs_record(opened) if opened is not None else {}
+        shape = tuple(options.input_shape or record.get("sample_shape") or ())
+        if len(shape) not in (3, 4):
+            raise ValueError(
+                "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
+                "written by inspect-kit capture"
+            )
+        vrange = options.value_range or record.get("value_range")
+        if vrange is None:
+            vrange = (0.0, 1.0)
+            logger.info("assuming inputs in [0, 1]; set --value-range for other units")
+        if opened is not None and layer in opened.layers and layer not in spatial_layers(opened):
+            logger.info("layer %s has no spatial maps; its channels are single numbers", layer)
+        fv = run_featurevis(
+            net,
+            dataclasses.replace(options, input_shape=shape, value_range=tuple(vrange)),
+            run,
+            store=opened,
+            class_names=class_names_of(record),
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+    figures = {
+        f"featurevis_{safe_name(layer)}": plot_unit_gallery(
+            fv.result, fv.exemplars, max_units=len(fv.result), title=f"Units of {layer}"
+        )
+    }
+    if fv.randomization is not None:
+        figures[f"sanity_{safe_name(layer)}"] = plot_randomization(fv.randomization)
+    return write_figures(figures, out, formats, progress=run.progress)
+
+
+def probe_layers(
+    store_path: str | Path,
+    *,
+    layers: Sequence[str] | None = None,
+    target: str = "label",
+    cv: int = 5,
+    out: str | Path | None = None,
+    formats: Sequence[str] | None = None,
+    run: RunOptions | None = None,
+) -> list[dict[str, Any]]:
+    """The ``probe`` command: a linear-probe profile across layers, saved in the store.
+
+    Examples
+    --------
+    >>> probe_layers("acts.h5", target="site", cv=5)                   # doctest: +SKIP
+    """
+    run = run or RunOptions()
+    formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.probes import probe_profile
+    from inspect_kit.figures.probes import plot_probe_profile
+    from inspect_kit.store import open_store
+
+    with open_store(store_path) as store:
+        layers = check_layers(store, layers)
+        profile = probe_profile(
+            store,
+            layers,
+            target=target,
+            cv=cv,
+            random_state=run.seed,
+            save=True,
+            progress=run.progress,
+        )
+    fig = plot_probe_profile(profile, title=f"Linear probe of {profile.target}")
+    out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
+    write_figures(
+        {f"probe_profile_{safe_name(target)}": fig},
+        out_dir,
+        formats,
+        progress=run.progress,
+    )
+    return [
+        {
+            "layer": layer,
+            profile.metric: float(r.score),
+            "std": float(r.score_std),
+            "chance": float(r.chance),
+        }
+        for layer, r in zip(profile.layers, profile.results, strict=True)
+    ]
