@@ -4,6 +4,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import inspect_kit
 
 EXPECTED = {
@@ -38,7 +40,50 @@ def test_featurevis_alias_is_one_module():
     assert callable(fv.render) and callable(fv.channel)
 
 
-def test_import_does_not_load_umap_or_kaleido():
-    code = "import sys, inspect_kit; print(sorted(m for m in ('umap', 'kaleido', 'openTSNE', 'nilearn') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+HEAVY = ("torch", "sklearn", "scipy", "umap", "kaleido", "openTSNE", "nilearn", "plotly", "h5py")
+
+
+def _loaded_after(code: str) -> list[str]:
+    """Heavy modules in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_is_light():
+    assert _loaded_after("import inspect_kit") == []
+    # dir() and the version need nothing heavy either
+    assert _loaded_after("import inspect_kit as ik; dir(ik); ik.__version__") == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["capture", "--help"]])
+def test_cli_help_and_version_are_light(argv):
+    code = (
+        "import contextlib, io\nfrom inspect_kit.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()) as out:\n    status = main({argv!r})\n"
+        "assert status == 0 and 'inspect-kit' in out.getvalue(), (status, out.getvalue())"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_version_comes_from_the_installed_metadata():
+    from importlib.metadata import version
+
+    assert inspect_kit.__version__ == version("inspect-kit")
+
+
+def test_names_resolve_lazily_to_the_objects_they_name():
+    from inspect_kit.analysis.embedding import embed
+    from inspect_kit.capture.loop import capture
+    from inspect_kit.models import ConvAutoencoder
+    from inspect_kit.workflows.pipeline import build_report
+
+    ik = inspect_kit
+    assert ik.models.ConvAutoencoder is ConvAutoencoder
+    assert callable(ik.data.load_mni_patches) and ik.figures.plot_embedding is ik.plot_embedding
+    assert ik.embed is embed and ik.build_report is build_report
+    # the function, even after the subpackage of the same name was imported
+    assert ik.capture is capture
+    assert {"models", "data", "featurevis", "capture", "build_report"} <= set(dir(ik))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        ik.no_such_name  # noqa: B018

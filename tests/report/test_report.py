@@ -1,4 +1,4 @@
-"""The HTML report: document structure, unit selection, and the page in a real browser."""
+"""The HTML report: document structure, and the page in a real browser."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import plotly.graph_objects as go
 import pytest
 
 from inspect_kit.report import Report
-from inspect_kit.analysis.selection import class_selectivity, select_units
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,33 +49,6 @@ def test_figure_divs_take_the_figure_size():
     assert 'style="height:333px;width:900px;' in compact
     r.section("t").add_figure(go.Figure(go.Bar(y=[1])), height=321)  # no height of its own
     assert 'style="height:321px;width:100%;' in r.to_html().replace(" ", "")
-
-
-# -- choosing units ---------------------------------------------------------------------------------
-def test_class_selectivity_matches_hand_computation():
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1, 2], 50)
-    acts = np.zeros((150, 3))
-    acts[labels == 1, 0] = 2.0  # unit 0 fires for class 1 only -> index 1
-    acts[:, 1] = 1.0 + rng.normal(0, 1e-9, 150)  # same for every class -> ~0
-    acts[:, 2] = np.where(labels == 0, 3.0, 1.0)  # means 3, 1, 1 -> (3-1)/(3+1) = 0.5
-    si = class_selectivity(acts, labels)
-    np.testing.assert_allclose(si, [1.0, 0.0, 0.5], atol=1e-6)
-    units, scores = select_units(acts, labels, 2)
-    assert units == [0, 2]
-    # spatial maps are averaged first
-    maps = np.repeat(acts[:, :, None, None], 4, axis=2).repeat(4, axis=3)
-    np.testing.assert_allclose(class_selectivity(maps, labels), si)
-
-
-def test_select_units_skips_dead_units_and_works_without_labels():
-    acts = np.zeros((20, 4))
-    acts[:, 1] = np.arange(20)
-    acts[:, 3] = np.arange(20) * 0.1
-    units, scores = select_units(acts, None, 3)
-    assert units == [1, 3] and scores is None
-    with pytest.raises(ValueError, match="two classes"):
-        class_selectivity(acts, np.zeros(20))
 
 
 # -- in a real browser ------------------------------------------------------------------------------
@@ -208,42 +180,3 @@ def test_report_renders_and_hover_shows_thumbnail(browser, thumbnail_report):
     assert box[1] == "data:image/png;base64,"
     assert box[2] is not None
     assert severe(browser) == []
-
-
-def test_randomization_verdict_uses_the_two_seed_reference():
-    from inspect_kit.analysis.randomization import randomization_verdict
-
-    # falls far below what two seeds of the trained model give: depends on the weights
-    text, warn = randomization_verdict(np.array([1.0, 0.5, 0.05]), np.array([0.6, 0.7]))
-    assert not warn and "depend on the learned weights" in text
-    # two seeds differ as much as trained vs random: a warning, whatever the drop from 1
-    text, warn = randomization_verdict(np.array([1.0, 0.4, 0.09]), np.array([0.1, 0.19]))
-    assert warn and "0.15" in text and "0.09" in text
-    # without a reference, the drop from the trained images decides
-    assert randomization_verdict(np.array([1.0, 0.95]), None)[1]
-    assert not randomization_verdict(np.array([1.0, 0.3]), None)[1]
-
-
-def test_featurevis_layer_is_the_deepest_spatial_one():
-    from inspect_kit.analysis.selection import featurevis_layer, spatial_layers
-
-    class View:
-        def __init__(self, shape):
-            self.attrs = {"source_shape": list(shape)}
-            self.shape = (10, *shape)
-
-    class FakeStore:
-        layers = ["conv1", "relu1", "layer4", "avgpool", "fc"]
-        shapes = {
-            "conv1": (8, 16, 16),
-            "relu1": (8, 16, 16),
-            "layer4": (32, 2, 2),
-            "avgpool": (32, 1, 1),
-            "fc": (3,),
-        }
-
-        def __getitem__(self, name):
-            return View(self.shapes[name])
-
-    assert spatial_layers(FakeStore()) == ["conv1", "relu1", "layer4"]  # 1x1 is no map
-    assert featurevis_layer(FakeStore()) == "layer4"
