@@ -22,7 +22,7 @@ import torch
 from inspect_kit.cli import main
 from inspect_kit.data.formats import load_data
 from inspect_kit.models import SmallCNN
-from inspect_kit.models.registry import load_model, load_weights
+from inspect_kit.models.registry import load_model
 from inspect_kit.store import open_store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -503,37 +503,6 @@ def test_report_refuses_a_model_that_does_not_rebuild(tmp_path, capsys):
     )
     assert code == 0 and "does not rebuild" not in err
     assert ">Feature visualization" in report.read_text()
-
-
-# -- model loading -------------------------------------------------------------------------------
-def test_weights_state_dict_checkpoint_and_dataparallel(tmp_path):
-    src = SmallCNN(**{**TINY_ARGS, "seed": 5})
-    sd = src.state_dict()
-    torch.save(sd, tmp_path / "plain.pt")
-    torch.save({"epoch": 3, "model_state_dict": sd}, tmp_path / "ckpt.pt")
-    torch.save({f"module.{k}": v for k, v in sd.items()}, tmp_path / "dp.pt")
-    for name in ("plain.pt", "ckpt.pt", "dp.pt"):
-        net = load_model(
-            "inspect_kit.models:SmallCNN", weights=tmp_path / name, model_args=TINY_ARGS
-        )
-        assert not net.training
-        for k, v in net.state_dict().items():
-            assert torch.equal(v, sd[k]), (name, k)
-    torch.save(src, tmp_path / "whole.pt")  # a pickled module: refused by weights_only
-    with pytest.raises(ValueError, match="weights_only"):
-        load_weights(SmallCNN(**TINY_ARGS), tmp_path / "whole.pt")
-    with pytest.raises(ValueError, match="do not fit"):
-        load_weights(SmallCNN(n_classes=5), tmp_path / "plain.pt")
-
-
-def test_model_from_a_python_file(tmp_path):
-    (tmp_path / "net.py").write_text(
-        "import torch\n"
-        "def build(width=3):\n"
-        "    return torch.nn.Sequential(torch.nn.Conv2d(1, width, 3), torch.nn.ReLU())\n"
-    )
-    net = load_model(f"{tmp_path / 'net.py'}:build", model_args={"width": 5})
-    assert net[0].out_channels == 5
 
 
 # -- bad arguments: one line, non-zero, no traceback ----------------------------------------------
