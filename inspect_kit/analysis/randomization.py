@@ -81,9 +81,7 @@ def randomize_weights(
         for m in modules[name].modules():  # the module and every descendant, each once
             chosen.setdefault(id(m), m)
     params = {id(p): p for m in chosen.values() for p in m.parameters(recurse=False)}
-    devices = sorted(
-        {p.device.index or 0 for p in target.parameters() if p.device.type == "cuda"}
-    )
+    devices = sorted({p.device.index or 0 for p in target.parameters() if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices):
         seed = torch.seed() if random_state is None else int(random_state)
         torch.manual_seed(seed)

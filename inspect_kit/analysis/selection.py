@@ -66,9 +66,7 @@ def preferred_classes(
     for u in units:
         c = classes[int(np.argmax(cm[:, int(u)]))]
         named = class_names is not None and np.asarray(c).dtype.kind in "iuf"
-        out[int(u)] = (
-            class_names[int(c)] if named and 0 <= int(c) < len(class_names) else str(c)
-        )
+        out[int(u)] = class_names[int(c)] if named and 0 <= int(c) < len(class_names) else str(c)
     return out
 
 

@@ -140,9 +140,7 @@ class EmbeddingStep:
         return bool(ctx.options.methods)
 
     def compute(self, ctx: ReportContext) -> dict[str, dict[str, Any]]:
-        return compute_embeddings(
-            ctx.store, ctx.layers, ctx.options.embedding_options(), ctx.run
-        )
+        return compute_embeddings(ctx.store, ctx.layers, ctx.options.embedding_options(), ctx.run)
 
     def render(self, ctx: ReportContext, result: Any) -> list[dict[str, Any]]:
         from inspect_kit.report import sections

@@ -248,7 +248,9 @@ def latent_probe(
     )
     probe.to_store(store)
     baseline = float(np.mean((x[val_idx] - x[train_idx].mean(axis=0)) ** 2))
-    label_probe = probe.probe("label", cv=options.cv, random_state=seed) if labels is not None else None
+    label_probe = (
+        probe.probe("label", cv=options.cv, random_state=seed) if labels is not None else None
+    )
     traversal = probe.traverse(dim=None, steps=9)
     emb = probe.embed("pca", random_state=seed)
     return {

@@ -70,8 +70,12 @@ def test_reinitialisation_follows_each_modules_own_scheme():
     assert float(w.std()) == pytest.approx(bound / math.sqrt(3), rel=0.25)
     # BatchNorm: weight 1, bias 0, running statistics reset
     bn = rand.block[1]
-    assert torch.equal(bn.weight.detach(), torch.ones(4)) and torch.equal(bn.bias.detach(), torch.zeros(4))
-    assert torch.equal(bn.running_mean, torch.zeros(4)) and torch.equal(bn.running_var, torch.ones(4))
+    assert torch.equal(bn.weight.detach(), torch.ones(4)) and torch.equal(
+        bn.bias.detach(), torch.zeros(4)
+    )
+    assert torch.equal(bn.running_mean, torch.zeros(4)) and torch.equal(
+        bn.running_var, torch.ones(4)
+    )
     # a bare parameter is redrawn around its own mean and spread (here 4.5 +- 1.29)
     token = rand.block[0].token.detach()
     assert not torch.equal(token, make_net().block[0].token.detach())
@@ -113,5 +117,3 @@ def test_randomization_verdict_uses_the_two_seed_reference():
     # without a reference, the drop from the trained images decides
     assert randomization_verdict(np.array([1.0, 0.95]), None)[1]
     assert not randomization_verdict(np.array([1.0, 0.3]), None)[1]
-
-

@@ -72,7 +72,9 @@ def test_model_from_a_python_file(tmp_path):
 def test_a_pickled_whole_model_is_refused_with_what_to_save_instead(tmp_path):
     torch.save(SmallCNN(**TINY_ARGS), tmp_path / "whole.pt")
     with pytest.raises(ValueError, match=r"save a state_dict \(torch.save\(model.state_dict"):
-        load_model("inspect_kit.models:SmallCNN", weights=tmp_path / "whole.pt", model_args=TINY_ARGS)
+        load_model(
+            "inspect_kit.models:SmallCNN", weights=tmp_path / "whole.pt", model_args=TINY_ARGS
+        )
 
 
 def test_errors_name_the_close_match_and_the_expected_form(tmp_path):

@@ -1,0 +1,85 @@
+"""The option objects workflows take."""
+
+import dataclasses
+
+import pytest
+
+from inspect_kit.workflows.options import (
+    CaptureOptions,
+    DataOptions,
+    EmbeddingOptions,
+    FeatureVisOptions,
+    ModelSource,
+    ReportOptions,
+)
+
+
+def test_options_are_frozen_and_normalise_sequences():
+    d = DataOptions(size=[64, 64], window=[-1000, 400])
+    assert d.size == (64, 64) and d.window == (-1000, 400)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.size = (1, 1)  # type: ignore[misc]
+    assert CaptureOptions(layers=["a", "b"]).layers == ("a", "b")
+    assert CaptureOptions(layers=[]).layers is None  # empty means the default layers
+    fv = FeatureVisOptions(units=["3", 1], input_shape=[1, 16, 16], sanity_layers=[])
+    assert fv.units == (3, 1) and fv.input_shape == (1, 16, 16)
+    assert fv.sanity_layers == ()  # an empty cascade stays empty, unlike None (the default)
+    assert EmbeddingOptions(methods=["pca"]).methods == ("pca",)
+
+
+def test_data_options_round_trip_through_a_store_record():
+    d = DataOptions(labels="l.csv", size=(32, 32), channels=1, window=(0, 1), normalize="zscore")
+    record = d.as_record()
+    assert record == {
+        "labels": "l.csv",
+        "size": [32, 32],
+        "channels": 1,
+        "window": [0, 1],
+        "normalize": "zscore",
+    }
+    assert DataOptions.from_record({**record, "unrelated": 3}) == d
+
+
+def test_model_source_records_the_weights_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = ModelSource("inspect_kit.models:SmallCNN", weights="w.pt", model_args={"n_classes": 3})
+    assert src.as_record() == {
+        "model": "inspect_kit.models:SmallCNN",
+        "weights": str(tmp_path / "w.pt"),
+        "model_args": {"n_classes": 3},
+    }
+    net = ModelSource("inspect_kit.models:SmallCNN", model_args={"n_classes": 4}).load()
+    assert net.fc.out_features == 4 and not net.training
+
+
+def test_report_options_hand_each_step_its_own_options():
+    opts = ReportOptions(
+        methods=("pca", "umap"),
+        n_units=2,
+        featurevis_steps=40,
+        sanity_steps=20,
+        sanity_layers=["conv2"],
+        featurevis_layer="relu2",
+        latent_dim=3,
+        autoencoder_epochs=4,
+        probe_cv=3,
+        n_jobs=2,
+        seed=9,
+        device="cpu",
+        threads=None,
+        progress=False,
+    )
+    assert opts.embedding_options() == EmbeddingOptions(methods=("pca", "umap"), n_jobs=2)
+    fv = opts.featurevis_options()
+    assert (fv.layer, fv.n_units, fv.steps, fv.sanity, fv.sanity_steps) == (
+        "relu2",
+        2,
+        40,
+        True,
+        20,
+    )
+    assert fv.sanity_layers == ("conv2",)
+    lat = opts.latent_options()
+    assert (lat.latent_dim, lat.epochs, lat.cv) == (3, 4, 3)
+    run = opts.run_options()
+    assert (run.seed, run.device, run.threads, run.progress) == (9, "cpu", None, False)
