@@ -1,8 +1,15 @@
-"""The README's self-contained Python examples run as written (in order, sharing names)."""
+"""The README's self-contained Python examples run as written and show what they say.
 
+Each chain of blocks runs in order, sharing names; then the results the README prints or
+states in a comment (shapes, layer lists, accuracies, DICOM headers) are checked.
+"""
+
+import contextlib
+import io
 import re
 from pathlib import Path
 
+import numpy as np
 import plotly.io as pio
 import pytest
 
@@ -35,12 +42,73 @@ def _chain(first: str, last: str) -> list[str]:
     return BLOCKS[starts[0] : ends[0] + 1]
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", text)]
+
+
+def check_capture_and_h5py(out: str, ns: dict) -> None:
+    import inspect_kit
+
+    assert inspect_kit.list_layers(ns["model"], types="Conv2d") == ["conv1", "conv2", "conv3"]
+    for layer in ("conv1", "relu2", "conv3", "fc"):
+        assert layer in out  # store.summary() lists every stored layer
+    assert "1797" in out
+    # read back with plain h5py: every sample, in order, with its label
+    assert ns["n"] == 1797 and ns["conv3"].shape[0] == 1797
+    np.testing.assert_array_equal(ns["labels"], ns["y"])
+
+
+def check_featurevis(out: str, ns: dict) -> None:
+    assert "channel(conv3, 5) - 0.001 * total_variation() + 0.1 * diversity(conv3)" in out
+    assert ns["res"].images.shape == (4, 1, 16, 16)
+    assert ns["res"].trajectory.shape == (64, 4)  # the objectives' render: 64 steps, 4 images
+    assert (ns["lo"], ns["hi"]) == (-1000, 400)
+    assert ns["check"].stages == ["trained", "conv3", "bn2", "conv2", "bn1", "conv1"]
+    # randomising the weights makes the pictures less like the trained ones than two seeds
+    assert ns["check"].reference.mean() > ns["check"].mean_scores[-1]
+
+
+def check_latent_and_probes(out: str, ns: dict) -> None:
+    probe = ns["probe"]
+    assert probe.codes_.shape == (1797, 8) and probe.reconstruction_error_.shape == (1797,)
+    assert ns["walk"].images.shape == (3, 9, 1, 16, 16)
+    printed = re.search(r"<ProbeResult accuracy ([\d.]+) .*chance ([\d.]+)", out)
+    assert printed, out
+    assert float(printed.group(1)) > 0.6 and float(printed.group(2)) == pytest.approx(0.1, abs=0.03)
+    profile = ns["profile"]  # relu1 ~0.74 ... fc ~0.98, chance 0.10
+    assert profile.layers[-1] == "fc" and profile.scores[-1] > 0.9
+    assert profile.scores[-1] > profile.scores[0]
+    assert ns["r"].score > 0.6 and ns["r"].chance == pytest.approx(0.1, abs=0.03)
+
+
+def check_data_and_models(out: str, ns: dict) -> None:
+    accuracy = _floats(out.splitlines()[0])[0]
+    assert accuracy > 0.85  # "~0.96 (chance 0.33)"
+    assert "CT HU (128, 128) (0.661468, 0.661468)" in out
+    assert "MR arbitrary (64, 64) (0.3125, 0.3125)" in out
+
+
+CHECKS = {
+    "capture-and-h5py": check_capture_and_h5py,
+    "featurevis": check_featurevis,
+    "latent-and-probes": check_latent_and_probes,
+    "data-and-models": check_data_and_models,
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CHAINS))
-def test_readme_examples_run(name, tmp_path, monkeypatch):
+def test_readme_examples_run_and_show_what_they_say(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pio.renderers, "default", "json")  # fig.show() must not open a browser
     monkeypatch.setenv("TQDM_DISABLE", "1")
     ns: dict = {}
-    for block in _chain(*CHAINS[name]):
-        exec(compile(block, f"README:{name}", "exec"), ns)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        for block in _chain(*CHAINS[name]):
+            exec(compile(block, f"README:{name}", "exec"), ns)
+    CHECKS[name](buf.getvalue(), ns)
+
+
+def test_every_chain_has_its_checks():
+    assert set(CHECKS) == set(CHAINS)
