@@ -225,7 +225,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             normalize=args.normalize,
         ),
         capture_options=CaptureOptions(
-            layers=_split_list(args.layers),
+            layers=tuple(_split_list(args.layers) or ()),
             reduce=None if args.reduce == "none" else args.reduce,
             dtype=args.dtype,
             batch_size=args.batch_size,
@@ -267,7 +267,7 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
 
     options = FeatureVisOptions(
         layer=args.layer,
-        units=[int(u) for u in _split_list(args.units) or []] or None,
+        units=tuple(int(u) for u in _split_list(args.units) or []),
         n_units=args.top,
         steps=args.steps,
         exemplars=args.exemplars,

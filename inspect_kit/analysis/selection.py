@@ -66,7 +66,10 @@ def preferred_classes(
     for u in units:
         c = classes[int(np.argmax(cm[:, int(u)]))]
         named = class_names is not None and np.asarray(c).dtype.kind in "iuf"
-        out[int(u)] = class_names[int(c)] if named and 0 <= int(c) < len(class_names) else str(c)
+        if named and class_names is not None and 0 <= int(c) < len(class_names):
+            out[int(u)] = class_names[int(c)]
+        else:
+            out[int(u)] = str(c)
     return out
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,13 +131,18 @@ def _run_demo(
         raise NotADirectoryError(f"--out {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    data_options = {"dim": 2, "patch": 16, "n_per_class": size.n_per_class, "seed": seed}
+    data_options: dict[str, Any] = {
+        "dim": 2,
+        "patch": 16,
+        "n_per_class": size.n_per_class,
+        "seed": seed,
+    }
     with timed_step("loading MNI152 tissue patches", timings):
-        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)
+        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)  # type: ignore[misc]
         idx = np.arange(len(y))
         tr, te = train_test_split(idx, test_size=0.25, random_state=seed, stratify=y)
         logger.info("%d patches %s, classes %s", len(y), X.shape[1:], ", ".join(class_names))
-    model_args = {
+    model_args: dict[str, Any] = {
         "in_channels": 1,
         "n_classes": len(class_names),
         "dim": 2,

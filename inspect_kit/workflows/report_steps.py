@@ -103,7 +103,8 @@ class Step(Protocol):
 class ModelStep:
     """Model, data, accuracy, stored layers, provenance and the run-time table."""
 
-    key, label = "model", None
+    key = "model"
+    label: str | None = None
 
     def enabled(self, ctx: ReportContext) -> bool:
         return True
@@ -134,7 +135,8 @@ class ModelStep:
 class EmbeddingStep:
     """PCA / t-SNE / UMAP of every layer, with the quality of each map."""
 
-    key, label = "embeddings", "embeddings"
+    key = "embeddings"
+    label: str | None = "embeddings"
 
     def enabled(self, ctx: ReportContext) -> bool:
         return bool(ctx.options.methods)
@@ -151,11 +153,13 @@ class EmbeddingStep:
 class FeatureVisStep:
     """Activation maximization of the most class-selective units, exemplars, kernels."""
 
-    key, label = "featurevis", "feature visualization"
+    key = "featurevis"
+    label: str | None = "feature visualization"
 
     def _options(self, ctx: ReportContext) -> Any:
         from inspect_kit.analysis.selection import featurevis_layer
 
+        vrange: Any
         if ctx.inputs is not None:
             shape, vrange = tuple(ctx.inputs.shape[1:]), value_range_of(ctx.inputs)
         else:
@@ -165,7 +169,7 @@ class FeatureVisStep:
             ctx.options.featurevis_options(),
             layer=ctx.options.featurevis_layer or featurevis_layer(ctx.store),
             input_shape=shape or None,
-            value_range=tuple(vrange) if vrange is not None else None,
+            value_range=(float(vrange[0]), float(vrange[1])) if vrange is not None else None,
         )
 
     def enabled(self, ctx: ReportContext) -> bool:
@@ -201,7 +205,8 @@ class FeatureVisStep:
 class LatentStep:
     """A convolutional autoencoder trained on the inputs, and its latent space probed."""
 
-    key, label = "latent", "autoencoder latent probing"
+    key = "latent"
+    label: str | None = "autoencoder latent probing"
 
     def enabled(self, ctx: ReportContext) -> bool:
         return ctx.inputs is not None and ctx.options.latent
@@ -221,7 +226,8 @@ class LatentStep:
 class ProbeStep:
     """Linear probes of the label across layers (saved in the store)."""
 
-    key, label = "probes", "probe profile"
+    key = "probes"
+    label: str | None = "probe profile"
 
     def enabled(self, ctx: ReportContext) -> bool:
         return ctx.labels is not None
@@ -249,7 +255,8 @@ class ProbeStep:
 class SanityStep:
     """Randomised weights: the feature visualization cascade and a random-weights probe profile."""
 
-    key, label = "sanity", None
+    key = "sanity"
+    label: str | None = None
 
     def _randomization(self, ctx: ReportContext) -> Any:
         fv = ctx.results.get("featurevis")

@@ -35,7 +35,7 @@ def compute_embeddings(
     out: dict[str, dict[str, Any]] = {}
     for method in options.methods:
         out[method] = {}
-        extra = {} if method.lower() == "pca" else {"n_jobs": options.n_jobs}
+        extra: dict[str, Any] = {} if method.lower() == "pca" else {"n_jobs": options.n_jobs}
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             out[method][layer] = embed(

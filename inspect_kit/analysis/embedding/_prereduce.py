@@ -37,6 +37,7 @@ class PCAPreReduction:
         return feats.to_numpy()
 
     def _pre_transform(self, feats: Features) -> np.ndarray:
-        if getattr(self, "pca_", None) is not None:
-            return self.pca_.transform(feats)
+        pca = getattr(self, "pca_", None)
+        if pca is not None:
+            return pca.transform(feats)
         return feats.to_numpy()
