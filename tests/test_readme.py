@@ -89,10 +89,16 @@ def check_data_and_models(out: str, ns: dict) -> None:
     assert "MR arbitrary (64, 64) (0.3125, 0.3125)" in out
 
 
+def check_sklearn_set_output(out: str, ns: dict) -> None:
+    assert out.splitlines() == ["['pca0', 'pca1']", "DataFrame"]
+    assert ns["frame"].shape == (200, 2)
+
+
 CHECKS = {
     "capture-and-h5py": check_capture_and_h5py,
     "featurevis": check_featurevis,
     "latent-and-probes": check_latent_and_probes,
+    "sklearn-set-output": check_sklearn_set_output,
     "data-and-models": check_data_and_models,
 }
 
