@@ -322,3 +322,231 @@ def test_saved_page_runs_the_widget_offline(store, driver, tmp_path):
     assert drawn == [3, 3]
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+# -- a real JupyterLab ------------------------------------------------------------------------
+POINT_OF_SAMPLE = """
+var gd = document.querySelectorAll('.ik-plot')[arguments[0]], i = arguments[1];
+var fl = gd._fullLayout, r = gd.getBoundingClientRect();
+for (var c = 0; c < gd.data.length; c++) {
+  var cd = gd.data[c].customdata || [];
+  for (var j = 0; j < cd.length; j++) {
+    if (cd[j][0] === i) {
+      return [r.left + fl.xaxis._offset + fl.xaxis.l2p(gd.data[c].x[j]),
+              r.top + fl.yaxis._offset + fl.yaxis.l2p(gd.data[c].y[j])];
+    }
+  }
+}
+return null;
+"""
+AXES = """
+var gd = document.querySelectorAll('.ik-plot')[arguments[0]], fl = gd._fullLayout;
+var r = gd.getBoundingClientRect(), xa = fl.xaxis, ya = fl.yaxis;
+return [r.left + xa._offset + xa.l2p(0), xa.l2p(1) - xa.l2p(0),
+        r.top + ya._offset + ya.l2p(0), ya.l2p(1) - ya.l2p(0),
+        r.left + xa._offset, r.top + ya._offset, xa._length, ya._length];
+"""
+LAB_NOTEBOOK = """\
+import json
+from pathlib import Path
+import numpy as np
+import inspect_kit as ik
+store = ik.open_store(STORE)
+ex = ik.explore(store, layer="fc", color="label")
+np.save("coords.npy", ex.embeddings[0].coords)
+np.save("tiles.npy", np.frombuffer(ex.atlas["tiles"], "<i4"))
+ex.on_select(lambda rows: Path("selected.json").write_text(json.dumps(rows.tolist())))
+ex
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc, token: str, port: int) -> None:
+    """Shut the server and its kernels down; kill by pid whatever is left."""
+    import os
+    import signal
+    import subprocess
+    import urllib.request
+
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    try:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/shutdown",
+            method="POST",
+            headers={"Authorization": f"token {token}"},
+        )
+        urllib.request.urlopen(req, timeout=10).close()
+        proc.wait(timeout=20)
+    except Exception:  # the server never came up, or hangs: signals, then kill
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=10)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=10)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_jupyterlab_hover_and_lasso_reach_python(store, driver, tmp_path):
+    """JupyterLab runs a notebook; the mouse hovers a point and lassos some; Python sees them."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import urllib.request
+
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.by import By
+
+    from inspect_kit.figures.thumbnails import decode_data_uri
+
+    root = tmp_path / "root"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    nb.cells = [nbformat.v4.new_code_cell(LAB_NOTEBOOK.replace("STORE", repr(str(store.path))))]
+    nbformat.write(nb, root / "explore.ipynb")
+    token = secrets.token_hex(24)
+    env = dict(os.environ, JUPYTER_TOKEN=token)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[name] = str(tmp_path / name.lower())
+    port = _free_port()
+    log_path = tmp_path / "lab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.port_retries=0", "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ] + (["--allow-root"] if os.geteuid() == 0 else [])  # fmt: skip
+    deadline = time.monotonic() + 170
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        while True:  # the server answers
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/status",
+                    headers={"Authorization": f"token {token}"},
+                )
+                urllib.request.urlopen(req, timeout=5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.5)
+        # log in through the form: the token never travels in a URL
+        driver.get(f"http://127.0.0.1:{port}/login")
+        driver.find_element(By.ID, "password_input").send_keys(token)
+        driver.find_element(By.ID, "login_submit").click()
+        driver.get(f"http://127.0.0.1:{port}/lab/tree/explore.ipynb")
+        _wait(
+            driver,
+            "var a = window.jupyterapp; var w = a && a.shell.currentWidget;"
+            "return !!(w && w.sessionContext && w.sessionContext.session &&"
+            " w.sessionContext.session.kernel && w.content && w.content.widgets.length);",
+            deadline - time.monotonic(),
+        )
+        driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        _wait(
+            driver,
+            "return document.querySelectorAll('.ik-plot[data-ready]').length === 1",
+            deadline - time.monotonic(),
+        )
+        driver.execute_script(
+            "document.querySelector('.ik-plot').scrollIntoView({block: 'center'})"
+        )
+        time.sleep(0.5)
+        coords = np.load(root / "coords.npy")
+        tiles = np.load(root / "tiles.npy")
+
+        # hover an isolated point: the page shows that sample's thumbnail
+        d = np.linalg.norm(coords[:, None] - coords[None, ::5], axis=2)
+        d[d == 0] = np.inf
+        sample = int(np.argmax(d.min(axis=1)))
+        px, py = driver.execute_script(POINT_OF_SAMPLE, 0, sample)
+        actions = ActionBuilder(driver)
+        actions.pointer_action.move_to_location(int(px) + 25, int(py) + 25)
+        actions.pointer_action.move_to_location(int(round(px)), int(round(py)))
+        actions.perform()
+        tile = _wait(
+            driver,
+            "var b = Array.from(document.querySelectorAll('.inspect-kit-thumb'))"
+            ".filter(x => x.style.display === 'block')[0];"
+            "var im = b && b.querySelector('img');"
+            "return im && im.getAttribute('data-tile') && [im.getAttribute('data-tile'), im.src];",
+            30,
+        )
+        assert int(tile[0]) == tiles[sample]
+        shown = np.asarray(Image.fromarray(decode_data_uri(tile[1])).convert("L"))
+        np.testing.assert_array_equal(shown, store.thumbnails[sample])
+
+        # lasso a rectangle around the middle of the map, edge by edge
+        x0, sx, y0, sy, left, top, width, height = driver.execute_script(AXES, 0)
+        cx, cy = left + width / 2, top + height / 2
+        half_w, half_h = width / 6, height / 6
+        corners = [
+            (cx - half_w, cy - half_h), (cx + half_w, cy - half_h),
+            (cx + half_w, cy + half_h), (cx - half_w, cy + half_h), (cx - half_w, cy - half_h),
+        ]  # fmt: skip
+        path = [corners[0]]
+        for (ax, ay), (bx, by) in zip(corners[:-1], corners[1:], strict=True):
+            path += [(ax + (bx - ax) * s / 10, ay + (by - ay) * s / 10) for s in range(1, 11)]
+        (root / "selected.json").unlink(missing_ok=True)
+        actions = ActionBuilder(driver)
+        actions.pointer_action.move_to_location(int(path[0][0]), int(path[0][1]))
+        actions.pointer_action.pointer_down()
+        for x, y in path[1:]:
+            actions.pointer_action.move_to_location(int(round(x)), int(round(y)))
+        actions.pointer_action.pointer_up()
+        actions.perform()
+        ActionChains(driver).pause(0.2).perform()
+        while not (root / "selected.json").exists():
+            assert time.monotonic() < deadline, "the kernel never saw the selection"
+            time.sleep(0.2)
+        selected = set(json.loads((root / "selected.json").read_text()))
+        # which points lie inside, from the kernel's coordinates and the page's axes
+        pxs, pys = x0 + sx * coords[:, 0], y0 + sy * coords[:, 1]
+        lo_x, hi_x = round(cx - half_w), round(cx + half_w)
+        lo_y, hi_y = round(cy - half_h), round(cy + half_h)
+
+        def inside(margin: float) -> set[int]:
+            ok = (pxs > lo_x + margin) & (pxs < hi_x - margin)
+            ok &= (pys > lo_y + margin) & (pys < hi_y - margin)
+            return set(np.flatnonzero(ok).tolist())
+
+        surely, maybe = inside(2.0), inside(-2.0)
+        assert len(surely) >= 5, "the lasso should hold several points"
+        assert surely <= selected <= maybe, (len(surely), len(selected), len(maybe))
+        assert token not in log_path.read_text(errors="replace")
+    finally:
+        _stop(proc, token, port)
+    assert proc.poll() is not None
+    assert token not in log_path.read_text(errors="replace"), "the token leaked into the log"
