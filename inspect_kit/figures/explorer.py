@@ -620,6 +620,26 @@ def show_figure(fig: go.Figure) -> Any:
     return FigureView(fig)
 
 
+if anywidget is not None:
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    class WidgetRenderer(MimetypeRenderer):
+        """Plotly renderer ``"inspect_kit"``: any figure as a light :class:`FigureView`.
+
+        Registered under that name (the default renderer is left alone), so a figure that lost
+        its class in a round trip still shows its hover thumbnails:
+        ``fig.show(renderer="inspect_kit")``, or ``pio.renderers.default = "inspect_kit"``.
+        """
+
+        def to_mimebundle(self, fig_dict: dict) -> dict:
+            data, _meta = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
+            return data
+
+    import plotly.io as _pio
+
+    _pio.renderers["inspect_kit"] = WidgetRenderer()
+
+
 def _explore_inputs(
     data: Any, layers: list[str] | None, method: str, samples: Any, embed_kwargs: dict[str, Any]
 ) -> tuple[list[Any], Any, np.ndarray | None, list[str]]:

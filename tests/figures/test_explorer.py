@@ -170,6 +170,11 @@ def test_outputs_are_light(store):
     plain = go.Figure(fig).update_layout(title="again")
     assert plain.layout.meta == fig.layout.meta
     assert "inspect_kit_thumbnails" in json.loads(FigureView(plain).figure)["layout"]["meta"]
+    # Plotly's own show() with the registered renderer gives the same light widget
+    import plotly.io as pio
+
+    bundle = pio.renderers["inspect_kit"].to_mimebundle(plain.to_dict())
+    assert set(bundle) == {"text/plain", "application/vnd.jupyter.widget-view+json"}
 
 
 # -- executed notebook ------------------------------------------------------------------------
