@@ -1,7 +1,7 @@
 """Benchmark the notebook explorer against the text/html figures it replaces.
 
-For N = 2k, 20k and 50k points with a 16x16 thumbnail each (digit images with per-copy noise,
-so no two thumbnails are identical and none is deduplicated), on PCA-like clustered 2D maps:
+For N = 2k, 20k and 50k points with a 16x16 thumbnail each (distinct MRI patches of nilearn's
+MNI152 template, labelled by tissue, mapped by the PCA of their pixels):
 
 1. Notebook output size: what one figure adds to a saved ``.ipynb``. Before: a
    ``ThumbnailFigure`` displayed as ``text/html`` (plotly.js inlined). Now: ``plot_embedding``'s
@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import shutil
@@ -35,32 +36,36 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspect_kit.analysis.embedding import Embedding  # noqa: E402
-from inspect_kit.data import load_digits_images  # noqa: E402
+from inspect_kit.data import load_mni_patches  # noqa: E402
 from inspect_kit.figures.embedding import plot_embedding  # noqa: E402
 from inspect_kit.figures.explorer import FigureView, explore  # noqa: E402
+from inspect_kit.figures.thumbnails import make_thumbnails  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-def make_embedding(n: int, seed: int = 0) -> Embedding:
-    """n digits (repeated with noise, so every thumbnail differs) on a clustered 2D map."""
-    rng = np.random.default_rng(seed)
-    X, y = load_digits_images(16)
-    pick = rng.integers(0, len(X), n)
-    imgs = np.clip(X[pick, 0] + rng.normal(scale=0.08, size=(n, 16, 16)), 0, 1)
-    thumbs = np.round(imgs * 255).astype(np.uint8)
-    centres = rng.normal(scale=4.0, size=(10, 2))
-    coords = centres[y[pick]] + rng.normal(size=(n, 2))
-    site = np.where(rng.random(n) < 0.5, "site A", "site B")
+@functools.cache
+def mni_patches(n: int):
+    """n distinct 16x16 patches of nilearn's MNI152 T1 template, labelled by tissue."""
+    X, y, _names = load_mni_patches(dim=2, patch=16, n_per_class=-(-n // 3), seed=0)
+    return X, y
+
+
+def make_embedding(n: int, n_max: int) -> Embedding:
+    """The first n of n_max MRI patches, on their first two principal components."""
+    X, y = mni_patches(n_max)
+    X, y = X[:n], y[:n]
+    flat = X.reshape(n, -1)
+    flat = flat - flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat[: min(n, 5000)], full_matrices=False)
+    coords = flat @ vt[:2].T
     return Embedding(
         coords=coords.astype(np.float32),
         method="pca",
-        layer="fc",
-        labels=y[pick],
-        predictions=np.where(rng.random(n) < 0.9, y[pick], (y[pick] + 1) % 10),
-        metadata={"site": site},
-        thumbnails=thumbs,
+        layer="pixels",
+        labels=y,
+        thumbnails=make_thumbnails(X, size=16),
     )
 
 
@@ -126,7 +131,7 @@ def run(sizes: list[int], repeats: int) -> str:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for n in sizes:
-                emb = make_embedding(n)
+                emb = make_embedding(n, max(sizes))
                 fig = plot_embedding(emb, color="label")
                 old = html_output_bytes(fig)
                 fig_view = widget_bytes(FigureView(fig))

@@ -617,27 +617,30 @@ def show_figure(fig: go.Figure) -> Any:
     >>> show_figure(go.Figure(plot_embedding(emb)))     # after a round trip  # doctest: +SKIP
     """
     _require_anywidget()
+    register_renderer()
     return FigureView(fig)
 
 
-if anywidget is not None:
+def register_renderer() -> None:
+    """Register the Plotly renderer ``"inspect_kit"`` (idempotent; the default is left alone).
+
+    It shows any figure as a light :class:`FigureView`, so a figure that lost its class in a
+    round trip still shows its hover thumbnails: ``fig.show(renderer="inspect_kit")`` or
+    ``pio.renderers.default = "inspect_kit"``. Done when a figure with thumbnails is made or
+    the explorer is used (not at import: Plotly's renderers import kaleido).
+    """
+    import plotly.io as pio
+
+    if anywidget is None or "inspect_kit" in pio.renderers:
+        return
     from plotly.io._base_renderers import MimetypeRenderer
 
     class WidgetRenderer(MimetypeRenderer):
-        """Plotly renderer ``"inspect_kit"``: any figure as a light :class:`FigureView`.
-
-        Registered under that name (the default renderer is left alone), so a figure that lost
-        its class in a round trip still shows its hover thumbnails:
-        ``fig.show(renderer="inspect_kit")``, or ``pio.renderers.default = "inspect_kit"``.
-        """
-
         def to_mimebundle(self, fig_dict: dict) -> dict:
             data, _meta = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
             return data
 
-    import plotly.io as _pio
-
-    _pio.renderers["inspect_kit"] = WidgetRenderer()
+    pio.renderers["inspect_kit"] = WidgetRenderer()
 
 
 def _explore_inputs(
@@ -755,6 +758,7 @@ def explore(
     >>> ex.neighbours(int(ex.selected[0]), k=8)                             # doctest: +SKIP
     """
     _require_anywidget()
+    register_renderer()
     layers = [layer] if isinstance(layer, str) else (list(layer) if layer is not None else None)
     embed_kwargs.setdefault("progress", False)
     embs, store, rows, layer_opts = _explore_inputs(
@@ -784,4 +788,4 @@ def explore(
     )
 
 
-__all__ = ["explore", "show_figure", "standalone_html"]
+__all__ = ["explore", "register_renderer", "show_figure", "standalone_html"]
