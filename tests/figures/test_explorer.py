@@ -316,6 +316,34 @@ def test_saved_page_runs_the_widget_offline(store, driver, tmp_path):
     tile = hover_sample(driver, ex, 1, sample)
     tiles = np.frombuffer(ex.atlas["tiles"], "<i4")
     assert tile == tiles[sample]
+    # linked maps: the selection is highlighted on both
+    per_panel = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.ik-plot')).map(gd => gd.data"
+        ".filter(t => t.customdata).map(t => (t.selectedpoints || []).map(j => t.customdata[j][0]))"
+        ".flat().sort((a, b) => a - b))"
+    )
+    want = sorted(ex._point_of[r] for r in (sample, 5, 6))
+    assert per_panel == [want, want]
+    # the colour menu: one trace per label, coloured alike on both maps
+    driver.execute_script(
+        "var s = document.querySelector('.ik-select-color_by'); s.value = 'label';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    names = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.ik-plot')).map(gd =>"
+        " gd.data.map(t => t.name + ':' + t.x.length))"
+    )
+    counts = np.bincount(store.labels, minlength=10)
+    assert names[0] == names[1] == [f"{k}:{counts[k]}" for k in range(10)]
+    # neighbours (from Python) are ringed on every map
+    driver.execute_script(
+        "var m = window.inspectKitExplorer; m.set('query', 5); m.set('highlight', [6, 7, 8]);"
+    )
+    rings = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.ik-plot')).map(gd =>"
+        " gd.data.filter(t => t.name === 'neighbours').map(t => t.x.length))"
+    )
+    assert rings == [[3], [3]]
     # images as points: only the selected samples' thumbnails, on both maps
     driver.execute_script("window.inspectKitExplorer.set('images', true)")
     drawn = _wait(
