@@ -25,6 +25,7 @@ CHAINS = {
         "import numpy as np\nimport inspect_kit\n",
         "import numpy as np\nimport inspect_kit\n",
     ),
+    "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",
