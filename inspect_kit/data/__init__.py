@@ -6,8 +6,8 @@
   in physical units (pydicom's bundled test files).
 - :func:`load_retina_patches` -- RGB vessel/background patches of scikit-image's fundus photo.
 
-nilearn, pydicom and scikit-image are optional (``pip install inspect-kit[data]``); each loader
-imports them only when called.
+nilearn, pydicom, nibabel and scikit-image are dependencies of inspect-kit; each loader imports
+them only when called, so ``import inspect_kit.data`` stays light.
 """
 
 from inspect_kit.data.dicom import (
