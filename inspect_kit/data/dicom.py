@@ -205,7 +205,7 @@ def hash_identifier(value: str, salt: str) -> str:
     Examples
     --------
     >>> hash_identifier("1CT1", salt="study-42")
-    'sha256:8ee59e4e1b0d1c6e'
+    'sha256:00f8239569d33e2b'
     """
     if not value:
         return ""
