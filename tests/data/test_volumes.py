@@ -402,8 +402,11 @@ def test_header_metadata_reaches_the_store_and_colours_an_embedding(tmp_path, ca
         assert all(p.startswith("sha256:") for p in meta["PatientID"])
         np.testing.assert_allclose(meta["spacing_h"], 2.0)
         assert store.thumbnails.shape[1:3] == (32, 32)
-        record = store.provenance
+        from inspect_kit.report.records import read_inputs_record
+
+        record = {**store.provenance, **read_inputs_record(store)}
         fc = store["fc"][:]
+    assert record["data_options"]["spacing"] == [2.5, 2.0, 2.0]
     assert "1CT1" not in json.dumps(record, default=str)
     # the logits are the model's on 3 repeated HU channels of the resampled, cropped volume
     data = load_data(tmp_path / "cts", spacing=(2.5, 2, 2), size=(3, 32, 32), channels=3)
@@ -420,3 +423,33 @@ def test_header_metadata_reaches_the_store_and_colours_an_embedding(tmp_path, ca
     fig = plot_embedding(emb, color="Manufacturer", thumbnails=False)
     groups = {t.name: len(t.x) for t in fig.data if t.name in ("GE MEDICAL SYSTEMS", "SIEMENS")}
     assert groups == {"GE MEDICAL SYSTEMS": 2, "SIEMENS": 2}
+
+
+def test_cli_slices_skip_unreadable_and_irregular(tmp_path, capsys):
+    from inspect_kit.cli import main
+    from inspect_kit.store import open_store
+
+    expected, uid = _write_series(tmp_path / "d", n=5, skip=(2,))
+    shutil.copy(get_testdata_file("rtplan.dcm"), tmp_path / "d" / "plan.dcm")
+    model = ["inspect_kit.models:SmallCNN", "--model-args", '{"n_classes": 2, "widths": [4]}']
+    base = ["capture", *model, str(tmp_path / "d"), "--layers", "fc", "-q", "--size", "32", "32"]
+    assert main([*base, "--out", str(tmp_path / "a.h5")]) == 1
+    err = capsys.readouterr().err
+    assert "plan.dcm has no pixel data" in err and "--skip-unreadable" in err
+    # 2D slices, as stored, for a 2D network: the irregular series does not matter
+    code = main([*base, "--out", str(tmp_path / "b.h5"), "--slices", "--skip-unreadable"])
+    assert code == 0
+    assert "plan.dcm" in capsys.readouterr().err  # the skipped file is listed
+    with open_store(tmp_path / "b.h5") as store:
+        assert len(store) == 4 and list(store.metadata["SeriesInstanceUID"]) == [uid] * 4
+        from inspect_kit.report.records import read_inputs_record
+
+        assert read_inputs_record(store)["skipped"][0][0].endswith("plan.dcm")
+    vol = ["capture", *model[:2], '{"n_classes": 2, "widths": [4], "dim": 3}', str(tmp_path / "d")]
+    vol += ["--layers", "fc", "-q", "--skip-unreadable", "--orientation", "none"]
+    assert main([*vol, "--out", str(tmp_path / "c.h5")]) == 1
+    assert f"series {uid}" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="missing slices"):
+        assert main([*vol, "--out", str(tmp_path / "c.h5"), "--allow-irregular"]) == 0
+    with open_store(tmp_path / "c.h5") as store:
+        assert store.metadata["orientation"][0] == "LPS" and store.metadata["n_slices"][0] == 4
