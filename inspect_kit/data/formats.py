@@ -734,6 +734,10 @@ def _load_folder(
         raise ValueError(f"as_slices (--slices) applies to DICOM folders; {folder} holds {kind}")
     if medical["sequences"] and kind != "nifti":
         raise ValueError(f"sequences apply to NIfTI folders; {folder} holds {kind}")
+    if spacing is not None and medical["as_slices"]:
+        raise ValueError(
+            "spacing resamples volumes; with as_slices (--slices) give the 2D size (--size H W)"
+        )
     if spacing is not None and kind == "images":
         raise ValueError(
             f"spacing applies to NIfTI and DICOM volumes, whose headers give their voxel size; "

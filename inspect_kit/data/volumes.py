@@ -135,6 +135,10 @@ def _plan(
     si, sj, sk = (float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     dhw, spacing = (shape[2], shape[1], shape[0]), (sk, sj, si)
     if opts.crop is not None:
+        if len(opts.crop) == 2 and dhw[0] != 1:
+            raise ValueError(
+                f"size={opts.crop} gives H W, but the volumes have {dhw[0]} slices; give D H W"
+            )
         crop = opts.crop if len(opts.crop) == 3 else (1, *opts.crop)
         dhw = tuple(int(c) for c in crop)  # type: ignore[assignment]
     meta = {

@@ -125,6 +125,10 @@ def test_two_series_give_two_samples_and_slices_give_one_each(tmp_path):
     got = np.stack([slices.dataset[i].numpy()[0] for i in range(8)])
     first = int(np.flatnonzero(slices.metadata["SeriesInstanceUID"] == ct_uid)[0])
     np.testing.assert_array_equal(got[first : first + 4], ct)  # stored orientation, by position
+    with pytest.raises(ValueError, match="slices; give D H W"):
+        load_data(tmp_path / "mixed", spacing=(1, 1, 1), size=(64, 64))
+    with pytest.raises(ValueError, match=r"with as_slices \(--slices\) give the 2D size"):
+        load_data(tmp_path / "mixed", spacing=(1, 1, 1), as_slices=True)
 
 
 def test_gap_and_mixed_orientation_are_named(tmp_path):
@@ -453,3 +457,14 @@ def test_cli_slices_skip_unreadable_and_irregular(tmp_path, capsys):
         assert main([*vol, "--out", str(tmp_path / "c.h5"), "--allow-irregular"]) == 0
     with open_store(tmp_path / "c.h5") as store:
         assert store.metadata["orientation"][0] == "LPS" and store.metadata["n_slices"][0] == 4
+
+
+def test_resizing_volumes_is_antialiased(tmp_path):
+    # a one-voxel checkerboard at a third of the size: the Gaussian pre-filter leaves its mean
+    # (0.5); plain trilinear sampling lands on voxel centres and returns 0s and 1s
+    checker = (np.indices((18, 18, 18)).sum(axis=0) % 2).astype(np.float32)
+    (tmp_path / "nii").mkdir()
+    nib.save(nib.Nifti1Image(checker, np.eye(4)), tmp_path / "nii" / "c.nii.gz")
+    data = load_data(tmp_path / "nii", size=(6, 6, 6))
+    assert np.abs(data.dataset[0].numpy() - 0.5).max() < 0.01
+    np.testing.assert_allclose(data.metadata["spacing_w"], [3.0])
