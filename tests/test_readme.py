@@ -25,6 +25,7 @@ CHAINS = {
         "import numpy as np\nimport inspect_kit\n",
         "import numpy as np\nimport inspect_kit\n",
     ),
+    "medical-volumes": ("import copy, tempfile", "import copy, tempfile"),
     "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
