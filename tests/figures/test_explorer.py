@@ -111,8 +111,9 @@ def test_neighbours_match_brute_force_in_the_original_space(store, layer):
         want, dist = _brute_knn(X.astype(np.float32), i, 8)
         got, got_d = ex.neighbours(i, k=8, layer=layer, return_distance=True)
         np.testing.assert_allclose(got_d, dist, rtol=1e-5, atol=1e-6 * dist.max())
-        # ties aside (equal distances may come in either order), the same samples
-        assert set(got.tolist()) == set(want.tolist()) or np.allclose(got_d, dist, rtol=1e-5)
+        # the same samples, except that the last places may go to any of equally near ones
+        surely = want[dist < dist[-1] * (1 - 1e-5)]
+        assert set(surely.tolist()) <= set(got.tolist()) and len(surely) >= 4
     assert ex.query == 1999 and sorted(ex.highlight) == sorted(got.tolist())
     with pytest.raises(ValueError, match="k must be"):
         ex.neighbours(0, k=0)
