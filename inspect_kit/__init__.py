@@ -32,6 +32,7 @@ _LAZY = {
     "linear_probe": "inspect_kit.analysis.probes",
     "probe_profile": "inspect_kit.analysis.probes",
     "conv_kernels": "inspect_kit.analysis.weights",
+    "explore": "inspect_kit.figures",
     "export_figure": "inspect_kit.figures",
     "plot_embedding": "inspect_kit.figures",
     "plot_embedding_grid": "inspect_kit.figures",
@@ -63,6 +64,7 @@ __all__ = [
     "capture",
     "conv_kernels",
     "embed",
+    "explore",
     "export_figure",
     "featurevis",
     "linear_probe",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
     from .figures import (
+        explore,
         export_figure,
         plot_embedding,
         plot_embedding_grid,

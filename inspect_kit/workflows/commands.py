@@ -140,6 +140,12 @@ def capture_user_data(
     timings: dict[str, float] = {}
     with timed_step("reading data", timings):
         user = data_options.load(data)
+        if user.skipped:
+            logger.warning(
+                "skipped %d unreadable file(s): %s",
+                len(user.skipped),
+                "; ".join(f"{p} ({why})" for p, why in user.skipped),
+            )
         n = len(user)
         probe_rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(int))
         sample = np.stack([np.asarray(user.dataset[int(i)]) for i in probe_rows])
@@ -171,6 +177,7 @@ def capture_user_data(
                 **model.as_record(),
                 "data": str(Path(data).resolve()) if Path(str(data)).exists() else str(data),
                 "data_options": data_options.as_record(),
+                "skipped": [list(item) for item in user.skipped],
                 "kind": user.kind,
                 "sample_shape": list(user.sample_shape),
                 "class_names": user.class_names,

@@ -120,6 +120,10 @@ class DataOptions:
         Clip intensities to a window and scale it to [0, 1] (e.g. HU).
     normalize : str or (mean, std), optional
         ``"imagenet"``, ``"zscore"``, ``"none"`` or per-channel mean and std.
+    orientation, spacing, as_slices, sequences, allow_irregular, skip_unreadable,
+    keep_identifiers, id_salt
+        Medical volumes (NIfTI, DICOM): as in :func:`~inspect_kit.data.formats.load_data`.
+        ``id_salt`` is never recorded in a store.
     """
 
     labels: str | None = None
@@ -127,39 +131,50 @@ class DataOptions:
     channels: int | None = None
     window: tuple[float, float] | None = None
     normalize: Any = None
+    orientation: str | None = "RAS"
+    spacing: tuple[float, ...] | None = None
+    as_slices: bool = False
+    sequences: tuple[str, ...] | None = None
+    allow_irregular: bool = False
+    skip_unreadable: bool = False
+    keep_identifiers: bool = False
+    id_salt: str | None = None
+
+    #: the load_data keywords recorded in a store (id_salt, a secret, is not)
+    RECORDED = (
+        "labels",
+        "size",
+        "channels",
+        "window",
+        "normalize",
+        "orientation",
+        "spacing",
+        "as_slices",
+        "sequences",
+        "allow_irregular",
+        "skip_unreadable",
+        "keep_identifiers",
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _tuple(self.size))
-        object.__setattr__(self, "window", _tuple(self.window))
+        for name in ("size", "window", "spacing", "sequences"):
+            object.__setattr__(self, name, _tuple(getattr(self, name)))
 
     def load(self, source: str | Path) -> UserData:
         """Read ``source`` with these options."""
         from inspect_kit.data.formats import load_data
 
-        return load_data(
-            source,
-            labels=self.labels,
-            size=self.size,
-            channels=self.channels,
-            window=self.window,
-            normalize=self.normalize,
-        )
+        return load_data(source, **{k: getattr(self, k) for k in (*self.RECORDED, "id_salt")})
 
     def as_record(self) -> dict[str, Any]:
-        """JSON-friendly form, as recorded in a store's ``/inputs``."""
-        return {
-            "labels": self.labels,
-            "size": list(self.size) if self.size else None,
-            "channels": self.channels,
-            "window": list(self.window) if self.window else None,
-            "normalize": self.normalize,
-        }
+        """JSON-friendly form, as recorded in a store's ``/inputs`` (without ``id_salt``)."""
+        out = {k: getattr(self, k) for k in self.RECORDED}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> DataOptions:
         """The options a store's ``/inputs`` record holds (unknown keys ignored)."""
-        keep = ("labels", "size", "channels", "window", "normalize")
-        return cls(**{k: v for k, v in record.items() if k in keep})
+        return cls(**{k: v for k, v in record.items() if k in cls.RECORDED})
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,19 @@ def test_options_are_frozen_and_normalise_sequences():
 def test_data_options_round_trip_through_a_store_record():
     d = DataOptions(labels="l.csv", size=(32, 32), channels=1, window=(0, 1), normalize="zscore")
     record = d.as_record()
-    assert record == {
+    assert {k: record[k] for k in ("labels", "size", "channels", "window", "normalize")} == {
         "labels": "l.csv",
         "size": [32, 32],
         "channels": 1,
         "window": [0, 1],
         "normalize": "zscore",
     }
+    assert record["orientation"] == "RAS" and record["spacing"] is None
     assert DataOptions.from_record({**record, "unrelated": 3}) == d
+    # the salt of hashed patient IDs is a secret: never recorded, so not restored either
+    salted = DataOptions(spacing=[1, 1, 2], id_salt="s3cret", keep_identifiers=False)
+    assert "id_salt" not in salted.as_record() and salted.as_record()["spacing"] == [1, 1, 2]
+    assert DataOptions.from_record(salted.as_record()).id_salt is None
 
 
 def test_model_source_records_the_weights_as_an_absolute_path(tmp_path, monkeypatch):
