@@ -406,7 +406,7 @@ def test_header_metadata_reaches_the_store_and_colours_an_embedding(tmp_path, ca
         assert all(p.startswith("sha256:") for p in meta["PatientID"])
         np.testing.assert_allclose(meta["spacing_h"], 2.0)
         assert store.thumbnails.shape[1:3] == (32, 32)
-        from inspect_kit.report.records import read_inputs_record
+        from inspect_kit.workflows.records import read_inputs_record
 
         record = {**store.provenance, **read_inputs_record(store)}
         fc = store["fc"][:]
@@ -446,7 +446,7 @@ def test_cli_slices_skip_unreadable_and_irregular(tmp_path, capsys):
     assert "plan.dcm" in capsys.readouterr().err  # the skipped file is listed
     with open_store(tmp_path / "b.h5") as store:
         assert len(store) == 4 and list(store.metadata["SeriesInstanceUID"]) == [uid] * 4
-        from inspect_kit.report.records import read_inputs_record
+        from inspect_kit.workflows.records import read_inputs_record
 
         assert read_inputs_record(store)["skipped"][0][0].endswith("plan.dcm")
     vol = ["capture", *model[:2], '{"n_classes": 2, "widths": [4], "dim": 3}', str(tmp_path / "d")]
