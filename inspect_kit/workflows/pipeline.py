@@ -112,6 +112,7 @@ def _build_report(
     title: str | None,
     timings: dict[str, float],
 ) -> PipelineResult:
+    from inspect_kit.analysis.probes import default_groups
     from inspect_kit.report.document import Report
     from inspect_kit.store import open_store
 
@@ -124,6 +125,9 @@ def _build_report(
             title or f"inspect_kit profile of {model_class}",
             subtitle=f"{store_path.name}: {len(store)} samples, {len(layers)} layers",
         )
+        groups = default_groups(store)
+        if groups is not None:
+            logger.info("probes are cross-validated by %s groups (no group in two folds)", groups)
         ctx = ReportContext(
             store=store,
             store_path=store_path,
@@ -136,6 +140,7 @@ def _build_report(
             inputs=_in_store_order(inputs, store),
             labels=store.labels,
             class_names=list(class_names) if class_names is not None else class_names_of(record),
+            groups=groups,
             timings=timings,
             **extra,
         )

@@ -69,6 +69,8 @@ class ReportContext:
     model_extra: Mapping[str, Any] | None = None
     performance: Mapping[str, Any] | None = None
     confusion: np.ndarray | None = None
+    #: metadata key (or array) the probes' folds are grouped by (patients), or None
+    groups: Any = None
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -243,6 +245,7 @@ class ProbeStep:
             random_state=ctx.options.seed,
             save=True,
             progress=ctx.options.progress,
+            groups=ctx.groups,
         )
 
     def render(self, ctx: ReportContext, result: Any) -> list[dict[str, Any]]:
@@ -291,6 +294,7 @@ class SanityStep:
                     ctx.layers,
                     cv=ctx.options.probe_cv,
                     run=ctx.run,
+                    groups=ctx.groups,
                 )
             profiles = {"trained": ctx.results["probes"], "random weights": random}
         return {"randomization": randomization, "verdict": verdict, "profiles": profiles}
@@ -385,7 +389,13 @@ def _dataset_info(ctx: ReportContext) -> dict[str, Any]:
             for v, c in zip(vals, counts, strict=True)
         )
         if store.predictions is not None:
-            dataset["accuracy of the stored predictions"] = float(
-                np.mean(store.predictions == labels)
-            )
+            mismatch = store.label_mismatch
+            if mismatch:
+                dataset["accuracy of the stored predictions"] = (
+                    f"not shown: the labels are not the model's classes ({mismatch})"
+                )
+            else:
+                dataset["accuracy of the stored predictions"] = float(
+                    np.mean(store.predictions == labels)
+                )
     return dataset

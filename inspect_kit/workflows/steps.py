@@ -169,6 +169,7 @@ def random_weights_profile(
     *,
     cv: int,
     run: RunOptions,
+    groups: Any = None,
 ) -> Any:
     """Probe profile of the same layers of a copy of ``model`` with re-initialised weights.
 
@@ -205,6 +206,8 @@ def random_weights_profile(
                 cv=cv,
                 random_state=seed,
                 progress=progress,
+                groups=None if groups is None else np.asarray(store.metadata[groups])
+                if isinstance(groups, str) else groups,
             )
         finally:
             rs.close()
