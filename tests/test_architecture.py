@@ -38,6 +38,10 @@ ALLOWED: dict[str, set[str]] = {
 #: (and checked to still exist, so a paid debt is removed from the list):
 #: the explorer widget (figures) re-embeds on demand.
 KNOWN_UPWARD = {
+    # the label/class check (numpy only) is used by the store's reader and by figures: it
+    # belongs below both
+    ("inspect_kit.store.reader", "inspect_kit.analysis.classes"),
+    ("inspect_kit.figures.embedding", "inspect_kit.analysis.classes"),
     ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding"),
     ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding._api"),
     ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding._features"),

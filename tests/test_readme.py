@@ -78,7 +78,7 @@ def check_latent_and_probes(out: str, ns: dict) -> None:
     probe = ns["probe"]
     assert probe.codes_.shape == (1797, 8) and probe.reconstruction_error_.shape == (1797,)
     assert ns["walk"].images.shape == (3, 9, 1, 16, 16)
-    printed = re.search(r"<ProbeResult accuracy ([\d.]+) .*chance ([\d.]+)", out)
+    printed = re.search(r"<ProbeResult \w+ ([\d.]+) .*chance ([\d.]+)", out)
     assert printed, out
     assert float(printed.group(1)) > 0.6 and float(printed.group(2)) == pytest.approx(0.1, abs=0.03)
     profile = ns["profile"]  # relu1 ~0.74 ... fc ~0.98, chance 0.10

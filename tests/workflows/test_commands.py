@@ -77,7 +77,7 @@ def test_embed_and_probe_return_the_measured_quality(captured, tmp_path):
     assert (tmp_path / "embedding_pca.html").is_file()
     table = probe_layers(path, cv=3, out=tmp_path, formats=("html",), run=QUIET)
     fc = next(r for r in table if r["layer"] == "fc")
-    assert fc["accuracy"] > 0.85 and fc["chance"] == pytest.approx(0.1, abs=0.02)
+    assert fc["balanced_accuracy"] > 0.85 and fc["chance"] == pytest.approx(0.1, abs=0.02)
     assert (tmp_path / "probe_profile_label.html").is_file()
 
 
