@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
 from inspect_kit.capture import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
-from inspect_kit.capture.thumbnails import make_thumbnails
+from inspect_kit.imaging import thumbnails_from_tensor
+
+from .embedding import PCAEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -282,9 +284,10 @@ class LatentProbe:
         Shape of one code as the encoder returns it.
     variational_ : bool
     code_mean_, code_std_ : ndarray (latent_size,)
-    components_ : ndarray (latent_size, latent_size)
-        Principal directions of the codes (rows), by decreasing variance.
-    explained_variance_ratio_ : ndarray (latent_size,)
+    components_ : ndarray (min(N, latent_size), latent_size)
+        Principal directions of the codes (rows), by decreasing variance, each with its
+        largest loading positive (:class:`~inspect_kit.analysis.embedding.PCAEmbedding`).
+    explained_variance_ratio_ : ndarray (min(N, latent_size),)
     correlations_ : dict of str -> ndarray (latent_size,)
         Per dimension: Pearson r with each continuous target, correlation ratio eta (0-1)
         with each categorical one (labels, string or integer metadata).
@@ -367,19 +370,24 @@ class LatentProbe:
         return np.concatenate(out, axis=0)
 
     def encode(self, x: Any) -> np.ndarray:
-        """Codes (N, latent_size) of inputs ``x`` (N, C, ...); the mean for a VAE.
+        """Codes (N, latent_size) of inputs ``x``; the mean for a VAE.
+
+        ``x`` is anything :meth:`fit` takes (array, tensor, Dataset, DataLoader, batches).
 
         Examples
         --------
         >>> probe.encode(X[:4]).shape  # doctest: +SKIP
         (4, 8)
         """
+        stream = make_stream(x, batch_size=self.batch_size)
         with self._codec.inference(self._device()) as device:
             out = []
-            for s in range(0, len(x), self.batch_size):
-                mu, _ = self._codec.encode(self._input_tensor(x[s : s + self.batch_size], device))
+            for batch in stream.batches:
+                mu, _ = self._codec.encode(self._input_tensor(batch.x, device))
                 self._seen_latent_shape = tuple(mu.shape[1:])
                 out.append(mu.reshape(len(mu), -1).float().cpu().numpy())
+        if not out:
+            raise ValueError("x holds no samples")
         return np.concatenate(out, axis=0)
 
     def decode(self, codes: Any) -> np.ndarray:
@@ -453,9 +461,7 @@ class LatentProbe:
                     errors.append(err.cpu().numpy())
                     if self.thumbnails:
                         pair = torch.cat([x.float(), recon.float()], dim=-1)
-                        thumbs.append(
-                            make_thumbnails(pair, max_side=2 * self.thumbnail_size).cpu().numpy()
-                        )
+                        thumbs.append(thumbnails_from_tensor(pair, size=2 * self.thumbnail_size))
                     if self.n_worst:
                         self._keep_worst(
                             worst_x, worst_r, worst_e, x, recon, err, sum(map(len, codes)) - len(x)
@@ -488,17 +494,13 @@ class LatentProbe:
 
         self.code_mean_ = self.codes_.mean(axis=0)
         self.code_std_ = self.codes_.std(axis=0)
-        # Principal directions from the (k, k) scatter matrix: cheap for any N.
-        centred = (self.codes_ - self.code_mean_).astype(np.float64)
+        # Principal directions: PCAEmbedding's exact covariance solver, cheap for any N.
         k = self.codes_.shape[1]
-        evals, evecs = np.linalg.eigh(centred.T @ centred)
-        order = np.argsort(-evals, kind="stable")
-        components = evecs[:, order].T
-        # A deterministic sign: the largest loading of each direction is positive.
-        signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
-        self.components_ = components * np.where(signs == 0, 1.0, signs)[:, None]
-        var = np.clip(evals[order], 0.0, None)
-        self.explained_variance_ratio_ = var / var.sum() if var.sum() > 0 else var
+        pca = PCAEmbedding(
+            n_components=min(k, n), solver="covariance", metrics=False, progress=False
+        ).fit(self.codes_)
+        self.components_ = pca.components_
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_
 
         if self.n_worst:
             e = np.concatenate(worst_e)

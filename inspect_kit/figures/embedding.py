@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from . import theme
 from .html import META_KEY, ThumbnailFigure
-from .thumbnails import build_atlas, make_thumbnails, resize_thumbnails
+from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
 
 #: above this many points 2D scatters use WebGL (Scattergl)
 GL_THRESHOLD = 5000

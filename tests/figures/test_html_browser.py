@@ -18,7 +18,7 @@ from inspect_kit.capture import capture
 from inspect_kit.data import load_digits_images
 from inspect_kit.figures.embedding import plot_embedding, plot_embedding_grid
 from inspect_kit.figures.html import save_html, to_html
-from inspect_kit.figures.thumbnails import decode_data_uri
+from inspect_kit.imaging import decode_data_uri
 
 pytestmark = pytest.mark.browser
 

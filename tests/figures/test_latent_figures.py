@@ -216,7 +216,7 @@ return [img.src, gd._hoverdata[0].customdata[0], box.style.display];
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_hover_shows_the_samples_input_and_reconstruction(probe, tmp_path):
-    from inspect_kit.figures.thumbnails import decode_data_uri
+    from inspect_kit.imaging import decode_data_uri
 
     fig = plot_latent_scatter(probe.embed("pca"))
     path = tmp_path / "latent.html"
