@@ -318,7 +318,9 @@ def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 ``(h, w)`` grey or ``(h, w, 3)`` / ``(h, w, 4)`` colour image."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise TypeError(f"images must be uint8 arrays or PNG bytes (see to_uint8), got {image.dtype}")
+        raise TypeError(
+            f"images must be uint8 arrays or PNG bytes (see to_uint8), got {image.dtype}"
+        )
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
         raise ValueError(f"an image is (h, w), (h, w, 3) or (h, w, 4); got shape {image.shape}")
     buf = io.BytesIO()

@@ -20,9 +20,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
+
 from . import theme
 from .html import META_KEY, ThumbnailFigure
-from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
 
 #: above this many points 2D scatters use WebGL (Scattergl)
 GL_THRESHOLD = 5000

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.arrays import spatial_pool
+
 logger = logging.getLogger(__name__)
 
 
@@ -72,9 +74,7 @@ def unit_means(store: Any, layer: str) -> np.ndarray:
     parts = []
     for _, rows in store.iter_chunks(layer):
         rows = np.asarray(rows, dtype=np.float32)
-        parts.append(
-            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
-        )
+        parts.append(spatial_pool(rows))
     return np.concatenate(parts)
 
 
