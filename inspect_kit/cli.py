@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from inspect_kit.analysis.embedding.registry import default_methods, method_names, normalise
+
 PROG = "inspect-kit"
 logger = logging.getLogger("inspect_kit.cli")
 
@@ -321,7 +323,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from inspect_kit.report.pipeline import ReportOptions, report_from_store
 
     opts = ReportOptions(
-        methods=tuple(_split_list(args.methods) or ("pca", "tsne", "umap")),
+        methods=tuple(_split_list(args.methods) or default_methods()),
         layers=_split_list(args.layers),
         formats=tuple(_split_list(args.formats) or ()),
         featurevis=not args.no_featurevis,
@@ -508,7 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], help="pca, tsne, umap")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(default_methods()),
+        help=f"embedding methods: {', '.join(method_names())}",
+    )
     p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D or 3D maps")
     p.add_argument(
         "--color",
@@ -611,7 +618,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs for the autoencoder probe (default: as recorded by capture)",
     )
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=None, help="embedding methods")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help=f"embedding methods: {', '.join(method_names())} (default: "
+        f"{' '.join(default_methods())})",
+    )
     p.add_argument(
         "--formats",
         nargs="+",
@@ -633,7 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
     p.add_argument(
-        "--methods", nargs="+", default=None, help="embedding methods (default: pca tsne umap)"
+        "--methods",
+        nargs="+",
+        default=None,
+        help=f"embedding methods: {', '.join(method_names())} (default: "
+        f"{' '.join(default_methods())})",
     )
     p.add_argument(
         "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
@@ -675,17 +692,16 @@ def _logging(quiet: bool) -> Iterator[None]:
 
 
 _FORMATS = ("html", "png", "svg", "pdf", "jpg", "jpeg", "webp")
-_METHODS = ("pca", "tsne", "umap")
 
 
 def _validate(args: argparse.Namespace) -> None:
     """Checks argparse cannot make on comma-separated lists (exit status 2, before any work)."""
-    for attr, valid, what in (
-        ("formats", _FORMATS, "figure format"),
-        ("methods", _METHODS, "embedding method"),
+    for attr, valid, what, key in (
+        ("formats", _FORMATS, "figure format", lambda v: v.lower().lstrip(".")),
+        ("methods", method_names(), "embedding method", normalise),
     ):
         values = _split_list(getattr(args, attr, None)) or []
-        bad = [v for v in values if v.lower().lstrip(".") not in valid]
+        bad = [v for v in values if key(v) not in valid]
         if bad:
             raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.analysis.embedding.registry import get_method
 from inspect_kit.arrays import spatial_pool
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def compute_embeddings(
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         out[method] = {}
-        extra = {} if method.lower() == "pca" else {"n_jobs": n_jobs}
+        extra = {"n_jobs": n_jobs} if get_method(method).accepts("n_jobs") else {}
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             out[method][layer] = embed(
