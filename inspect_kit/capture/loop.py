@@ -218,12 +218,14 @@ def capture(
 
     Examples
     --------
-    >>> import torch, inspect_kit
+    >>> import tempfile, torch, inspect_kit
+    >>> folder = tempfile.TemporaryDirectory()
     >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
     >>> store = inspect_kit.capture(model, torch.rand(10, 1, 8, 8), ["0", "1"],
-    ...                             "acts.h5", reduce="mean", progress=False)  # doctest: +SKIP
-    >>> store["1"].shape                                                        # doctest: +SKIP
+    ...                             f"{folder.name}/acts.h5", reduce="mean", progress=False)
+    >>> store["1"].shape
     (10, 4)
+    >>> store.close(); folder.cleanup()
     """
     path = Path(path)
     modules = resolve_layers(model, layers)

@@ -8,7 +8,8 @@ Examples
 --------
 >>> report = Report("Profile of SmallCNN")
 >>> sec = report.section("Embeddings", intro="PCA, t-SNE and UMAP of each layer.")
->>> sec.add_table(["layer", "trustworthiness"], [["conv1", 0.91]])
+>>> sec.add_table(["layer", "trustworthiness"], [["conv1", 0.91]]).title
+'Embeddings'
 >>> report.save("report.html")                                     # doctest: +SKIP
 """
 

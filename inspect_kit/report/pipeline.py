@@ -514,7 +514,7 @@ def run_demo(
     Examples
     --------
     >>> res = run_demo("demo_out")          # doctest: +SKIP
-    >>> res.report
+    >>> res.report                          # doctest: +SKIP
     PosixPath('demo_out/report.html')
     """
     check_formats(formats or ())

@@ -181,7 +181,7 @@ def run_featurevis(
         steps=steps,
         value_range=value_range,
         device=device,
-        seed=seed,
+        random_state=seed,
         progress=progress,
     )
     if target != layer:
@@ -206,7 +206,6 @@ def run_featurevis(
             steps=sanity_steps or steps,
             value_range=value_range,
             device=device,
-            seed=seed,
             random_state=seed,
             progress=progress,
         )

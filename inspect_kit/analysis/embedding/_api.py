@@ -59,10 +59,12 @@ class Embedding:
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "conv3", method="umap")    # doctest: +SKIP
-    >>> emb.embedding_.shape, emb.metrics["trustworthiness"]     # doctest: +SKIP
-    ((1797, 2), 0.99)
-    >>> placed = emb.transform(test_store)                       # doctest: +SKIP
+    >>> X = np.random.default_rng(0).normal(size=(200, 8, 4, 4)).astype(np.float32)
+    >>> emb = embed(X[:150], method="pca", progress=False)   # pooled to (150, 8)
+    >>> emb.embedding_.shape, emb.title
+    ((150, 2), 'PCA of features')
+    >>> emb.transform(X[150:]).coords.shape                   # place new samples
+    (50, 2)
     """
 
     coords: np.ndarray
@@ -546,9 +548,13 @@ def embed(
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "fc", method="umap")         # doctest: +SKIP
-    >>> emb.metrics["trustworthiness"], emb.coords.shape             # doctest: +SKIP
-    (0.97, (1797, 2))
+    With a store (``inspect_kit.embed(store, "fc", method="umap")``) labels, thumbnails and
+    the cache come along; an array works the same way:
+
+    >>> X = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    >>> emb = embed(X, method="pca", n_components=3, progress=False)
+    >>> emb.coords.shape, 0.5 < emb.metrics["trustworthiness"] <= 1.0
+    ((100, 3), True)
     """
     if isinstance(data, str | Path):
         from inspect_kit.store import open_store
