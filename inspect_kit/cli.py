@@ -428,6 +428,17 @@ figure as PNG (300 dpi) and SVG under OUT/figures/.""",
 }
 
 
+def _add_methods(p: argparse.ArgumentParser, default: list[str] | None) -> None:
+    """``--methods``, with the names of the embedding registry."""
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=default,
+        help=f"embedding methods: {', '.join(method_names())} (default: "
+        f"{' '.join(default_methods())})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``inspect-kit`` argument parser."""
     parser = _Parser(
@@ -510,12 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=list(default_methods()),
-        help=f"embedding methods: {', '.join(method_names())}",
-    )
+    _add_methods(p, default=list(default_methods()))
     p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D or 3D maps")
     p.add_argument(
         "--color",
@@ -618,13 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs for the autoencoder probe (default: as recorded by capture)",
     )
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=None,
-        help=f"embedding methods: {', '.join(method_names())} (default: "
-        f"{' '.join(default_methods())})",
-    )
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats",
         nargs="+",
@@ -645,13 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "The whole profile on a CNN trained on brain MRI patches (MNI152).", cmd_demo)
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=None,
-        help=f"embedding methods: {', '.join(method_names())} (default: "
-        f"{' '.join(default_methods())})",
-    )
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
     )
