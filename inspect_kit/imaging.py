@@ -454,8 +454,8 @@ def build_atlas(thumbs: np.ndarray, max_side: int = 4096, dedupe: bool = True) -
         chunk = tiles[s : s + per_sheet]
         r_used = math.ceil(len(chunk) / columns) if len(chunk) else 1
         sheet = np.zeros((r_used * h, columns * w) + thumbs.shape[3:], dtype=np.uint8)
-        for k, t in enumerate(chunk):
-            r, c = divmod(k, columns)
-            sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = t
+        for j, tile in enumerate(chunk):
+            r, c = divmod(j, columns)
+            sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
         sheets.append(to_data_uri(sheet))
     return ThumbnailAtlas(sheets, (h, w), columns, rows, tile_index)

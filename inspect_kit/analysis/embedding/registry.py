@@ -75,7 +75,7 @@ class EmbeddingMethod:
 
     def accepts(self, parameter: str) -> bool:
         """Whether the estimator takes ``parameter`` (e.g. ``n_jobs``)."""
-        return parameter in inspect.signature(self.load().__init__).parameters
+        return parameter in inspect.signature(self.load()).parameters
 
 
 _REGISTRY: dict[str, EmbeddingMethod] = {}
