@@ -185,6 +185,36 @@ def _shrink(plane: np.ndarray, size: int | None) -> np.ndarray:
     return out[0] if plane.ndim == 2 else np.stack(out, axis=-1)
 
 
+def _physical(plane: np.ndarray, spacing: Any, size: int | None) -> np.ndarray:
+    """Resample a float (h, w[, 3]) plane to its physical aspect, centred in a square box.
+
+    ``spacing`` is the (row, column) pixel size in mm; the box side is the longer of h and
+    w (at most ``size``) and the margins take the plane's darkest value.
+    """
+    sh, sw = (float(v) for v in np.asarray(spacing, dtype=np.float64).reshape(2))
+    if not (np.isfinite(sh) and np.isfinite(sw) and sh > 0 and sw > 0):
+        return plane
+    h, w = plane.shape[:2]
+    side = max(h, w) if size is None else min(size, max(h, w))
+    h_mm, w_mm = h * sh, w * sw
+    scale = side / max(h_mm, w_mm)
+    new = (max(1, round(w_mm * scale)), max(1, round(h_mm * scale)))
+    plane = plane.astype(np.float32)
+    finite = np.isfinite(plane)
+    fill = float(plane[finite].min()) if finite.any() else 0.0
+    plane = np.where(finite, plane, fill)
+    channels = [plane] if plane.ndim == 2 else [plane[..., c] for c in range(plane.shape[-1])]
+    resized = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(c)).resize(new, Image.Resampling.BILINEAR))
+        for c in channels
+    ]
+    img = resized[0] if plane.ndim == 2 else np.stack(resized, axis=-1)
+    out = np.full((side, side) + plane.shape[2:], fill, dtype=np.float32)
+    top, left = (side - new[1]) // 2, (side - new[0]) // 2
+    out[top : top + new[1], left : left + new[0]] = img
+    return out
+
+
 def _resize(img: np.ndarray, size: int | None) -> np.ndarray:
     """Fit a uint8 (h, w[, 3]) image into ``size`` x ``size`` keeping its aspect ratio."""
     new = _fit(img.shape[0], img.shape[1], size)
@@ -199,6 +229,7 @@ def make_thumbnail(
     mode: str = "slice",
     channel: int | None = None,
     percentiles: tuple[float, float] | None = DEFAULT_PERCENTILES,
+    spacing: Any = None,
 ) -> np.ndarray:
     """Make a uint8 thumbnail of one sample.
 
@@ -218,6 +249,11 @@ def make_thumbnail(
     percentiles : (low, high) or None
         Intensity window at these percentiles of the shown plane (see :func:`to_uint8`);
         None uses its min/max.
+    spacing : (row, column) in mm, optional
+        Pixel size of the shown plane (H and W). The thumbnail then keeps the physical
+        aspect ratio (a stack of 5 mm slices is not squashed), centred in a square box whose
+        side is the longer of H and W (at most ``size``). Ignored for ``'ortho'``, whose
+        three planes have different spacings.
 
     Returns
     -------
@@ -227,9 +263,13 @@ def make_thumbnail(
     --------
     >>> make_thumbnail(np.zeros((1, 8, 32, 32)), size=16, mode="ortho").shape
     (5, 16)
+    >>> make_thumbnail(np.zeros((1, 40, 8)), spacing=(1.0, 5.0)).shape   # 40 x 40 mm
+    (32, 32)
     """
     mode = check_mode(mode)
     plane = np.asarray(_plane(x, channel, mode), dtype=np.float32)
+    if spacing is not None and not (mode == "ortho" and np.asarray(x).ndim == 4):
+        plane = _physical(plane, spacing, size)
     return to_uint8(_shrink(plane, size), percentiles=percentiles)
 
 
@@ -239,8 +279,11 @@ def make_thumbnails(
     mode: str = "slice",
     channel: int | None = None,
     percentiles: tuple[float, float] | None = DEFAULT_PERCENTILES,
+    spacing: Any = None,
 ) -> np.ndarray:
     """Make thumbnails of a batch ``(N, ...)``; see :func:`make_thumbnail`.
+
+    ``spacing``, when given, is ``(N, 2)``: each sample's row and column spacing in mm.
 
     Returns
     -------
@@ -253,8 +296,12 @@ def make_thumbnails(
     """
     mode = check_mode(mode)
     x = np.asarray(x) if not hasattr(x, "shape") else x
+    sp = None if spacing is None else np.asarray(spacing, dtype=np.float64).reshape(len(x), 2)
     thumbs = [
-        make_thumbnail(np.asarray(x[i]), size, mode, channel, percentiles) for i in range(len(x))
+        make_thumbnail(
+            np.asarray(x[i]), size, mode, channel, percentiles, None if sp is None else sp[i]
+        )
+        for i in range(len(x))
     ]
     if not thumbs:
         return np.zeros((0, size or 1, size or 1), dtype=np.uint8)
@@ -262,7 +309,7 @@ def make_thumbnails(
 
 
 def thumbnails_from_tensor(
-    x: Any, *, mode: str = "slice", size: int | None = 64
+    x: Any, *, mode: str = "slice", size: int | None = 64, spacing: Any = None
 ) -> np.ndarray | None:
     """Thumbnails of a batch tensor, as capture writes them; None for non-image inputs.
 
@@ -278,6 +325,8 @@ def thumbnails_from_tensor(
     mode : {'slice', 'mip', 'ortho'}
     size : int or None
         Longest side at most this many pixels.
+    spacing : array-like (N, 2), optional
+        Row and column spacing (mm) of each sample's H and W axes: physical aspect kept.
 
     Examples
     --------
@@ -297,7 +346,7 @@ def thumbnails_from_tensor(
     x = x.detach()
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    return make_thumbnails(x.cpu().numpy(), size=size, mode=mode)
+    return make_thumbnails(x.cpu().numpy(), size=size, mode=mode, spacing=spacing)
 
 
 def resize_thumbnails(thumbs: np.ndarray, size: int | None) -> np.ndarray:

@@ -150,6 +150,14 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
         return old.complete
 
 
+def _plane_spacing(meta: Mapping[str, Any]) -> np.ndarray | None:
+    """(N, 2) row/column spacing of the inputs' H and W axes when the data recorded it."""
+    cols = [meta.get(k) for k in schema.SPACING_META[1:]]
+    if any(c is None or np.asarray(c).dtype.kind not in "fiu" for c in cols):
+        return None
+    return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
+
+
 def capture(
     model: nn.Module,
     data: Any,
@@ -363,7 +371,9 @@ def capture(
                     extra["__logits"], extra["__pred"] = logits, pred
                 thumb = None
                 if thumbnails is not None:  # from the host copy when there is one: no sync
-                    thumb = thumbnails_from_tensor(b.x, mode=thumbnails, size=THUMBNAIL_SIZE)
+                    thumb = thumbnails_from_tensor(
+                        b.x, mode=thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
+                    )
                 host, ready, release = copier.copy({**tensors, **extra})
                 writer.put(
                     Batch(
