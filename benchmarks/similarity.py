@@ -86,8 +86,9 @@ def worker_minibatch(path: str, batch_size: int) -> dict:
 
     base = _hwm_mb()
     t = time.perf_counter()
-    sim = ik.similarity(path, layers=["a"], other_layers=["b.1"], batch_size=batch_size,
-                        cache=False, progress=False)
+    sim = ik.similarity(
+        path, layers=["a"], other_layers=["b.1"], batch_size=batch_size, cache=False, progress=False
+    )
     took = time.perf_counter() - t
     return {"seconds": took, "value": float(sim.matrix[0, 0]), "rss_mb": _hwm_mb() - base}
 
@@ -120,8 +121,10 @@ def worker_numpy(path: str, dtype: str) -> dict:
     del X
     L = unbiased_centre(Y @ Y.T)
     del Y
-    value = float(np.sum(K * L, dtype=np.float64)
-                  / (np.linalg.norm(K.astype(np.float64)) * np.linalg.norm(L.astype(np.float64))))
+    value = float(
+        np.sum(K * L, dtype=np.float64)
+        / (np.linalg.norm(K.astype(np.float64)) * np.linalg.norm(L.astype(np.float64)))
+    )
     took = time.perf_counter() - t
     return {"seconds": took, "value": value, "rss_mb": _hwm_mb() - base}
 
@@ -129,11 +132,12 @@ def worker_numpy(path: str, dtype: str) -> dict:
 def run_child(args: list[str]) -> dict:
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                         env=env)
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        return {"error": (out.stderr.strip().splitlines() or ["killed"])[-1],
-                "returncode": out.returncode}
+        return {
+            "error": (out.stderr.strip().splitlines() or ["killed"])[-1],
+            "returncode": out.returncode,
+        }
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -162,23 +166,52 @@ def main() -> None:
         if not path.exists():
             t = time.perf_counter()
             make_store(path, args.n, args.dim)
-            print(f"store {path}: {path.stat().st_size / 2**30:.2f} GiB written in "
-                  f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
-        rows = [("inspect_kit.similarity, minibatch " + str(args.batch_size),
-                 run_child(["--worker", "minibatch", "--store", str(path),
-                            "--batch-size", str(args.batch_size)]))]
+            print(
+                f"store {path}: {path.stat().st_size / 2**30:.2f} GiB written in "
+                f"{time.perf_counter() - t:.0f} s",
+                file=sys.stderr,
+            )
+        rows = [
+            (
+                "inspect_kit.similarity, minibatch " + str(args.batch_size),
+                run_child(
+                    [
+                        "--worker",
+                        "minibatch",
+                        "--store",
+                        str(path),
+                        "--batch-size",
+                        str(args.batch_size),
+                    ]
+                ),
+            )
+        ]
         if not args.skip_baseline:
-            rows.append((f"numpy, full N x N Grams ({args.baseline_dtype})",
-                         run_child(["--worker", "numpy", "--store", str(path),
-                                    "--baseline-dtype", args.baseline_dtype])))
+            rows.append(
+                (
+                    f"numpy, full N x N Grams ({args.baseline_dtype})",
+                    run_child(
+                        [
+                            "--worker",
+                            "numpy",
+                            "--store",
+                            str(path),
+                            "--baseline-dtype",
+                            args.baseline_dtype,
+                        ]
+                    ),
+                )
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
     ref = rows[-1][1].get("value")
-    print(f"\n### similarity: N = {args.n:,}, D = {args.dim:,} (two layers, float32 store "
-          f"{2 * args.n * args.dim * 4 / 2**30:.2f} GiB), {platform.machine()}, "
-          f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}\n")
+    print(
+        f"\n### similarity: N = {args.n:,}, D = {args.dim:,} (two layers, float32 store "
+        f"{2 * args.n * args.dim * 4 / 2**30:.2f} GiB), {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}\n"
+    )
     print("| method | seconds | peak RSS growth (MB) | debiased linear CKA | vs numpy |")
     print("|---|---:|---:|---:|---:|")
     for name, r in rows:
@@ -189,9 +222,11 @@ def main() -> None:
         print(f"| {name} | {r['seconds']:.1f} | {r['rss_mb']:.0f} | {r['value']:.4f} | {diff} |")
     if len(rows) == 2 and all("error" not in r for _, r in rows):
         a, b = rows[0][1], rows[1][1]
-        print(f"\n- time: streamed {a['seconds'] / b['seconds']:.2f}x numpy; "
-              f"peak memory: {a['rss_mb']:.0f} MB vs {b['rss_mb']:.0f} MB "
-              f"({b['rss_mb'] / max(a['rss_mb'], 1):.1f}x less)")
+        print(
+            f"\n- time: streamed {a['seconds'] / b['seconds']:.2f}x numpy; "
+            f"peak memory: {a['rss_mb']:.0f} MB vs {b['rss_mb']:.0f} MB "
+            f"({b['rss_mb'] / max(a['rss_mb'], 1):.1f}x less)"
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,25 @@ def test_compare_one_store_prints_json_and_writes_html(stores, tmp_path, capsys)
 @pytest.mark.browser
 def test_compare_two_stores_prints_the_table_and_a_png(stores, tmp_path, capsys):
     a, b, _ = stores
-    code = main(["compare", str(a), str(b), "--method", "rsa", "--samples", "120",
-                 "--layers", "relu2,fc", "--formats", "html", "png", "-o", str(tmp_path), "-q"])
+    code = main(
+        [
+            "compare",
+            str(a),
+            str(b),
+            "--method",
+            "rsa",
+            "--samples",
+            "120",
+            "--layers",
+            "relu2,fc",
+            "--formats",
+            "html",
+            "png",
+            "-o",
+            str(tmp_path),
+            "-q",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     lines = out.splitlines()

@@ -23,7 +23,6 @@ Everything is computed in float64; nothing here plots (see
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import logging
@@ -77,7 +76,9 @@ def _check_kernel(kernel: str, sigma: float) -> None:
         )
 
 
-def _rbf_from_linear(G: np.ndarray, sigma: float, bandwidth: float | None = None) -> tuple[np.ndarray, float]:
+def _rbf_from_linear(
+    G: np.ndarray, sigma: float, bandwidth: float | None = None
+) -> tuple[np.ndarray, float]:
     """RBF Gram from a linear one: ``exp(-d^2 / (2 bw^2))``, ``bw = sigma * median distance``.
 
     The median is over distinct pairs (off-diagonal); ``bandwidth`` given reuses one.
@@ -156,7 +157,9 @@ def _self_hsic(a: _Prepared) -> np.ndarray:
 
 def _check_n(n: int, debiased: bool) -> None:
     if debiased and n < 4:
-        raise ValueError(f"the debiased (unbiased HSIC) estimator needs at least 4 samples, got {n}")
+        raise ValueError(
+            f"the debiased (unbiased HSIC) estimator needs at least 4 samples, got {n}"
+        )
     if n < 2:
         raise ValueError(f"CKA needs at least 2 samples, got {n}")
 
@@ -191,7 +194,9 @@ def hsic(K: Any, L: Any, *, debiased: bool = False) -> float:
     return float(_cross_hsic(prep, prep)[0, 1])
 
 
-def _linear_feature_hsic(X: np.ndarray, Y: np.ndarray, debiased: bool) -> tuple[float, float, float]:
+def _linear_feature_hsic(
+    X: np.ndarray, Y: np.ndarray, debiased: bool
+) -> tuple[float, float, float]:
     """HSIC(X,Y), HSIC(X,X), HSIC(Y,Y) of the linear kernel from features, without N x N."""
     n = len(X)
     X = X - X.mean(axis=0)
@@ -271,9 +276,7 @@ def cka(
     X = _as_features(X, "X")
     Y = _as_features(Y, "Y")
     if len(X) != len(Y):
-        raise ValueError(
-            f"X and Y must hold the same samples: X has {len(X)} rows, Y has {len(Y)}"
-        )
+        raise ValueError(f"X and Y must hold the same samples: X has {len(X)} rows, Y has {len(Y)}")
     n = len(X)
     _check_n(n, debiased)
     px, py = X.shape[1], Y.shape[1]
@@ -415,7 +418,9 @@ class Similarity:
         """Values of each row layer against the column layer of the same name (NaN if none)."""
         return np.array(
             [
-                self.matrix[i, self.other_layers.index(name)] if name in self.other_layers else np.nan
+                self.matrix[i, self.other_layers.index(name)]
+                if name in self.other_layers
+                else np.nan
                 for i, name in enumerate(self.layers)
             ],
             dtype=float,
@@ -507,21 +512,13 @@ def _open(store: Any) -> tuple[Any, bool]:
 
 
 def _resolve_layers(store: Any, layers: Any, what: str) -> list[str]:
-    available = list(store.layers)
     if layers is None:
-        layers = available
-    elif isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
+        layers = store.layers
+    layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
         raise ValueError(f"no layers to compare in {what}: it stores none and none were given")
     for name in layers:
-        if name not in available:
-            close = difflib.get_close_matches(name, available, n=5, cutoff=0.4)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
-                f"layer {name!r} is not in {what}{hint} (stored layers: {', '.join(available)})"
-            )
+        store[name]  # an unknown name raises KeyError listing the close matches
     return layers
 
 
@@ -536,6 +533,7 @@ def _match_samples(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
             )
     common, pa, pb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
     if not len(common):
+
         def span(idx: np.ndarray) -> str:
             return f"{idx.min()}..{idx.max()}" if len(idx) else "none"
 
@@ -547,7 +545,11 @@ def _match_samples(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(common) < max(len(ia), len(ib)):
         logger.info(
             "comparing the %d samples both stores hold (%s has %d, %s has %d)",
-            len(common), a.path.name, len(ia), b.path.name, len(ib),
+            len(common),
+            a.path.name,
+            len(ia),
+            b.path.name,
+            len(ib),
         )
     return pa.astype(np.int64), pb.astype(np.int64)
 
@@ -569,11 +571,17 @@ def _inspect_kit_version() -> str:
         return ""
 
 
-def _batches(n: int, batch_size: int | None, n_epochs: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Disjoint minibatches of a fresh seeded permutation per epoch (sizes differ by at most 1)."""
+def _batches(
+    n: int, batch_size: int | None, n_epochs: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Disjoint minibatches of a fresh seeded permutation per epoch.
+
+    ``n // batch_size`` batches whose sizes differ by at most one: every sample is used, and no
+    batch is smaller than ``batch_size``.
+    """
     if batch_size is None or batch_size >= n:
-        return [np.arange(n)] * n_epochs
-    n_batches = max(1, int(round(n / batch_size)))
+        return [np.arange(n)]  # the full-data value: every epoch would repeat it
+    n_batches = max(1, n // batch_size)
     out: list[np.ndarray] = []
     for _ in range(n_epochs):
         out += np.array_split(rng.permutation(n), n_batches)
@@ -609,7 +617,9 @@ def _minibatch_cka(
             grams.append(G)
         return _prepare(grams, debiased)
 
-    for batch in tqdm(batches, desc="CKA minibatches", unit="batch", disable=not progress, leave=False):
+    for batch in tqdm(
+        batches, desc="CKA minibatches", unit="batch", disable=not progress, leave=False
+    ):
         _check_n(len(batch), debiased)
         pa = prepared(readers_a, pos_a[batch], bw_a)
         pb = pa if readers_b is None else prepared(readers_b, pos_b[batch], bw_b)
@@ -702,8 +712,9 @@ def similarity(
         whole map is the representation) or pooled per channel. Layers stored already pooled
         pass through.
     batch_size : int or None
-        CKA minibatch size; ``None`` (or a size of at least N) computes the full-data value in
-        one batch (memory N x N per layer).
+        CKA minibatch size: ``N // batch_size`` minibatches of at least this many samples.
+        ``None`` (or a size above N / 2) computes the full-data value in one batch (memory
+        N x N per layer).
     n_epochs : int
         Passes over the samples, each with a new permutation; more passes lower the variance.
     n_samples : int, optional
@@ -769,8 +780,10 @@ def similarity(
             other_store = None
         rows = _resolve_layers(store, layers, f"store {store.path}")
         if other_store is None:
-            cols = rows if other_layers is None else _resolve_layers(
-                store, other_layers, f"store {store.path}"
+            cols = (
+                rows
+                if other_layers is None
+                else _resolve_layers(store, other_layers, f"store {store.path}")
             )
             pos_a = pos_b = np.arange(store.n_samples, dtype=np.int64)
         else:
@@ -790,7 +803,7 @@ def similarity(
                 kernel=kernel,
                 debiased=bool(debiased),
                 batch_size=None if batch_size is None or batch_size >= n else int(batch_size),
-                n_epochs=int(n_epochs),
+                n_epochs=int(n_epochs) if batch_size is not None and batch_size < n else 1,
             )
             if kernel == "rbf":
                 params["sigma"] = float(sigma)
@@ -814,8 +827,15 @@ def similarity(
         if method == "cka":
             batches = _batches(n, params["batch_size"], n_epochs, rng)
             matrix, *bands = _minibatch_cka(
-                readers_a, readers_b, pos_a, pos_b, kernel=kernel, sigma=sigma,
-                debiased=debiased, batches=batches, progress=progress,
+                readers_a,
+                readers_b,
+                pos_a,
+                pos_b,
+                kernel=kernel,
+                sigma=sigma,
+                debiased=debiased,
+                batches=batches,
+                progress=progress,
             )
         else:
             matrix = _rsa(readers_a, readers_b, pos_a, pos_b, rdm, progress)
@@ -864,8 +884,14 @@ def _cache_key(
 
 
 def _load_cached(
-    store: Any, group: str, key: str, rows: list[str], cols: list[str], method: str,
-    params: dict, other: str | None,
+    store: Any,
+    group: str,
+    key: str,
+    rows: list[str],
+    cols: list[str],
+    method: str,
+    params: dict,
+    other: str | None,
 ) -> Similarity | None:
     found = store.load_result(group)
     if found is None:

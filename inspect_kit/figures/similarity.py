@@ -36,7 +36,7 @@ def short_labels(names: list[str], max_length: int = 22) -> list[str]:
                 break
             tail = f"{part}.{tail}"
         if len(tail) + 1 > limit:
-            tail = tail[-(limit - 1):]
+            tail = tail[-(limit - 1) :]
         return "…" + tail
 
     out = [shorten(n, max_length) for n in names]

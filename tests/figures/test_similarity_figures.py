@@ -58,7 +58,9 @@ def test_heatmap_holds_the_matrix_with_full_names_on_hover():
     assert heat.texttemplate == "%{z:.2f}"  # small matrices print their values
     ticks = list(fig.layout.yaxis.ticktext)
     assert ticks[3] == "pooler" and ticks[2] == "…layers.1.mlp.fc2" and len(set(ticks)) == 4
-    assert fig.layout.xaxis.title.text == "run2 layer" and fig.layout.yaxis.title.text == "run1 layer"
+    assert (
+        fig.layout.xaxis.title.text == "run2 layer" and fig.layout.yaxis.title.text == "run1 layer"
+    )
     assert "run1 vs run2" in fig.layout.title.text and "512 samples" in fig.layout.title.text
     assert fig.layout.yaxis.automargin and fig.layout.yaxis.scaleanchor == "x"
 

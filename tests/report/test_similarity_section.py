@@ -13,22 +13,27 @@ from inspect_kit.report.steps import randomized_copy
 LAYERS = ["relu1", "relu2", "relu3", "fc"]
 
 
-def test_report_compares_the_trained_network_with_its_randomised_copy(
-    digits, digits_cnn, tmp_path
-):
+def test_report_compares_the_trained_network_with_its_randomised_copy(digits, digits_cnn, tmp_path):
     X, y = digits.X_test[:240], digits.y_test[:240]
-    ik.capture(digits_cnn, X, LAYERS, tmp_path / "acts.h5", labels=y, thumbnails=None,
-               progress=False).close()
-    opts = ReportOptions(methods=(), featurevis=False, latent=False, formats=(), probe_cv=3,
-                         seed=0, progress=False)
-    result = build_report(tmp_path / "acts.h5", tmp_path / "report.html", model=digits_cnn,
-                          inputs=X, options=opts)
+    ik.capture(
+        digits_cnn, X, LAYERS, tmp_path / "acts.h5", labels=y, thumbnails=None, progress=False
+    ).close()
+    opts = ReportOptions(
+        methods=(), featurevis=False, latent=False, formats=(), probe_cv=3, seed=0, progress=False
+    )
+    result = build_report(
+        tmp_path / "acts.h5", tmp_path / "report.html", model=digits_cnn, inputs=X, options=opts
+    )
     got = result.summary["similarity"]["trained_vs_random"]
     assert list(got) == LAYERS
     # oracle: the same randomised copy (seed + 1), channel means, full-batch debiased CKA
     rand = randomized_copy(digits_cnn, opts.seed + 1)
-    with ik.capture(rand, X, LAYERS, tmp_path / "rand.h5", reduce="mean", thumbnails=None,
-                    progress=False) as rs, ik.open_store(tmp_path / "acts.h5") as store:
+    with (
+        ik.capture(
+            rand, X, LAYERS, tmp_path / "rand.h5", reduce="mean", thumbnails=None, progress=False
+        ) as rs,
+        ik.open_store(tmp_path / "acts.h5") as store,
+    ):
         for layer in LAYERS:
             trained = store.to_numpy(layer).astype(np.float64)
             if trained.ndim > 2:
