@@ -218,7 +218,7 @@ def main() -> None:
         if "error" in r:
             print(f"| {name} | failed: {r['error']} (exit {r['returncode']}) | | | |")
             continue
-        diff = "" if ref is None or r is rows[-1][1] else f"{abs(r['value'] - ref):.4f}"
+        diff = "" if ref is None or r is rows[-1][1] else f"{abs(r['value'] - ref):.1e}"
         print(f"| {name} | {r['seconds']:.1f} | {r['rss_mb']:.0f} | {r['value']:.4f} | {diff} |")
     if len(rows) == 2 and all("error" not in r for _, r in rows):
         a, b = rows[0][1], rows[1][1]

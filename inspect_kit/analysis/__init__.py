@@ -6,7 +6,7 @@ from .embedding import Embedding, PCAEmbedding, TSNEEmbedding, UMAPEmbedding, em
 from .latent import Interpolation, LatentProbe, Traversal, slerp
 from .metrics import embedding_quality, knn_accuracy, knn_transfer_accuracy, trustworthiness
 from .probes import ProbeProfile, ProbeResult, linear_probe, probe_profile
-from .similarity import Similarity, cka, similarity
+from .similarity import Similarity, cka  # not its function: this name stays the module
 from .weights import conv_kernels
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "knn_transfer_accuracy",
     "linear_probe",
     "probe_profile",
-    "similarity",
     "slerp",
     "trustworthiness",
 ]

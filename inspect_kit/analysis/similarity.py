@@ -36,6 +36,8 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from inspect_kit.store import schema
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Similarity", "cka", "hsic", "rdm", "similarity"]
@@ -45,7 +47,7 @@ KERNELS = ("linear", "rbf")
 RDM_METRICS = ("correlation", "euclidean")
 REDUCTIONS = ("flatten", "mean", "max")
 #: group under which :func:`similarity` caches its results in a store
-RESULT_GROUP = "similarity"
+RESULT_GROUP = schema.SIMILARITY
 #: bumped when a change makes earlier cached results wrong
 CACHE_VERSION = 1
 #: bytes of float64 features read at once (the rest is read in slices of channels)

@@ -23,6 +23,8 @@ PREDICTION = "samples/prediction"
 LOGITS = "samples/logits"
 META = "samples/meta"
 THUMBNAIL = "samples/thumbnail"
+#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
+SIMILARITY = "similarity"
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"
