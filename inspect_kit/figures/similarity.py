@@ -115,7 +115,7 @@ def plot_similarity(
     x_title = f"{other} layer" if other else "layer"
     if title is None:
         what = f"{store} vs {other}" if other else f"layers of {store}"
-        title = f"{description}: {what} ({sim.n_samples} samples)"
+        title = f"{description}: {what}, {sim.n_samples} samples"
     full = np.empty(z.shape + (2,), dtype=object)
     full[..., 0] = np.asarray(rows, dtype=object)[:, None]
     full[..., 1] = np.asarray(cols, dtype=object)[None, :]
@@ -138,7 +138,7 @@ def plot_similarity(
     fig.update_layout(
         template=theme.TEMPLATE,
         title=title,
-        width=max(360, 160 + cell_size * len(cols)),
+        width=max(40 + 8 * len(title), 160 + cell_size * len(cols)),  # room for the title
         height=max(320, 140 + cell_size * len(rows)),
         meta={"similarity": description},
     )
