@@ -50,8 +50,10 @@ REDUCTIONS = ("flatten", "mean", "max")
 RESULT_GROUP = schema.SIMILARITY
 #: bumped when a change makes earlier cached results wrong
 CACHE_VERSION = 1
-#: bytes of float64 features read at once (the rest is read in slices of channels)
+#: bytes of float64 features converted at once (a slice of channels)
 BLOCK_BYTES = 64 * 2**20
+#: a minibatch's rows are read from the file at once up to this many bytes as stored
+RAW_BYTES = 256 * 2**20
 
 
 # -- in-memory estimators ----------------------------------------------------------------------
@@ -445,19 +447,29 @@ class Similarity:
 
 # -- streaming from stores -------------------------------------------------------------------
 class _LayerReader:
-    """The rows of one layer at given sample positions, read in slices of channels.
+    """The rows of one layer at given sample positions, as float64 slices of channels.
 
-    Yields float64 ``(n, width)`` blocks whose concatenation along axis 1 is the (reduced)
-    feature matrix; at most about :data:`BLOCK_BYTES` are held at once.
+    Yields ``(n, width)`` blocks whose concatenation along axis 1 is the (reduced) feature
+    matrix, each at most about ``block_bytes``. The rows are read from the file once when they
+    take at most ``raw_bytes`` as stored (HDF5 reads whole chunks, so slicing channels on disk
+    would read each chunk once per slice); wider rows are read a slice of channels at a time.
     """
 
-    def __init__(self, view: Any, reduction: str, block_bytes: int = BLOCK_BYTES):
+    def __init__(
+        self,
+        view: Any,
+        reduction: str,
+        block_bytes: int | None = None,
+        raw_bytes: int | None = None,
+    ):
         self.view = view
         self.name = view.name
         self.reduction = reduction
         shape = tuple(view.shape[1:])
         self.source_shape = shape
-        self.block_bytes = int(block_bytes)
+        self.block_bytes = int(BLOCK_BYTES if block_bytes is None else block_bytes)
+        self.raw_bytes = int(RAW_BYTES if raw_bytes is None else raw_bytes)
+        self.row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(view.dtype).itemsize
         if not shape:
             self.n_features = 1
         elif len(shape) == 1 or reduction == "flatten":
@@ -465,32 +477,38 @@ class _LayerReader:
         else:
             self.n_features = int(shape[0])
 
+    def _features(self, rows: np.ndarray, n: int) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim > 2 and self.reduction == "mean":
+            rows = rows.reshape(n, rows.shape[1], -1).mean(axis=2)
+        elif rows.ndim > 2 and self.reduction == "max":
+            rows = rows.reshape(n, rows.shape[1], -1).max(axis=2)
+        else:
+            rows = rows.reshape(n, -1)
+        if not np.all(np.isfinite(rows)):
+            raise ValueError(
+                f"layer {self.name!r} holds NaN or infinite values; similarity needs finite "
+                "features"
+            )
+        return rows
+
     def blocks(self, positions: np.ndarray) -> Iterator[np.ndarray]:
         n = len(positions)
         shape = self.source_shape
-        # h5py reads increasing indices; the view restores the order asked for
-        if len(shape) <= 1:
-            per_unit, units = 1, (shape[0] if shape else 1)
+        if not shape:
+            yield self._features(self.view[positions], n).reshape(n, 1)
+            return
+        if len(shape) == 1:
+            per_unit, units = 1, shape[0]
         else:
             per_unit, units = int(np.prod(shape[1:], dtype=np.int64)), shape[0]
         step = max(1, self.block_bytes // max(1, n * per_unit * 8))
-        if not shape:
-            yield np.asarray(self.view[positions], dtype=np.float64).reshape(n, 1)
-            return
+        # the view reads increasing indices and restores the order asked for
+        whole = self.view[positions] if n * self.row_bytes <= self.raw_bytes else None
         for start in range(0, units, step):
-            rows = np.asarray(self.view[positions, start : min(units, start + step)], np.float64)
-            if rows.ndim > 2 and self.reduction == "mean":
-                rows = rows.reshape(n, rows.shape[1], -1).mean(axis=2)
-            elif rows.ndim > 2 and self.reduction == "max":
-                rows = rows.reshape(n, rows.shape[1], -1).max(axis=2)
-            else:
-                rows = rows.reshape(n, -1)
-            if not np.all(np.isfinite(rows)):
-                raise ValueError(
-                    f"layer {self.name!r} holds NaN or infinite values; similarity needs finite "
-                    "features"
-                )
-            yield rows
+            stop = min(units, start + step)
+            rows = whole[:, start:stop] if whole is not None else self.view[positions, start:stop]
+            yield self._features(rows, n)
 
     def gram(self, positions: np.ndarray, centre: bool) -> tuple[np.ndarray, np.ndarray]:
         """Linear Gram ``X X^T`` of the rows at ``positions`` and their row sums."""

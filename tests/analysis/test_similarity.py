@@ -292,6 +292,31 @@ def test_a_trained_network_against_itself_gives_a_unit_diagonal(digits, digits_c
     assert pooled["relu2", "relu3"] == pytest.approx(ik.cka(relu2, relu3, debiased=True), rel=1e-9)
 
 
+def test_wide_rows_read_in_slices_of_channels_give_the_same_values(
+    digits, digits_cnn, tmp_path, monkeypatch
+):
+    from inspect_kit.analysis import similarity as module
+
+    store = capture(
+        digits_cnn,
+        digits.X_test[:200],
+        ["relu1", "relu3", "fc"],
+        tmp_path / "s.h5",
+        thumbnails=None,
+        progress=False,
+    )
+    kwargs = dict(batch_size=64, cache=False, progress=False)
+    want = [ik.similarity(store, reduction=r, **kwargs).matrix for r in ("flatten", "mean")]
+    want.append(ik.similarity(store, method="rsa", **kwargs).matrix)
+    # rows no longer read whole, and a few channels at a time
+    monkeypatch.setattr(module, "RAW_BYTES", 0)
+    monkeypatch.setattr(module, "BLOCK_BYTES", 64 * 3 * 64 * 8)
+    got = [ik.similarity(store, reduction=r, **kwargs).matrix for r in ("flatten", "mean")]
+    got.append(ik.similarity(store, method="rsa", **kwargs).matrix)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
 def test_stores_matched_by_sample_index_in_another_order_give_the_same_matrix(
     mlp, inputs, tmp_path
 ):
