@@ -25,6 +25,7 @@ CHAINS = {
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
     ),
+    "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",
