@@ -13,6 +13,7 @@ from inspect_kit.cli import main
 
 LAYERS = ["relu1", "relu2", "relu3", "fc"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+pytestmark = pytest.mark.slow  # the stores come from the trained digits CNN
 
 
 def _store(model, X, path, index):

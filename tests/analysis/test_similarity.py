@@ -225,6 +225,7 @@ def test_store_similarity_matches_in_memory_cka_and_rsa_references(mlp, inputs, 
     assert np.allclose(np.diag(rsa_e.matrix), 1.0)
 
 
+@pytest.mark.slow
 def test_minibatch_estimate_converges_to_the_full_debiased_value(digits, digits_cnn, tmp_path):
     X = np.concatenate([digits.X_train, digits.X_test])  # N = 1797
     store = capture(
@@ -262,6 +263,7 @@ def test_minibatch_estimate_converges_to_the_full_debiased_value(digits, digits_
     assert error(32, [0], debiased=False) > 5 * small
 
 
+@pytest.mark.slow
 def test_a_trained_network_against_itself_gives_a_unit_diagonal(digits, digits_cnn, tmp_path):
     a = capture(
         digits_cnn,
@@ -292,6 +294,7 @@ def test_a_trained_network_against_itself_gives_a_unit_diagonal(digits, digits_c
     assert pooled["relu2", "relu3"] == pytest.approx(ik.cka(relu2, relu3, debiased=True), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_wide_rows_read_in_slices_of_channels_give_the_same_values(
     digits, digits_cnn, tmp_path, monkeypatch
 ):

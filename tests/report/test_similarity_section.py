@@ -13,6 +13,7 @@ from inspect_kit.report.steps import randomized_copy
 LAYERS = ["relu1", "relu2", "relu3", "fc"]
 
 
+@pytest.mark.slow
 def test_report_compares_the_trained_network_with_its_randomised_copy(digits, digits_cnn, tmp_path):
     X, y = digits.X_test[:240], digits.y_test[:240]
     ik.capture(
