@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -527,7 +528,7 @@ def _open(store: Any) -> tuple[Any, bool]:
     if isinstance(store, str | os.PathLike):
         from inspect_kit.store import open_store
 
-        return open_store(store), True
+        return open_store(Path(store)), True
     return store, False
 
 
@@ -843,7 +844,7 @@ def similarity(
         src_b = store if other_store is None else other_store
         readers_a = [_LayerReader(store[name], reduction) for name in rows]
         readers_b = None if same else [_LayerReader(src_b[name], reduction) for name in cols]
-        bands: tuple[Any, Any] = (None, None)
+        bands: list[Any] = [None, None]
         if method == "cka":
             batches = _batches(n, params["batch_size"], n_epochs, rng)
             matrix, *bands = _minibatch_cka(
@@ -941,7 +942,7 @@ def _save_cached(store: Any, group: str, key: str, result: Similarity) -> None:
         "layers": np.asarray(result.layers, dtype=object),
         "other_layers": np.asarray(result.other_layers, dtype=object),
     }
-    if result.bandwidths is not None:
+    if result.bandwidths is not None and result.other_bandwidths is not None:
         data["bandwidths"] = result.bandwidths
         data["other_bandwidths"] = result.other_bandwidths
     attrs = {
