@@ -497,19 +497,53 @@ class _LayerReader:
         n = len(positions)
         shape = self.source_shape
         if not shape:
-            yield self._features(self.view[positions], n).reshape(n, 1)
+            yield self._features(self._read(positions, None), n).reshape(n, 1)
             return
         if len(shape) == 1:
             per_unit, units = 1, shape[0]
         else:
             per_unit, units = int(np.prod(shape[1:], dtype=np.int64)), shape[0]
         step = max(1, self.block_bytes // max(1, n * per_unit * 8))
-        # the view reads increasing indices and restores the order asked for
-        whole = self.view[positions] if n * self.row_bytes <= self.raw_bytes else None
+        whole = self._read(positions, None) if n * self.row_bytes <= self.raw_bytes else None
         for start in range(0, units, step):
             stop = min(units, start + step)
-            rows = whole[:, start:stop] if whole is not None else self.view[positions, start:stop]
+            rows = (
+                whole[:, start:stop] if whole is not None else self._read(positions, (start, stop))
+            )
             yield self._features(rows, n)
+
+    def _read(self, positions: np.ndarray, units: tuple[int, int] | None) -> np.ndarray:
+        """Rows at ``positions`` (in that order), optionally channels ``units[0]:units[1]``.
+
+        Sorted positions are read as runs of contiguous rows (h5py's fancy indexing reads row
+        by row, ~10x slower than slices): the next position joins a run when the rows skipped
+        cost less than about 1 MiB to read, and a run stays under :data:`BLOCK_BYTES`.
+        """
+        shape = self.source_shape
+        width = 1 if units is None else (units[1] - units[0]) / max(1, shape[0])
+        row_bytes = max(1, int(self.row_bytes * width))
+        gap = max(1, 2**20 // row_bytes)
+        cap = max(1, BLOCK_BYTES // row_bytes)
+        order = np.argsort(positions, kind="stable")
+        ordered = positions[order]
+        out: np.ndarray | None = None
+        i = 0
+        while i < len(ordered):
+            j = i + 1
+            while (
+                j < len(ordered)
+                and ordered[j] - ordered[j - 1] <= gap
+                and ordered[j] - ordered[i] < cap
+            ):
+                j += 1
+            span = slice(int(ordered[i]), int(ordered[j - 1]) + 1)
+            block = self.view[span] if units is None else self.view[span, units[0] : units[1]]
+            if out is None:
+                out = np.empty((len(positions),) + block.shape[1:], dtype=block.dtype)
+            out[order[i:j]] = block[ordered[i:j] - ordered[i]]
+            i = j
+        assert out is not None  # positions is never empty
+        return out
 
     def gram(self, positions: np.ndarray, centre: bool) -> tuple[np.ndarray, np.ndarray]:
         """Linear Gram ``X X^T`` of the rows at ``positions`` and their row sums."""
