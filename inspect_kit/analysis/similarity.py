@@ -736,8 +736,9 @@ def similarity(
     in the user's dataset), so two captures of the same dataset compare sample by sample
     whatever order they were written in; samples only one store holds are left out. Features
     are streamed from the stores: memory stays at a few ``batch_size x batch_size`` matrices
-    per layer (CKA) or ``n_samples x n_samples`` (RSA), plus one slice of about 64 MiB of
-    features, however many samples there are and however wide the layers.
+    per layer (CKA) or ``n_samples x n_samples`` (RSA), plus one layer's rows of the minibatch
+    (at most 256 MiB as stored: wider rows are read a slice of channels at a time) and a
+    64 MiB float64 slice of them, however many samples there are and however wide the layers.
 
     Parameters
     ----------
