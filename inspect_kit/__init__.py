@@ -19,6 +19,7 @@ from .analysis.similarity import Similarity, cka, similarity  # noqa: E402
 from .analysis.weights import conv_kernels  # noqa: E402
 from .capture import capture, list_layers  # noqa: E402
 from .figures import (  # noqa: E402
+    explore,
     export_figure,
     plot_embedding,
     plot_embedding_grid,
@@ -44,6 +45,7 @@ __all__ = [
     "cka",
     "conv_kernels",
     "embed",
+    "explore",
     "export_figure",
     "featurevis",
     "linear_probe",

@@ -25,6 +25,11 @@ CHAINS = {
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
     ),
+    "explore": (
+        "import numpy as np\nimport inspect_kit\n",
+        "import numpy as np\nimport inspect_kit\n",
+    ),
+    "medical-volumes": ("import copy, tempfile", "import copy, tempfile"),
     "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
