@@ -203,8 +203,7 @@ def main() -> None:
                 )
             )
     finally:
-        if args.keep is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the store stays when it is --keep's
 
     ref = rows[-1][1].get("value")
     print(
