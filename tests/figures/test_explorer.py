@@ -111,8 +111,9 @@ def test_neighbours_match_brute_force_in_the_original_space(store, layer):
         want, dist = _brute_knn(X.astype(np.float32), i, 8)
         got, got_d = ex.neighbours(i, k=8, layer=layer, return_distance=True)
         np.testing.assert_allclose(got_d, dist, rtol=1e-5, atol=1e-6 * dist.max())
-        # ties aside (equal distances may come in either order), the same samples
-        assert set(got.tolist()) == set(want.tolist()) or np.allclose(got_d, dist, rtol=1e-5)
+        # the same samples, except that the last places may go to any of equally near ones
+        surely = want[dist < dist[-1] * (1 - 1e-5)]
+        assert set(surely.tolist()) <= set(got.tolist()) and len(surely) >= 4
     assert ex.query == 1999 and sorted(ex.highlight) == sorted(got.tolist())
     with pytest.raises(ValueError, match="k must be"):
         ex.neighbours(0, k=0)
@@ -359,14 +360,15 @@ def test_saved_page_runs_the_widget_offline(store, driver, tmp_path):
 
 # -- a real JupyterLab ------------------------------------------------------------------------
 POINT_OF_SAMPLE = """
-var gd = document.querySelectorAll('.ik-plot')[arguments[0]], i = arguments[1];
+var gd = document.querySelectorAll(arguments[2] || '.ik-plot')[arguments[0]], i = arguments[1];
 var fl = gd._fullLayout, r = gd.getBoundingClientRect();
-for (var c = 0; c < gd.data.length; c++) {
-  var cd = gd.data[c].customdata || [];
+var data = gd._fullData;  // typed arrays decoded
+for (var c = 0; c < data.length; c++) {
+  var cd = data[c].customdata || [];
   for (var j = 0; j < cd.length; j++) {
-    if (cd[j][0] === i) {
-      return [r.left + fl.xaxis._offset + fl.xaxis.l2p(gd.data[c].x[j]),
-              r.top + fl.yaxis._offset + fl.yaxis.l2p(gd.data[c].y[j])];
+    if (Number(cd[j][0]) === i) {
+      return [r.left + fl.xaxis._offset + fl.xaxis.l2p(data[c].x[j]),
+              r.top + fl.yaxis._offset + fl.yaxis.l2p(data[c].y[j])];
     }
   }
 }
@@ -477,7 +479,7 @@ def test_jupyterlab_hover_and_lasso_reach_python(store, driver, tmp_path):
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
     ] + (["--allow-root"] if os.geteuid() == 0 else [])  # fmt: skip
-    deadline = time.monotonic() + 170
+    deadline = time.monotonic() + 240  # bounded; generous for a loaded 2-core machine
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -583,3 +585,40 @@ def test_jupyterlab_hover_and_lasso_reach_python(store, driver, tmp_path):
         _stop(proc, token, port)
     assert proc.poll() is not None
     assert token not in log_path.read_text(errors="replace"), "the token leaked into the log"
+
+
+@pytest.mark.browser
+def test_plot_embedding_widget_shows_thumbnails_in_a_page(store, driver, tmp_path):
+    """plot_embedding's notebook widget (FigureView) runs its JavaScript: figure and hover."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    from inspect_kit.figures.explorer import standalone_html
+
+    emb = embed(store, "fc", method="pca", progress=False)
+    fig = go.Figure(plot_embedding(emb, color="label"))  # a plain figure after a round trip
+    page = tmp_path / "figure.html"
+    page.write_text(standalone_html(FigureView(fig)))
+    driver.get(page.resolve().as_uri())
+    _wait(driver, "var g = document.querySelector('.ik-figure'); return g && g.__inspectKitThumbs;")
+    n_traces = driver.execute_script("return document.querySelector('.ik-figure').data.length")
+    assert n_traces == len(fig.data)
+    d = np.linalg.norm(emb.coords[:, None] - emb.coords[None, ::7], axis=2)
+    d[d == 0] = np.inf
+    sample = int(np.argmax(d.min(axis=1)))
+    px, py = driver.execute_script(POINT_OF_SAMPLE, 0, sample, ".ik-figure")
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(px) + 25, int(py) + 25)
+    actions.pointer_action.move_to_location(int(round(px)), int(round(py)))
+    actions.perform()
+    tile = _wait(
+        driver,
+        "var b = Array.from(document.querySelectorAll('.inspect-kit-thumb'))"
+        ".filter(x => x.style.display === 'block')[0];"
+        "var im = b && b.querySelector('img'); return im && im.getAttribute('data-tile');",
+        20,
+    )
+    custom = np.concatenate(
+        [np.asarray(t.customdata) for t in fig.data if t.customdata is not None]
+    )
+    tiles = dict(zip(custom[:, 0].tolist(), custom[:, 1].tolist(), strict=False))
+    assert int(tile) == tiles[sample]
