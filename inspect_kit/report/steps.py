@@ -271,16 +271,29 @@ def random_weights_profile(
     cv: int = 5,
     seed: int = 0,
     progress: bool = True,
+    groups: Any = None,
+    store: Any = None,
 ) -> Any:
     """Probe profile of the layers of a randomised copy (see :func:`randomized_capture`).
 
     The baseline a trained network's probe profile must beat: random convolutional features
-    are often linearly informative already.
+    are often linearly informative already. ``groups`` as for the trained probes: an array,
+    or a metadata key of the trained ``store`` (the random store holds no metadata).
     """
     from inspect_kit.analysis.probes import probe_profile
 
+    if isinstance(groups, str):
+        if store is None:
+            raise ValueError(f"groups={groups!r} names metadata: pass the trained store too")
+        groups = np.asarray(store.metadata[groups])
     return probe_profile(
-        random_store, layers, target="label", cv=cv, random_state=seed, progress=progress
+        random_store,
+        layers,
+        target="label",
+        cv=cv,
+        random_state=seed,
+        progress=progress,
+        groups=groups,
     )
 
 
