@@ -248,9 +248,15 @@ def _build_report(
                 for v, c in zip(vals, counts, strict=True)
             )
             if store.predictions is not None:
-                dataset["accuracy of the stored predictions"] = float(
-                    np.mean(store.predictions == labels)
-                )
+                mismatch = store.label_mismatch
+                if mismatch:
+                    dataset["accuracy of the stored predictions"] = (
+                        f"not shown: the labels are not the model's classes ({mismatch})"
+                    )
+                else:
+                    dataset["accuracy of the stored predictions"] = float(
+                        np.mean(store.predictions == labels)
+                    )
         if inputs is not None and len(inputs) != len(store):
             idx = store.index
             if idx.max(initial=-1) < len(inputs):
