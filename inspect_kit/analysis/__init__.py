@@ -1,5 +1,5 @@
 """Pure computation on stores and arrays: embeddings, feature visualization, weights, latent
-probing and linear probes. Nothing here plots.
+probing, linear probes and representation similarity (CKA, RSA). Nothing here plots.
 
 Names resolve on first use (PEP 562), so importing a light part (the embedding registry)
 does not import torch or scikit-learn.
@@ -28,9 +28,11 @@ _LAZY = {
     "ProbeResult": ".probes",
     "linear_probe": ".probes",
     "probe_profile": ".probes",
+    "Similarity": ".similarity",
+    "cka": ".similarity",
     "conv_kernels": ".weights",
 }
-_SUBMODULES = ("embedding", "featurevis", "latent", "metrics", "probes", "weights")
+_SUBMODULES = ("embedding", "featurevis", "latent", "metrics", "probes", "similarity", "weights")
 
 if TYPE_CHECKING:
     from . import featurevis
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from .latent import Interpolation, LatentProbe, Traversal, slerp
     from .metrics import embedding_quality, knn_accuracy, knn_transfer_accuracy, trustworthiness
     from .probes import ProbeProfile, ProbeResult, linear_probe, probe_profile
+    from .similarity import Similarity, cka
     from .weights import conv_kernels
 
 
@@ -61,11 +64,13 @@ __all__ = [
     "Interpolation",
     "LatentProbe",
     "PCAEmbedding",
+    "Similarity",
     "ProbeProfile",
     "ProbeResult",
     "TSNEEmbedding",
     "Traversal",
     "UMAPEmbedding",
+    "cka",
     "conv_kernels",
     "embed",
     "embedding_quality",
