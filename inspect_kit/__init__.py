@@ -1,10 +1,10 @@
 """inspect_kit: understand the structure of trained PyTorch networks.
 
 Capture layer activations into HDF5 stores, embed features (PCA, t-SNE, UMAP), visualise
-what units respond to, probe autoencoder latents and any layer linearly, and turn every
-result into an interactive Plotly figure. Submodules with more: ``inspect_kit.analysis``,
-``inspect_kit.figures``, ``inspect_kit.models``, ``inspect_kit.data``, ``inspect_kit.report``,
-``inspect_kit.workflows``.
+what units respond to, probe autoencoder latents and any layer linearly, compare layers and
+models (CKA, RSA), and turn every result into an interactive Plotly figure. Submodules with
+more: ``inspect_kit.analysis``, ``inspect_kit.figures``, ``inspect_kit.models``,
+``inspect_kit.data``, ``inspect_kit.report``, ``inspect_kit.workflows``.
 
 Importing the package is light: the names below resolve on first use (PEP 562), so
 ``import inspect_kit`` and ``inspect-kit --help`` load neither torch nor scikit-learn.
@@ -32,10 +32,14 @@ _LAZY = {
     "linear_probe": "inspect_kit.analysis.probes",
     "probe_profile": "inspect_kit.analysis.probes",
     "conv_kernels": "inspect_kit.analysis.weights",
+    "Similarity": "inspect_kit.analysis.similarity",
+    "cka": "inspect_kit.analysis.similarity",
+    "similarity": "inspect_kit.analysis.similarity",
     "explore": "inspect_kit.figures",
     "export_figure": "inspect_kit.figures",
     "plot_embedding": "inspect_kit.figures",
     "plot_embedding_grid": "inspect_kit.figures",
+    "plot_similarity": "inspect_kit.figures",
     "publication_layout": "inspect_kit.figures",
     "save_html": "inspect_kit.figures",
     "build_report": "inspect_kit.workflows.pipeline",
@@ -58,10 +62,12 @@ __all__ = [
     "ActivationStore",
     "Embedding",
     "LatentProbe",
+    "Similarity",
     "StoreError",
     "__version__",
     "build_report",
     "capture",
+    "cka",
     "conv_kernels",
     "embed",
     "explore",
@@ -72,9 +78,11 @@ __all__ = [
     "open_store",
     "plot_embedding",
     "plot_embedding_grid",
+    "plot_similarity",
     "probe_profile",
     "publication_layout",
     "save_html",
+    "similarity",
 ]
 
 
@@ -111,6 +119,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.embedding import Embedding, embed
     from .analysis.latent import LatentProbe
     from .analysis.probes import linear_probe, probe_profile
+    from .analysis.similarity import Similarity, cka, similarity
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
     from .figures import (
@@ -118,6 +127,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
         export_figure,
         plot_embedding,
         plot_embedding_grid,
+        plot_similarity,
         publication_layout,
         save_html,
     )

@@ -13,6 +13,8 @@ import numpy as np
 import plotly.io as pio
 import pytest
 
+from inspect_kit.analysis.embedding import registry
+
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
@@ -20,6 +22,10 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 # files ("activations.h5") and are covered by the tests of the functions they call.
 CHAINS = {
     "capture-and-h5py": ("import torch, inspect_kit", "import h5py, numpy as np"),
+    "embedding-method": (
+        "import numpy as np\nfrom inspect_kit.analysis.embedding import BaseEmbedding",
+        "import numpy as np\nfrom inspect_kit.analysis.embedding import BaseEmbedding",
+    ),
     "featurevis": (
         "from inspect_kit import featurevis as fv",
         "from inspect_kit.figures.featurevis import plot_randomization",
@@ -27,6 +33,10 @@ CHAINS = {
     "latent-and-probes": (
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
+    ),
+    "similarity": (
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
     ),
     "explore": (
         "import numpy as np\nimport inspect_kit\n",
@@ -114,6 +124,8 @@ def test_readme_examples_run_and_show_what_they_say(name, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pio.renderers, "default", "json")  # fig.show() must not open a browser
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    # methods a block registers stay inside this test
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     ns: dict = {}
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

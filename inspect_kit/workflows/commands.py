@@ -24,7 +24,13 @@ from .options import (
     RunOptions,
 )
 from .output import check_formats, safe_name, timed_step, write_figures
-from .records import class_names_of, read_inputs_record, record_inputs, value_range_of
+from .records import (
+    class_names_of,
+    model_mismatch,
+    read_inputs_record,
+    record_inputs,
+    value_range_of,
+)
 from .steps import check_layers, compute_embeddings, run_featurevis
 
 logger = logging.getLogger(__name__)
@@ -216,6 +222,7 @@ def embed_layers(
     options = options or EmbeddingOptions()
     run = run or RunOptions()
     formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.embedding.registry import display_name
     from inspect_kit.figures.embedding import plot_embedding_grid
     from inspect_kit.store import open_store
 
@@ -228,7 +235,10 @@ def embed_layers(
         embs = compute_embeddings(store, layers, options, run)
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
-                by_layer, color=color, label_names=names, title=f"{method} of each layer"
+                by_layer,
+                color=color,
+                label_names=names,
+                title=f"{display_name(method)} of each layer",
             )
             for layer, emb in by_layer.items():
                 m = emb.metrics
@@ -254,10 +264,16 @@ def featurevis_units(
     store: str | Path | None = None,
     formats: Sequence[str] | None = None,
     run: RunOptions | None = None,
+    ignore_model_mismatch: bool = False,
 ) -> list[Path]:
     """The ``featurevis`` command: a gallery (and sanity check) written to ``out``.
 
     ``options.input_shape`` and ``options.value_range`` default to what ``store`` recorded.
+    The store's exemplars and unit selection only describe ``model`` when the store was
+    captured from it: when the store's ``model_sha256`` differs, a warning says so and the
+    gallery is rendered without exemplars or store-based unit selection (the store still gives
+    the input shape and range), unless ``ignore_model_mismatch`` (then they are used, with a
+    warning).
 
     Examples
     --------
@@ -284,6 +300,22 @@ def featurevis_units(
                 "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
                 "written by inspect-kit capture"
             )
+        exemplar_store = opened
+        mismatch = model_mismatch(net, opened) if opened is not None else None
+        if mismatch and ignore_model_mismatch:
+            logger.warning(
+                "%s: using its exemplars anyway (--ignore-model-mismatch); they show what the "
+                "captured model's units respond to",
+                mismatch,
+            )
+        elif mismatch:
+            logger.warning(
+                "%s: its exemplars would show what another model's units respond to, so the "
+                "gallery has none (units are not chosen from the store either); capture a store "
+                "from this model, or pass --ignore-model-mismatch to use them anyway",
+                mismatch,
+            )
+            exemplar_store = None
         vrange = options.value_range or record.get("value_range")
         if vrange is None:
             vrange = (0.0, 1.0)
@@ -292,9 +324,14 @@ def featurevis_units(
             logger.info("layer %s has no spatial maps; its channels are single numbers", layer)
         fv = run_featurevis(
             net,
-            dataclasses.replace(options, input_shape=shape, value_range=tuple(vrange)),
+            dataclasses.replace(
+                options,
+                input_shape=shape,
+                value_range=tuple(vrange),
+                exemplars=options.exemplars if exemplar_store is not None else 0,
+            ),
             run,
-            store=opened,
+            store=exemplar_store,
             class_names=class_names_of(record),
         )
     finally:

@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 #: layers of :class:`~inspect_kit.models.SmallCNN` the demo captures
 DEMO_LAYERS = ("relu1", "relu2", "relu3", "fc")
-_METHODS = ("pca", "tsne", "umap")
 
 __all__ = ["DEMO_LAYERS", "DemoSize", "run_demo"]
 
@@ -92,9 +91,10 @@ def run_demo(
     PosixPath('demo_out/report.html')
     """
     check_formats(formats or ())
-    unknown = [m for m in methods or () if str(m).lower().replace("-", "") not in _METHODS]
-    if unknown:
-        raise ValueError(f"unknown embedding method(s) {unknown}; use pca, tsne or umap")
+    from inspect_kit.analysis.embedding.registry import get_method
+
+    for m in methods or ():
+        get_method(m)  # ValueError naming the registered methods
     with limit_threads(threads):
         return _run_demo(
             out,
@@ -201,7 +201,7 @@ def _run_demo(
         finally:
             store.close()
     opts = ReportOptions(
-        methods=tuple(methods or ("pca", "tsne", "umap")),
+        methods=tuple(methods) if methods else ReportOptions().methods,
         formats=tuple(formats if formats is not None else ("png", "svg")),
         n_units=size.n_units,
         featurevis_steps=size.featurevis_steps,

@@ -16,7 +16,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,12 @@ __all__ = [
     "ReportOptions",
     "RunOptions",
 ]
+
+
+def _default_methods() -> tuple[str, ...]:
+    from inspect_kit.analysis.embedding.registry import default_methods
+
+    return tuple(default_methods())
 
 
 def _tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
@@ -225,7 +231,7 @@ class EmbeddingOptions:
         threads than free cores made openTSNE several times slower, not faster.
     """
 
-    methods: tuple[str, ...] = ("pca", "tsne", "umap")
+    methods: tuple[str, ...] = field(default_factory=lambda: tuple(_default_methods()))
     n_components: int = 2
     refresh: bool = False
     n_jobs: int = 1
@@ -323,7 +329,7 @@ class ReportOptions:
     (48, 3)
     """
 
-    methods: tuple[str, ...] = ("pca", "tsne", "umap")
+    methods: tuple[str, ...] = field(default_factory=lambda: tuple(_default_methods()))
     layers: list[str] | None = None
     formats: tuple[str, ...] = ("png", "svg")
     featurevis: bool = True
@@ -342,6 +348,7 @@ class ReportOptions:
     autoencoder_epochs: int = 25
     latent_max_train: int = 4000
     probe_cv: int = 5
+    similarity: bool = True
     n_jobs: int = 1
     threads: int | None = 1
     seed: int = 0

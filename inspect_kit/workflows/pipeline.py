@@ -9,6 +9,7 @@ store recorded. The demo lives in :mod:`.demo`, the single-step commands in :mod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .records import (
     class_names_of,
     load_recorded_inputs,
     load_recorded_model,
+    model_mismatch,
     read_inputs_record,
 )
 from .report_steps import REPORT_STEPS, ReportContext, run_steps
@@ -197,7 +199,8 @@ def report_from_store(
     --------
     >>> report_from_store("acts.h5", out="report.html")               # doctest: +SKIP
     """
-    from inspect_kit.capture import state_dict_sha256
+    from types import SimpleNamespace
+
     from inspect_kit.store import open_store
 
     opts = options or ReportOptions()
@@ -210,12 +213,15 @@ def report_from_store(
     net = None
     if model is not None:
         net = model.load(opts.device)
-        if sha and state_dict_sha256(net) != sha:
+        store_view = SimpleNamespace(provenance={"model_sha256": sha})
+        mismatch = model_mismatch(net, store_view) if sha else None
+        if mismatch:
             logger.warning(
-                "the model given has other weights than the captured one (sha256 %s); the "
-                "feature visualization and sanity checks describe the model given",
-                str(sha)[:12],
+                "%s: the feature visualization and sanity checks describe the model given, "
+                "without the store's exemplars (they would show another model's units)",
+                mismatch,
             )
+            opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
         net = load_recorded_model(record, opts.device, expected_sha256=sha)
     inputs = None

@@ -26,7 +26,10 @@ from .steps import (
     compute_embeddings,
     first_layer_kernels,
     latent_probe,
+    layer_similarity,
     random_weights_profile,
+    random_weights_similarity,
+    randomized_capture,
     run_featurevis,
 )
 
@@ -41,6 +44,7 @@ __all__ = [
     "ProbeStep",
     "ReportContext",
     "SanityStep",
+    "SimilarityStep",
     "Step",
     "run_steps",
 ]
@@ -266,11 +270,12 @@ class SanityStep:
         return fv[0].randomization if fv is not None else None
 
     def _baseline_possible(self, ctx: ReportContext) -> bool:
+        # one randomised capture serves the probe baseline and the similarity with random weights
         return (
             ctx.options.random_baseline
             and ctx.model is not None
             and ctx.inputs is not None
-            and ctx.results.get("probes") is not None
+            and (ctx.results.get("probes") is not None or ctx.options.similarity)
         )
 
     def enabled(self, ctx: ReportContext) -> bool:
@@ -283,26 +288,78 @@ class SanityStep:
         verdict = None
         if randomization is not None and len(randomization.mean_scores) > 1:
             verdict = randomization_verdict(randomization.mean_scores, randomization.reference)
-        profiles = None
+        profiles = random_similarity = None
         if self._baseline_possible(ctx):
             assert ctx.model is not None and ctx.inputs is not None
-            with timed_step("random-weights baseline", ctx.timings):
-                random = random_weights_profile(
+            run = ctx.run
+            with (
+                timed_step("random-weights baseline", ctx.timings),
+                randomized_capture(
                     ctx.model,
                     ctx.inputs,
                     ctx.store,
                     ctx.layers,
-                    cv=ctx.options.probe_cv,
-                    run=ctx.run,
-                    groups=ctx.groups,
-                )
-            profiles = {"trained": ctx.results["probes"], "random weights": random}
-        return {"randomization": randomization, "verdict": verdict, "profiles": profiles}
+                    seed=run.seed,
+                    device=run.device,
+                    progress=run.progress,
+                ) as random_store,
+            ):
+                if ctx.results.get("probes") is not None:
+                    random = random_weights_profile(
+                        random_store,
+                        ctx.layers,
+                        cv=ctx.options.probe_cv,
+                        seed=run.seed,
+                        progress=run.progress,
+                        groups=ctx.groups,
+                        store=ctx.store,
+                    )
+                    profiles = {"trained": ctx.results["probes"], "random weights": random}
+                if ctx.options.similarity:
+                    random_similarity = random_weights_similarity(
+                        ctx.store, random_store, ctx.layers, seed=run.seed, progress=run.progress
+                    )
+        return {
+            "randomization": randomization,
+            "verdict": verdict,
+            "profiles": profiles,
+            "random_similarity": random_similarity,
+        }
 
     def render(self, ctx: ReportContext, result: dict[str, Any]) -> None:
         from inspect_kit.report import sections
 
-        sections.sanity_section(ctx.report, **result)
+        if result["randomization"] is not None or result["profiles"]:
+            sections.sanity_section(
+                ctx.report,
+                randomization=result["randomization"],
+                verdict=result["verdict"],
+                profiles=result["profiles"],
+            )
+
+
+class SimilarityStep:
+    """CKA between every pair of layers, and of each layer with a randomised copy's."""
+
+    key = "similarity"
+    label: str | None = "layer similarity"
+
+    def enabled(self, ctx: ReportContext) -> bool:
+        return bool(ctx.options.similarity)
+
+    def compute(self, ctx: ReportContext) -> dict[str, Any]:
+        within = layer_similarity(
+            ctx.store, ctx.layers, seed=ctx.options.seed, progress=ctx.options.progress
+        )
+        random = (ctx.results.get("sanity") or {}).get("random_similarity")
+        return {"within": within, "random": random}
+
+    def render(self, ctx: ReportContext, result: dict[str, Any]) -> Any:
+        from inspect_kit.report import sections
+
+        if result["within"] is None and result["random"] is None:
+            return None
+        return sections.similarity_section(ctx.report, **result)
 
 
 #: The report's steps, in the order of its sections (and of their computation).
@@ -313,6 +370,7 @@ REPORT_STEPS: tuple[Step, ...] = (
     LatentStep(),
     ProbeStep(),
     SanityStep(),
+    SimilarityStep(),
 )
 
 
