@@ -172,6 +172,7 @@ def capture(
     overwrite: bool = False,
     queue_size: int = 4,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> ActivationStore:
     """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
 
@@ -214,6 +215,12 @@ def capture(
         Batches that may wait for the background writer; bounds host memory.
     progress : bool
         Show a progress bar.
+    distributed : bool, optional
+        Whether this call is one rank of a ``torchrun`` job. Default: yes when
+        ``torch.distributed`` is initialised with more than one rank; True also initialises
+        the process group from torchrun's environment. Each rank then captures every
+        world_size-th sample into ``<path>.parts/rank-NNNNN.h5`` and rank 0 joins the parts
+        into one store at ``path`` (HDF5 virtual datasets); see the README.
 
     Returns
     -------
@@ -230,6 +237,27 @@ def capture(
     (10, 4)
     """
     path = Path(path)
+    from .distributed import capture_distributed, wanted
+
+    if wanted(distributed):
+        return capture_distributed(
+            model,
+            data,
+            layers,
+            path,
+            batch_size=batch_size,
+            labels=labels,
+            metadata=metadata,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            capture_fn=capture,
+            reduce=reduce,
+            dtype=dtype,
+            device=device,
+            thumbnails=thumbnails,
+            queue_size=queue_size,
+        )
     modules = resolve_layers(model, layers)
     reduce_name, reduce_fn = resolve_reduction(reduce)
     store_dtype = resolve_dtype(dtype)
