@@ -322,10 +322,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=_progress(args),
     )
+    from inspect_kit.capture.distributed import is_rank_zero
     from inspect_kit.store import open_store
 
-    with open_store(store_path) as store:
-        print(store.summary())
+    if is_rank_zero():  # under torchrun, rank 0 reports the joined store
+        with open_store(store_path) as store:
+            print(store.summary())
     return 0
 
 

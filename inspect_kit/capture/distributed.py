@@ -152,13 +152,7 @@ def capture_distributed(
 
     from ..store import open_store
 
-    created_group = False
-    if not dist.is_initialized():
-        device = kwargs.get("device")
-        on_gpu = device is not None and torch.device(device).type == "cuda"
-        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
-        created_group = True
-    try:
+    with process_group_from_env(kwargs.get("device")):
         rank, world = dist.get_rank(), dist.get_world_size()
         folder = store_parts.parts_dir(path)
         with _together("preparing the parts folder"):
@@ -208,6 +202,37 @@ def capture_distributed(
                 store_parts.write_master(path, folder, world, n)
         logger.info("rank %d/%d: %d of %d samples in %s", rank, world, len(positions), n, part)
         return open_store(path)
+
+
+@contextmanager
+def process_group_from_env(device: Any = None) -> Iterator[int]:
+    """Join the ``torchrun`` job this process belongs to, if any; yield this process's rank.
+
+    Outside ``torchrun`` (no RANK/WORLD_SIZE in the environment) nothing happens and the rank
+    is 0. A process group this function created is destroyed on exit.
+    """
+    import torch.distributed as dist
+
+    created = False
+    if "WORLD_SIZE" in os.environ and "RANK" in os.environ and not dist.is_initialized():
+        on_gpu = device is not None and torch.device(device).type == "cuda"
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+        created = True
+    try:
+        yield dist.get_rank() if dist.is_initialized() else 0
     finally:
-        if created_group:
+        if created:
             dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """``torch.distributed.barrier()`` when a process group is initialised; else nothing."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def is_rank_zero() -> bool:
+    """True outside ``torchrun`` and on its rank 0 (the one that reports)."""
+    return os.environ.get("RANK", "0") == "0"

@@ -67,6 +67,7 @@ def capture_user_data(
     ...                   out="acts.h5", layers=["layer4"], reduce="mean")  # doctest: +SKIP
     """
     from inspect_kit.capture import capture
+    from inspect_kit.capture.distributed import barrier, process_group_from_env
     from inspect_kit.data.formats import load_data
     from inspect_kit.models.registry import load_model
 
@@ -94,23 +95,30 @@ def capture_user_data(
     with timed_step("loading model", timings):
         model = load_model(model_spec, weights=weights, model_args=model_args, device=device)
     layers = list(layers) if layers else default_capture_layers(model)
-    with timed_step(f"capturing {len(layers)} layers", timings):
-        store = capture(
-            model,
-            user.dataset,
-            layers,
-            out,
-            reduce=reduce,
-            dtype=dtype,
-            device=device,
-            batch_size=batch_size,
-            labels=user.labels,
-            metadata=user.metadata or None,
-            thumbnails=thumbnails,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-        )
+    # under torchrun every rank captures its share; rank 0 alone records the inputs
+    with process_group_from_env(device) as rank:
+        with timed_step(f"capturing {len(layers)} layers", timings):
+            store = capture(
+                model,
+                user.dataset,
+                layers,
+                out,
+                reduce=reduce,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+                labels=user.labels,
+                metadata=user.metadata or None,
+                thumbnails=thumbnails,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        if rank != 0:
+            store.close()
+        barrier()  # the other ranks have closed the store before rank 0 writes to it
+    if rank != 0:
+        return Path(out)
     try:
         record_inputs(
             store,
