@@ -172,6 +172,7 @@ def capture(
     overwrite: bool = False,
     queue_size: int = 4,
     progress: bool = True,
+    compression: str | None = None,
     distributed: bool | None = None,
 ) -> ActivationStore:
     """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
@@ -215,6 +216,11 @@ def capture(
         Batches that may wait for the background writer; bounds host memory.
     progress : bool
         Show a progress bar.
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the activation datasets, recorded in the store's ``compression`` attribute:
+        gzip (level 4, byte shuffle; small, slower), lzf (fast, moderate), or Blosc LZ4 with
+        byte shuffle (fast and small; needs hdf5plugin, which readers then need too).
+        Chunks follow the samples either way.
     distributed : bool, optional
         Whether this call is one rank of a ``torchrun`` job. Default: yes when
         ``torch.distributed`` is initialised with more than one rank; True also initialises
@@ -257,6 +263,7 @@ def capture(
             device=device,
             thumbnails=thumbnails,
             queue_size=queue_size,
+            compression=compression,
         )
     modules = resolve_layers(model, layers)
     reduce_name, reduce_fn = resolve_reduction(reduce)
@@ -274,6 +281,7 @@ def capture(
         "batch_size": batch_size,
         "device": None if device is None else str(device),
         "thumbnails": thumbnails,
+        "compression": compression,
         "data": stream.description,
     }
     if resuming and _check_resumable(path, config, sha):
@@ -302,8 +310,16 @@ def capture(
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_sha256": sha,
         "config": config,
+        schema.COMPRESSION: compression or "none",
     }
-    writer = StoreWriter(path, attrs, resume=resuming, queue_size=queue_size)
+    writer = StoreWriter(
+        path,
+        attrs,
+        resume=resuming,
+        queue_size=queue_size,
+        expected_rows=stream.n_samples,
+        compression=compression,
+    )
     skip = writer.n_done
     ok = False
     expected: set[str] | None = None

@@ -62,19 +62,18 @@ def _existing_parts(folder: Path) -> dict[int, Path]:
 
 def check_world_size(folder: Path, world: int) -> None:
     """On resume, the parts must come from a job of the same world size."""
-    for rank, p in _existing_parts(folder).items():
-        stored = None
-        if rank < world:
-            try:
-                with h5py.File(p, "r", libver="latest", swmr=True) as f:
-                    stored = f.attrs.get("world_size")
-            except OSError:
-                continue  # a killed writer's part: the capture's resume recovers it
+    for rank, p in sorted(_existing_parts(folder).items()):
+        try:
+            with h5py.File(p, "r", libver="latest", swmr=True) as f:
+                stored = f.attrs.get("world_size")
+        except OSError:
+            stored = None  # a killed writer's part: the capture's resume recovers it
         if rank >= world or (stored is not None and int(stored) != world):
+            was = int(stored) if stored is not None else f"more than {rank}"
             raise ValueError(
-                f"cannot resume {folder}: its parts were written by a job of world size "
-                f"{stored if stored is not None else f'> {rank}'}, this job has {world}; rerun "
-                "with the same number of processes, or overwrite=True to start again"
+                f"cannot resume {folder}: its parts were written by a job of world size {was}, "
+                f"this job has {world}; rerun with the same number of processes, or with "
+                "overwrite=True to start again"
             )
 
 
