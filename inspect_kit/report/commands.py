@@ -7,6 +7,7 @@ thin parser, and the same steps can be called from Python.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ def capture_user_data(
         model = load_model(model_spec, weights=weights, model_args=model_args, device=device)
     layers = list(layers) if layers else default_capture_layers(model)
     # under torchrun every rank captures its share; rank 0 alone records the inputs
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
     with process_group_from_env(device) as rank:
         with timed_step(f"capturing {len(layers)} layers", timings):
             store = capture(
