@@ -22,6 +22,10 @@ CHAINS = {
         "from inspect_kit import capture, linear_probe",
     ),
     "dask-scale": ("import numpy as np, torch, inspect_kit", "import numpy as np, torch, inspect_kit"),
+    "explore": (
+        "import numpy as np\nimport inspect_kit\n",
+        "import numpy as np\nimport inspect_kit\n",
+    ),
     "medical-volumes": ("import copy, tempfile", "import copy, tempfile"),
     "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
