@@ -22,6 +22,10 @@ CHAINS = {
         "from inspect_kit import capture, linear_probe",
     ),
     "dask-scale": ("import numpy as np, torch, inspect_kit", "import numpy as np, torch, inspect_kit"),
+    "similarity": (
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
+    ),
     "explore": (
         "import numpy as np\nimport inspect_kit\n",
         "import numpy as np\nimport inspect_kit\n",

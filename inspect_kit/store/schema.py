@@ -23,6 +23,8 @@ PREDICTION = "samples/prediction"
 LOGITS = "samples/logits"
 META = "samples/meta"
 THUMBNAIL = "samples/thumbnail"
+#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
+SIMILARITY = "similarity"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
