@@ -171,10 +171,11 @@ def embed_layers(
 ) -> list[dict[str, Any]]:
     """Embed layers of a store, write one small-multiples figure per method; return metrics."""
     formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.embedding.registry import default_methods, display_name
     from inspect_kit.figures.embedding import plot_embedding_grid
     from inspect_kit.store import open_store
 
-    methods = list(methods or ("pca", "tsne", "umap"))
+    methods = list(methods or default_methods())
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
@@ -192,7 +193,7 @@ def embed_layers(
         )
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
-                by_layer, color=color, label_names=names, title=f"{method} of each layer"
+                by_layer, color=color, label_names=names, title=f"{display_name(method)} of each layer"
             )
             for layer, emb in by_layer.items():
                 m = emb.metrics
