@@ -312,7 +312,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
         ),
         run=_run(args),
     )
-    print(store_summary(store_path))
+    from inspect_kit.capture.distributed import is_rank_zero
+
+    if is_rank_zero():  # under torchrun, rank 0 reports the joined store
+        print(store_summary(store_path))
     return 0
 
 

@@ -34,6 +34,7 @@ CHAINS = {
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
     ),
+    "dask-scale": ("import numpy as np, torch, inspect_kit", "import numpy as np, torch, inspect_kit"),
     "similarity": (
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",

@@ -175,6 +175,8 @@ def capture(
     overwrite: bool = False,
     queue_size: int = 4,
     progress: bool = True,
+    compression: str | None = None,
+    distributed: bool | None = None,
 ) -> ActivationStore:
     """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
 
@@ -218,6 +220,17 @@ def capture(
         Batches that may wait for the background writer; bounds host memory.
     progress : bool
         Show a progress bar.
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the activation datasets, recorded in the store's ``compression`` attribute:
+        gzip (level 4, byte shuffle; small, slower), lzf (fast, moderate), or Blosc LZ4 with
+        byte shuffle (fast and small; needs hdf5plugin, which readers then need too).
+        Chunks follow the samples either way.
+    distributed : bool, optional
+        Whether this call is one rank of a ``torchrun`` job. Default: yes when
+        ``torch.distributed`` is initialised with more than one rank; True also initialises
+        the process group from torchrun's environment. Each rank then captures every
+        world_size-th sample into ``<path>.parts/rank-NNNNN.h5`` and rank 0 joins the parts
+        into one store at ``path`` (HDF5 virtual datasets); see the README.
 
     Returns
     -------
@@ -236,6 +249,28 @@ def capture(
     >>> store.close(); folder.cleanup()
     """
     path = Path(path)
+    from .distributed import capture_distributed, wanted
+
+    if wanted(distributed):
+        return capture_distributed(
+            model,
+            data,
+            layers,
+            path,
+            batch_size=batch_size,
+            labels=labels,
+            metadata=metadata,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            capture_fn=capture,
+            reduce=reduce,
+            dtype=dtype,
+            device=device,
+            thumbnails=thumbnails,
+            queue_size=queue_size,
+            compression=compression,
+        )
     modules = resolve_layers(model, layers)
     reduce_name, reduce_fn = resolve_reduction(reduce)
     store_dtype = resolve_dtype(dtype)
@@ -257,6 +292,7 @@ def capture(
         "batch_size": batch_size,
         "device": None if device is None else str(device),
         "thumbnails": thumbnails,
+        "compression": compression,
         "data": stream.description,
     }
     if resuming and _check_resumable(path, config, sha):
@@ -285,8 +321,16 @@ def capture(
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_sha256": sha,
         "config": config,
+        schema.COMPRESSION: compression or "none",
     }
-    writer = StoreWriter(path, attrs, resume=resuming, queue_size=queue_size)
+    writer = StoreWriter(
+        path,
+        attrs,
+        resume=resuming,
+        queue_size=queue_size,
+        expected_rows=stream.n_samples,
+        compression=compression,
+    )
     skip = writer.n_done
     ok = False
     expected: set[str] | None = None

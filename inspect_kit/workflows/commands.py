@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def capture_user_data(
     capture_options = capture_options or CaptureOptions()
     run = run or RunOptions()
     from inspect_kit.capture import capture
+    from inspect_kit.capture.distributed import barrier, process_group_from_env
 
     timings: dict[str, float] = {}
     with timed_step("reading data", timings):
@@ -156,26 +158,36 @@ def capture_user_data(
         probe_rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(int))
         sample = np.stack([np.asarray(user.dataset[int(i)]) for i in probe_rows])
         logger.info("%d samples of shape %s (%s)", n, user.sample_shape, user.kind)
+    device = run.device
     with timed_step("loading model", timings):
-        net = model.load(run.device)
+        net = model.load(device)
     layers = list(capture_options.layers or default_capture_layers(net))
-    with timed_step(f"capturing {len(layers)} layers", timings):
-        store = capture(
-            net,
-            user.dataset,
-            layers,
-            out,
-            reduce=capture_options.reduce,
-            dtype=capture_options.dtype,
-            device=run.device,
-            batch_size=capture_options.batch_size,
-            labels=user.labels,
-            metadata=user.metadata or None,
-            thumbnails=capture_options.thumbnails,
-            resume=capture_options.resume,
-            overwrite=capture_options.overwrite,
-            progress=run.progress,
-        )
+    # under torchrun every rank captures its share; rank 0 alone records the inputs
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
+    with process_group_from_env(device) as rank:
+        with timed_step(f"capturing {len(layers)} layers", timings):
+            store = capture(
+                net,
+                user.dataset,
+                layers,
+                out,
+                reduce=capture_options.reduce,
+                dtype=capture_options.dtype,
+                device=device,
+                batch_size=capture_options.batch_size,
+                labels=user.labels,
+                metadata=user.metadata or None,
+                thumbnails=capture_options.thumbnails,
+                resume=capture_options.resume,
+                overwrite=capture_options.overwrite,
+                progress=run.progress,
+            )
+        if rank != 0:
+            store.close()
+        barrier()  # the other ranks have closed the store before rank 0 writes to it
+    if rank != 0:
+        return Path(out)
     try:
         record_inputs(
             store,
