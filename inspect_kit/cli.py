@@ -312,10 +312,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
         ),
         run=_run(args),
     )
-    from inspect_kit.capture.distributed import is_rank_zero
-
-    if is_rank_zero():  # under torchrun, rank 0 reports the joined store
-        print(store_summary(store_path))
+    summary = store_summary(store_path)
+    if summary is not None:  # under torchrun, rank 0 alone reports the joined store
+        print(summary)
     return 0
 
 

@@ -207,10 +207,16 @@ def capture_user_data(
     return Path(out)
 
 
-def store_summary(store_path: str | Path) -> str:
-    """The text summary of a store (what ``inspect-kit capture`` prints when done)."""
+def store_summary(store_path: str | Path) -> str | None:
+    """The text summary of a store (what ``inspect-kit capture`` prints when done).
+
+    None on the ranks other than 0 of a torchrun capture: rank 0 reports the joined store.
+    """
+    from inspect_kit.capture.distributed import is_rank_zero
     from inspect_kit.store import open_store
 
+    if not is_rank_zero():
+        return None
     with open_store(store_path) as store:
         return str(store.summary())
 
