@@ -45,7 +45,7 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
         class_names=list(digits.class_names),
         options=ReportOptions(**QUICK),
     )
-    assert set(res.summary) == {"embeddings", "featurevis", "probes"}
+    assert set(res.summary) == {"embeddings", "featurevis", "probes", "similarity"}
     # the probes: the trained digits CNN's logits decode the digit, far above chance
     fc = next(r for r in res.summary["probes"] if r["layer"] == "fc")
     assert fc["score"] > 0.85 and fc["chance"] == pytest.approx(0.1, abs=0.02)
@@ -70,17 +70,24 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
         "Feature visualization",
         "Probe profile",
         "Sanity check: randomised weights",
+        "Representation similarity",
     ]
     positions = [html.index(f">{t}</h2>") for t in titles]
     assert positions == sorted(positions)
-    for step in ("embeddings", "feature visualization", "probe profile", "random-weights baseline"):
+    for step in (
+        "embeddings",
+        "feature visualization",
+        "probe profile",
+        "random-weights baseline",
+        "layer similarity",
+    ):
         assert step in res.timings and f">{step}</td>" in html
     assert res.figures == []  # formats=(): no static export
 
 
 def test_steps_that_need_a_model_or_inputs_stay_out_without_them(digits_store, tmp_path):
     res = build_report(digits_store, tmp_path / "r.html", options=ReportOptions(**QUICK))
-    assert set(res.summary) == {"embeddings", "probes"}
+    assert set(res.summary) == {"embeddings", "probes", "similarity"}
     html = res.report.read_text()
     assert ">Embeddings</h2>" in html and ">Probe profile</h2>" in html
     assert ">Feature visualization</h2>" not in html and "Sanity check" not in html
@@ -140,6 +147,14 @@ def test_run_steps_computes_every_enabled_step_then_renders_them_in_order():
 
 def test_the_report_is_the_list_of_steps():
     keys = [s.key for s in REPORT_STEPS]
-    assert keys == ["model", "embeddings", "featurevis", "latent", "probes", "sanity"]
+    assert keys == [
+        "model",
+        "embeddings",
+        "featurevis",
+        "latent",
+        "probes",
+        "sanity",
+        "similarity",
+    ]
     for step in REPORT_STEPS:
         assert callable(step.enabled) and callable(step.compute) and callable(step.render)
