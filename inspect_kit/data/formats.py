@@ -603,6 +603,25 @@ def _check_size(size: Sequence[int] | None, ndim: int, what: str) -> tuple[int, 
 
 
 # -- the entry point -----------------------------------------------------------------------------
+def readable_source(source: str | Path) -> str | None:
+    """None when ``source`` is data :func:`load_data` reads; otherwise why it is not.
+
+    Checks only that the path exists and has a supported form (a folder, a ``.npz`` file, an
+    HDF5 file), without reading it: what a store records as its data is re-read only then.
+
+    Examples
+    --------
+    >>> readable_source("/no/such/folder")
+    '/no/such/folder does not exist'
+    """
+    path, _ = _split_key(str(source))
+    if not path.exists():
+        return f"{path} does not exist"
+    if path.is_dir() or _suffix(path) in (".npz", ".h5", ".hdf5", ".hdf"):
+        return None
+    return f"{path} is not a folder, a .npz file or an HDF5 file"
+
+
 def load_data(
     source: str | Path,
     *,

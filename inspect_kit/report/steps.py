@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.store import schema
+
 logger = logging.getLogger(__name__)
 
 
@@ -245,7 +247,7 @@ def random_weights_profile(
 
     rand = randomized_copy(model, seed + 1)
     # the same features as the trained store's probes: its reduction, else the probes' mean
-    stored = {store[layer].attrs.get("reduction") for layer in layers}
+    stored = {store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
         path = Path(tmp) / "random.h5"
