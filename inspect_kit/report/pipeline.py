@@ -229,7 +229,7 @@ def _build_report(
         labels = store.labels
         title = (
             title
-            or f"inspect_kit profile of {str(prov.get('model_class', 'model')).split('.')[-1]}"
+            or f"inspect_kit profile of {str(prov.get(schema.MODEL_CLASS_ATTR, 'model')).split('.')[-1]}"
         )
         report = Report(
             title, subtitle=f"{store_path.name}: {len(store)} samples, {len(layers)} layers"

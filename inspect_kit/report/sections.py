@@ -76,7 +76,7 @@ def model_section(
             schema.MODEL_SHA256_ATTR,
             schema.INSPECT_KIT_VERSION_ATTR,
             schema.TORCH_VERSION_ATTR,
-            "numpy_version",
+            schema.NUMPY_VERSION_ATTR,
             schema.SCHEMA_VERSION_ATTR,
             schema.COMPLETE_ATTR,
         )

@@ -43,6 +43,7 @@ THUMBNAIL = f"{SAMPLES}/thumbnail"
 SCHEMA_VERSION_ATTR = "schema_version"
 INSPECT_KIT_VERSION_ATTR = "inspect_kit_version"
 TORCH_VERSION_ATTR = "torch_version"
+NUMPY_VERSION_ATTR = "numpy_version"
 CREATED_ATTR = "created"
 MODEL_CLASS_ATTR = "model_class"
 MODEL_SHA256_ATTR = "model_sha256"
@@ -53,6 +54,7 @@ ROOT_ATTRS = (
     SCHEMA_VERSION_ATTR,
     INSPECT_KIT_VERSION_ATTR,
     TORCH_VERSION_ATTR,
+    NUMPY_VERSION_ATTR,
     CREATED_ATTR,
     MODEL_CLASS_ATTR,
     MODEL_SHA256_ATTR,
