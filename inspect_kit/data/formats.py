@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,60 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from inspect_kit.data._optional import require
+
+
+class DataFileError(ValueError):
+    """A user's file that cannot be read as what it claims to be.
+
+    The message starts with the file's path, then says what is wrong with it.
+
+    Examples
+    --------
+    >>> try:                                                 # doctest: +SKIP
+    ...     load_data("scans/")
+    ... except DataFileError as err:
+    ...     print(err)
+    scans/case7.png: not a readable PNG image (Truncated File Read)
+    """
+
+
+def _detail(err: BaseException, limit: int = 200) -> str:
+    """One line of what a library said, without its advice to its own callers."""
+    name = type(err).__name__
+    if name == "InvalidDicomError":  # pydicom's text suggests force=True, which we never use
+        return "no DICOM header: no 'DICM' marker and no file meta information"
+    if isinstance(err, UnicodeDecodeError):
+        return f"byte 0x{err.object[err.start]:02x} at position {err.start} is not UTF-8 text"
+    text = " ".join(str(err).split()) or name
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _reading(path: Path | str, what: str, hint: str = "") -> Iterator[None]:
+    """Turn any failure to read ``path`` into one :class:`DataFileError` naming it."""
+    try:
+        yield
+    except DataFileError:
+        raise
+    except Exception as err:
+        raise DataFileError(
+            f"{path}: not a readable {what} ({_detail(err)}){'; ' + hint if hint else ''}"
+        ) from err
+
+
+def _image_what(path: Path) -> str:
+    suf = path.suffix.lower().lstrip(".")
+    return f"{'JPEG' if suf == 'jpg' else suf.upper()} image" if suf else "image"
+
+
+_H5_HINT = "the file may be truncated or damaged"
+
+
+def _open_h5(path: Path | str) -> Any:
+    """``h5py.File(path, 'r')``, or a :class:`DataFileError` naming the file."""
+    h5py = require("h5py")
+    with _reading(path, "HDF5 file", _H5_HINT):
+        return h5py.File(path, "r")
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +237,8 @@ class _FileDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         path = self.paths[i]
-        try:
+        with _reading(path, "file"):
             arr = self.read(path)
-        except Exception as err:
-            raise OSError(f"could not read {path}: {err}") from err
         return self.process(arr)
 
 
@@ -206,21 +259,25 @@ class _ArrayDataset(Dataset):
         self.channel_axis_added = channel_axis_added
         self._n = int(array.shape[0]) if array is not None else 0
         if h5 is not None:
-            with require("h5py").File(h5[0], "r") as f:
+            with _open_h5(h5[0]) as f:
                 self._n = int(f[h5[1]].shape[0])
 
     def _rows(self) -> Any:
         if self._h5 is None:
             return self._array
         if self._file is None:  # opened per process (DataLoader workers fork)
-            self._file = require("h5py").File(self._h5[0], "r")
+            self._file = _open_h5(self._h5[0])
         return self._file[self._h5[1]]
 
     def __len__(self) -> int:
         return self._n
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        row = np.asarray(self._rows()[int(i)])
+        if self._h5 is None:
+            row = np.asarray(self._array[int(i)])
+        else:
+            with _reading(self._h5[0], "HDF5 file", _H5_HINT):
+                row = np.asarray(self._rows()[int(i)])
         if self.channel_axis_added:
             row = row[None]
         row = _scale_integers(row)
@@ -258,7 +315,7 @@ def _image_mode(mode: str, channels: int | None) -> str | None:
 def _read_image(path: Path, channels: int | None) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
+    with _reading(path, _image_what(path)), Image.open(path) as im:
         target = _image_mode(im.mode, channels)
         if target is not None:
             arr = np.asarray(im.convert(target))
@@ -278,7 +335,9 @@ def _read_image(path: Path, channels: int | None) -> np.ndarray:
 def _image_shape(path: Path, channels: int | None) -> tuple[int, ...]:
     from PIL import Image
 
-    with Image.open(path) as im:
+    # the header only (decoding every image twice would double the reading time); a file
+    # damaged further in fails when it is read, with the same message naming it
+    with _reading(path, _image_what(path)), Image.open(path) as im:
         w, h = im.size
         mode = im.mode
     if channels is not None:
@@ -297,10 +356,11 @@ def _nifti_to_dhw(arr: np.ndarray) -> np.ndarray:
 
 def _read_nifti(path: Path, reorient: bool) -> np.ndarray:
     nib = require("nibabel")
-    img = nib.load(str(path))
-    if reorient:
-        img = nib.as_closest_canonical(img)
-    arr = np.asarray(img.dataobj, dtype=np.float32)
+    with _reading(path, "NIfTI file"):
+        img = nib.load(str(path))
+        if reorient:
+            img = nib.as_closest_canonical(img)
+        arr = np.asarray(img.dataobj, dtype=np.float32)
     return _nifti_layout(arr, path)
 
 
@@ -322,10 +382,11 @@ def _nifti_layout(arr: np.ndarray, path: Path) -> np.ndarray:
 
 def _nifti_shape(path: Path, reorient: bool) -> tuple[int, ...]:
     nib = require("nibabel")
-    shape = tuple(int(s) for s in nib.load(str(path)).shape)
+    with _reading(path, "NIfTI file"):
+        img = nib.load(str(path))
+    shape = tuple(int(s) for s in img.shape)
     # reorienting permutes the three spatial axes only; the header's shape suffices
     if reorient and len(shape) >= 3:
-        img = nib.load(str(path))
         order = np.abs(np.asarray(img.affine)[:3, :3]).argmax(axis=0)
         spatial = [0, 0, 0]
         for src, dst in enumerate(order):
@@ -347,8 +408,9 @@ def _nifti_shape(path: Path, reorient: bool) -> tuple[int, ...]:
 def _read_dicom(path: Path) -> np.ndarray:
     from inspect_kit.data.dicom import read_dicom  # the modality LUT: HU for CT
 
-    img = read_dicom(path)
-    arr = np.asarray(img.pixels, dtype=np.float32)
+    with _reading(path, "DICOM file"):
+        img = read_dicom(path)
+        arr = np.asarray(img.pixels, dtype=np.float32)
     photometric = img.metadata.get("PhotometricInterpretation", "")
     if arr.ndim >= 3 and arr.shape[-1] in (3, 4) and not photometric.startswith("MONO"):
         return np.moveaxis(arr[..., :3], -1, 0)  # colour: (3, H, W) or (3, F, H, W)
@@ -359,7 +421,8 @@ def _read_dicom(path: Path) -> np.ndarray:
 
 def _dicom_header(path: Path) -> Any:
     pydicom = require("pydicom")
-    return pydicom.dcmread(str(path), stop_before_pixels=True)
+    with _reading(path, "DICOM file"):
+        return pydicom.dcmread(str(path), stop_before_pixels=True)
 
 
 def _dicom_shape(ds: Any) -> tuple[int, ...]:
@@ -476,7 +539,11 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    expected = "expected a text file of 'filename,label' rows"
+    with open(path, "rb") as fb:
+        if b"\x00" in fb.read(4096):
+            raise DataFileError(f"{path}: not a text CSV file (it holds binary data); {expected}")
+    with _reading(path, "CSV file", expected), open(path, newline="", encoding="utf-8-sig") as f:
         sample = f.read(4096)
         f.seek(0)
         try:
@@ -485,10 +552,10 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
             dialect = csv.excel
         rows = [r for r in csv.reader(f, dialect) if r and any(c.strip() for c in r)]
     if not rows:
-        raise ValueError(f"label file {path} is empty; expected rows 'filename,label'")
+        raise DataFileError(f"{path}: the label file is empty; {expected}")
     if len(rows[0]) < 2:
-        raise ValueError(
-            f"label file {path} has {len(rows[0])} column(s); expected two: 'filename,label'"
+        raise DataFileError(
+            f"{path}: the label file has {len(rows[0])} column(s); expected two: 'filename,label'"
         )
     head = [c.strip().lower() for c in rows[0][:2]]
     if head[0] in _HEADER_WORDS and head[1] in _HEADER_WORDS:
@@ -554,13 +621,13 @@ def _read_array_labels(spec: str) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"label source {path} does not exist")
     if _suffix(path) == ".npz":
-        with np.load(path, allow_pickle=False) as z:
+        with _open_npz(path) as z:
             key = key or next((k for k in ARRAY_Y_KEYS if k in z.files), None)
             if key is None or key not in z.files:
                 raise KeyError(f"{path} has no array {key!r}; it holds {', '.join(z.files)}")
-            return np.asarray(z[key])
-    h5py = require("h5py")
-    with h5py.File(path, "r") as f:
+            with _reading(path, ".npz file"):
+                return np.asarray(z[key])
+    with _open_h5(path) as f:
         if key is None or key not in f:
             raise KeyError(
                 f"{path} has no dataset {key!r}; name one as {path}:<dataset> "
@@ -811,6 +878,22 @@ def _labels_from_spec(
     return _encode_labels([table[str(i)] for i in range(n)])
 
 
+def _open_npz(path: Path) -> Any:
+    """``np.load(path)`` without pickles, or a :class:`DataFileError` naming the file."""
+    with _reading(path, ".npz file", "save arrays with np.savez(path, x=images)"):
+        return np.load(path, allow_pickle=False)
+
+
+def _check_numeric(arr: Any, source: str) -> None:
+    """Inputs must be numbers: strings, objects or records cannot feed a model."""
+    kind = np.dtype(arr.dtype).kind
+    if kind not in "biuf":
+        raise DataFileError(
+            f"{source}: holds {np.dtype(arr.dtype)} values, not numbers; the inputs must be "
+            "a numeric array of images or volumes"
+        )
+
+
 def _load_npz(
     path: Path,
     key: str | None,
@@ -819,8 +902,13 @@ def _load_npz(
     window: tuple[float, float] | None,
     norm: Any,
 ) -> UserData:
-    with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
         files = list(z.files)
+        if not files:
+            raise DataFileError(
+                f"{path}: the .npz file holds no arrays; save the inputs in it, e.g. "
+                "np.savez(path, x=images, y=labels)"
+            )
         if key is None:
             key = next((k for k in ARRAY_X_KEYS if k in files), None)
             if key is None and len(files) == 1:
@@ -830,9 +918,11 @@ def _load_npz(
                 f"{path} has no input array {key!r}; name it as {path}:<key> "
                 f"(it holds {', '.join(files)})"
             )
-        x = np.asarray(z[key])
-        y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
-        y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
+        with _reading(path, ".npz file"):
+            x = np.asarray(z[key])
+            y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
+            y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
+    _check_numeric(x, f"{path}:{key}")
     add_c = _array_layout(x.shape, f"{path}:{key}")
     ndim = x.ndim - 1 + int(add_c)
     size_t = _check_size(size, ndim, "array")
@@ -867,8 +957,7 @@ def _load_h5(
     window: tuple[float, float] | None,
     norm: Any,
 ) -> UserData:
-    h5py = require("h5py")
-    with h5py.File(path, "r") as f:
+    with _open_h5(path) as f:
         names = _h5_datasets(f)
         if key is None or key not in f or not hasattr(f[key], "shape"):
             raise KeyError(
@@ -876,6 +965,7 @@ def _load_h5(
                 f"(it holds {', '.join(names) or 'no datasets'})"
             )
         shape = tuple(int(s) for s in f[key].shape)
+        _check_numeric(f[key], f"{path}:{key}")
     add_c = _array_layout(shape, f"{path}:{key}")
     size_t = _check_size(size, len(shape) - 1 + int(add_c), "array")
     label_arr, class_names = None, None

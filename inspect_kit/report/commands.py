@@ -84,6 +84,7 @@ def capture_user_data(
         model = load_model(model_spec, weights=weights, model_args=model_args, device=device)
     layers = list(layers) if layers else default_capture_layers(model)
     with timed_step(f"capturing {len(layers)} layers", timings):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # as report and demo make theirs
         store = capture(
             model,
             user.dataset,

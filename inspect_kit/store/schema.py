@@ -174,9 +174,17 @@ def open_h5_read(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
-    if not h5py.is_hdf5(path):
-        raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
-    f = h5py.File(path, "r", libver="latest", swmr=True)
+    try:
+        if not h5py.is_hdf5(path):
+            raise StoreError(f"{path}: not an HDF5 file, so it cannot be an inspect_kit store")
+        f = h5py.File(path, "r", libver="latest", swmr=True)
+    except (OSError, RuntimeError) as err:  # h5py raises either for a damaged superblock
+        if isinstance(err, BlockingIOError):
+            raise
+        detail = " ".join(str(err).split())
+        raise StoreError(
+            f"{path}: not a readable HDF5 file ({detail}); the store may be truncated or damaged"
+        ) from err
     try:
         check_schema(f, path)
     except Exception:
