@@ -142,7 +142,19 @@ def load_recorded_model(
 
 
 #: Options of the recorded user data that change the arrays read back (labels do not).
-_DATA_OPTIONS = ("size", "channels", "window", "normalize")
+_DATA_OPTIONS = (
+    "size",
+    "channels",
+    "window",
+    "normalize",
+    "orientation",
+    "spacing",
+    "as_slices",
+    "sequences",
+    "allow_irregular",
+    "skip_unreadable",
+    "keep_identifiers",
+)
 #: Keyword arguments of :func:`inspect_kit.data.load_mni_patches` a demo record may set.
 _DEMO_OPTIONS = (
     "dim",

@@ -38,6 +38,9 @@ PREDICTION = f"{SAMPLES}/prediction"
 LOGITS = f"{SAMPLES}/logits"
 META = f"{SAMPLES}/meta"
 THUMBNAIL = f"{SAMPLES}/thumbnail"
+#: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
+#: thumbnails use the H and W spacing to show the physical aspect ratio
+SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
 
 # -- root attributes (provenance) -------------------------------------------------------------
 SCHEMA_VERSION_ATTR = "schema_version"
