@@ -23,6 +23,7 @@ LAYERS = "layers"
 EMBEDDINGS = "embeddings"
 LATENT = "latent"
 PROBES = "probes"
+#: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
 SIMILARITY = "similarity"
 #: how the model and data were named at capture: data, never code
 INPUTS = "inputs"
