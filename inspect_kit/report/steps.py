@@ -315,7 +315,7 @@ def random_weights_similarity(
     """
     from inspect_kit.analysis.similarity import similarity
 
-    pooled = {random_store[layer].attrs.get("reduction") for layer in layers}
+    pooled = {random_store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
     return similarity(
         store,
