@@ -1,10 +1,15 @@
 """Shared test configuration. Trained-model fixtures live in fixtures_models.py."""
 
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests._browser import chromium
+from tests._threads import one_thread
 
 pytest_plugins = ["tests.fixtures_models"]
 
@@ -33,3 +38,17 @@ def _same_global_rng_for_every_test():
         random.setstate(saved[0])
         np.random.set_state(saved[1])
         torch.random.set_rng_state(saved[2])
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Every test runs torch on one thread, whatever the test before it set."""
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless chromium per test module (see tests/_browser.py)."""
+    with chromium() as driver:
+        yield driver

@@ -10,16 +10,19 @@ it. The steps themselves live in :mod:`.steps`, the single-step commands in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.analysis.embedding.registry import default_methods, get_method
 from inspect_kit.store import schema
 
 from .output import check_formats, limit_threads, timed_step, write_figures
@@ -29,6 +32,7 @@ from .records import (
     class_names_of,
     load_recorded_inputs,
     load_recorded_model,
+    model_mismatch,
     read_inputs_record,
     record_inputs,
     value_range_of,
@@ -48,7 +52,6 @@ from .steps import (
 logger = logging.getLogger(__name__)
 
 DEMO_LAYERS = ("relu1", "relu2", "relu3", "fc")
-_METHODS = ("pca", "tsne", "umap")
 
 __all__ = [
     "DemoSize",
@@ -64,7 +67,7 @@ __all__ = [
 class ReportOptions:
     """What :func:`build_report` computes, and how much of it."""
 
-    methods: tuple[str, ...] = ("pca", "tsne", "umap")
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     layers: list[str] | None = None
     formats: tuple[str, ...] = ("png", "svg")
     featurevis: bool = True
@@ -452,7 +455,6 @@ def report_from_store(
     options: ReportOptions | None = None,
 ) -> PipelineResult:
     """The ``report`` command: profile a store, rebuilding model and inputs from its record."""
-    from inspect_kit.capture import state_dict_sha256
     from inspect_kit.models.registry import load_model
     from inspect_kit.store import open_store
 
@@ -463,15 +465,18 @@ def report_from_store(
     with open_store(store_path) as store:
         record = read_inputs_record(store)
         sha = store.provenance.get(schema.MODEL_SHA256_ATTR)
+    store_view = SimpleNamespace(provenance={schema.MODEL_SHA256_ATTR: sha})
     model = None
     if model_spec:
         model = load_model(model_spec, weights=weights, model_args=model_args, device=opts.device)
-        if sha and state_dict_sha256(model) != sha:
+        mismatch = model_mismatch(model, store_view) if sha else None
+        if mismatch:
             logger.warning(
-                "the model given has other weights than the captured one (sha256 %s); the "
-                "feature visualization and sanity checks describe the model given",
-                str(sha)[:12],
+                "%s: the feature visualization and sanity checks describe the model given, "
+                "without the store's exemplars (they would show another model's units)",
+                mismatch,
             )
+            opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
         from inspect_kit.models.registry import UntrustedModelError
 
@@ -559,13 +564,12 @@ def run_demo(
     Examples
     --------
     >>> res = run_demo("demo_out")          # doctest: +SKIP
-    >>> res.report
+    >>> res.report                          # doctest: +SKIP
     PosixPath('demo_out/report.html')
     """
     check_formats(formats or ())
-    unknown = [m for m in methods or () if str(m).lower().replace("-", "") not in _METHODS]
-    if unknown:
-        raise ValueError(f"unknown embedding method(s) {unknown}; use pca, tsne or umap")
+    for m in methods or ():
+        get_method(m)  # ValueError naming the registered methods
     with limit_threads(threads):
         return _run_demo(
             out,
@@ -667,7 +671,7 @@ def _run_demo(
         finally:
             store.close()
     opts = ReportOptions(
-        methods=tuple(methods or ("pca", "tsne", "umap")),
+        methods=tuple(methods or default_methods()),
         formats=tuple(formats if formats is not None else ("png", "svg")),
         n_units=size.n_units,
         featurevis_steps=size.featurevis_steps,

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from inspect_kit.analysis.embedding.registry import display_name
 from inspect_kit.store import schema
 
 from .document import Report
-
-_METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
 def _num(value: Any) -> float | None:
@@ -124,7 +123,7 @@ def embedding_section(
     for method, by_layer in embeddings.items():
         if not by_layer:
             continue
-        name = _METHOD_NAMES.get(method, method)
+        name = display_name(method)
         fig = plot_embedding_grid(
             dict(by_layer), label_names=class_names, title=f"{name} of each layer"
         )

@@ -6,8 +6,6 @@ codes captured by inspect_kit.capture's hooks, and numpy's quantiles and correla
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -18,22 +16,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from inspect_kit.analysis.latent import LatentProbe, correlation_ratio, slerp
 from inspect_kit.models import ConvAutoencoder, fit_autoencoder
+from tests._threads import one_thread
 from tests.numeric import assert_close
 
 # codes come out of a float32 encoder whose layers sum up to ~16*16 inputs each; two paths
 # (batch sizes, hooks, bound methods) sum in their own order
 ENC_TERMS = 256
-
-
-@contextlib.contextmanager
-def one_thread():
-    # pytest workers share 2 cores; torch's intra-op threads spin-wait on each other there.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def torch_encode(model, X):
