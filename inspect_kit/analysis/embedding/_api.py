@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from inspect_kit.store import schema
+
 from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
@@ -391,13 +393,13 @@ def make_estimator(
 # -- cache -------------------------------------------------------------------------------------
 def _cache_group(layer: str, method: str) -> str:
     """The latest map of (layer, method): what reports and ``store.results()`` show."""
-    return f"embeddings/{layer}/{method}"
+    return schema.embedding_group(layer, method)
 
 
 def _variant_group(layer: str, method: str, key: str) -> str:
     """Every map computed, one per cache key (method, dimensions, reduction, perplexity or
     neighbours, seed, samples ...): asking for 3D, then 2D, then 3D again reuses both."""
-    return f"embedding_cache/{layer}/{method}/{key[:24]}"
+    return schema.embedding_variant_group(layer, method, key)
 
 
 def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
