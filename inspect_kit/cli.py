@@ -348,6 +348,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         seed=args.seed,
         refresh=args.refresh,
         progress=_progress(args),
+        method_params={"perplexity": args.perplexity, "n_neighbors": args.n_neighbors},
     )
     _print_table(table)
     return 0
@@ -480,7 +481,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _print_table(table: list[dict[str, Any]]) -> None:
     if not table:
         return
-    cols = list(table[0])
+    cols = list(dict.fromkeys(c for r in table for c in r))  # every row's columns, in order
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
@@ -657,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="html (interactive, hover thumbnails), png, svg, pdf",
     )
     p.add_argument("--refresh", action="store_true", help="recompute cached embeddings")
+    p.add_argument("--perplexity", type=float, default=None,
+                   help="t-SNE perplexity (default: the method's, lowered for few samples)")
+    p.add_argument("--n-neighbors", type=_positive_int, default=None,
+                   help="UMAP neighbours (default: the method's)")
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 

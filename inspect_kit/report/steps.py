@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,30 +37,48 @@ def compute_embeddings(
     refresh: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
+    method_params: Mapping[str, Any] | None = None,
+    failures: list[dict[str, str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{method: {layer: Embedding}}``, cached in the store.
 
     ``n_jobs`` threads for t-SNE and UMAP: one by default, since on a small shared machine
     more threads than free cores made openTSNE several times slower, not faster.
+    ``method_params`` (e.g. ``{"perplexity": 10, "n_neighbors": 8}``) go to the methods that
+    accept them. With a ``failures`` list, a (layer, method) that cannot run (t-SNE's
+    perplexity on 32 samples, 3 dimensions of a 2-feature layer) is logged, appended there as
+    ``{"method", "layer", "error"}`` and skipped; the others are computed. Without it the
+    error propagates.
     """
     from inspect_kit.analysis.embedding import embed
 
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         out[method] = {}
-        extra = {"n_jobs": n_jobs} if get_method(method).accepts("n_jobs") else {}
+        spec = get_method(method)
+        extra = {"n_jobs": n_jobs} if spec.accepts("n_jobs") else {}
+        extra.update({k: v for k, v in (method_params or {}).items()
+                      if v is not None and spec.accepts(k)})
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
-            out[method][layer] = embed(
-                store,
-                layer,
-                method,
-                n_components,
-                random_state=seed,
-                cache="refresh" if refresh else True,
-                progress=progress,
-                **extra,
-            )
+            try:
+                out[method][layer] = embed(
+                    store,
+                    layer,
+                    method,
+                    n_components,
+                    random_state=seed,
+                    cache="refresh" if refresh else True,
+                    progress=progress,
+                    **extra,
+                )
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+                if failures is None:
+                    raise
+                logger.warning("skipping the %s of %s: %s", method, layer, err)
+                failures.append({"method": method, "layer": layer, "error": str(err)})
+        if not out[method]:
+            del out[method]
     return out
 
 
