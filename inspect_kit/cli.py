@@ -177,7 +177,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 def cmd_layers(args: argparse.Namespace) -> int:
     import torch
 
-    from inspect_kit.capture import list_layers, resolve_layers
+    from inspect_kit.hooks import list_layers, resolve_layers
 
     model = _load_model(args)
     names = list_layers(
@@ -185,7 +185,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     )
     shapes: dict[str, str] = {}
     if args.input_shape:
-        from inspect_kit.capture import LayerRecorder
+        from inspect_kit.hooks import LayerRecorder
 
         x = torch.zeros((1, *args.input_shape))
         try:

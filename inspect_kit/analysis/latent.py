@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
-from inspect_kit.capture import model_device, model_state_preserved, on_device
+from inspect_kit.hooks import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
 from inspect_kit.capture.thumbnails import make_thumbnails
 

@@ -115,9 +115,9 @@ def test_class_logits_make_images_the_model_calls_that_class(digits_cnn):
 
 def test_a_seed_makes_renders_reproducible(digits_cnn):
     kw = dict(steps=8, value_range=(0, 1), progress=False)
-    a = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
-    b = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
-    c = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=5, **kw)
+    a = fv.render(digits_cnn, "conv2#3", (1, 16, 16), seed=4, **kw)
+    b = fv.render(digits_cnn, "conv2#3", (1, 16, 16), seed=4, **kw)
+    c = fv.render(digits_cnn, "conv2#3", (1, 16, 16), seed=5, **kw)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.trajectory, b.trajectory)
     assert not np.array_equal(a.images, c.images)
@@ -206,7 +206,7 @@ def test_regularisers_and_diversity_compose_in_a_render(digits_cnn):
         digits_cnn, obj, (1, 16, 16), batch_size=3, steps=8, value_range=(0, 1), progress=False
     )
     assert res.images.shape == (3, 1, 16, 16)
-    assert res.labels == ["conv3:2"] * 3 and res.units == [2, 2, 2]
+    assert res.labels == ["conv3#2"] * 3 and res.units == [2, 2, 2]
     assert not np.allclose(res.images[0], res.images[1])
     assert res.objective == "channel(conv3, 2) - 0.05 * total_variation() + 0.1 * diversity(conv3)"
 
@@ -231,9 +231,9 @@ def test_pixel_parameterisation_mixed_precision_and_3d_multichannel():
 
 def test_errors_say_what_is_wrong(digits_cnn):
     with pytest.raises(KeyError, match="conv2"):
-        fv.render(digits_cnn, "conv22:0", (1, 16, 16), steps=1, progress=False)
+        fv.render(digits_cnn, "conv22#0", (1, 16, 16), steps=1, progress=False)
     with pytest.raises(ValueError, match="without the batch axis"):
-        fv.render(digits_cnn, "conv2:0", (1, 1, 16, 16, 4, 4), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#0", (1, 1, 16, 16, 4, 4), steps=1, progress=False)
     with pytest.raises(ValueError, match="batch_size=3"):
         fv.render(
             digits_cnn,
@@ -244,6 +244,6 @@ def test_errors_say_what_is_wrong(digits_cnn):
             progress=False,
         )
     with pytest.raises(ValueError, match="low < high"):
-        fv.render(digits_cnn, "conv2:0", (1, 16, 16), value_range=(1, 0), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#0", (1, 16, 16), value_range=(1, 0), steps=1, progress=False)
     with pytest.raises(ValueError, match="out of range"):
-        fv.render(digits_cnn, "conv2:99", (1, 16, 16), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#99", (1, 16, 16), steps=1, progress=False)
