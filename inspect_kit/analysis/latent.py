@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
-from inspect_kit.hooks import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
 from inspect_kit.capture.thumbnails import make_thumbnails
+from inspect_kit.hooks import model_device, model_state_preserved, on_device
 
 logger = logging.getLogger(__name__)
 
@@ -735,7 +736,7 @@ class LatentProbe:
                 raise KeyError("no labels were fitted; pass labels= to fit or an array")
             key = "label" if target == "labels" else target
             if key not in targets:
-                raise KeyError(f"unknown target {target!r}; available: {sorted(targets)}")
+                raise unknown_name_error(target, sorted(targets), kind="target", where="the fit")
             target = targets[key]
         return linear_probe(self.codes_, target, **kwargs)
 
