@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from inspect_kit.analysis import featurevis as fv
 from inspect_kit.analysis.featurevis.objectives import Objective
@@ -247,3 +248,48 @@ def test_errors_say_what_is_wrong(digits_cnn):
         fv.render(digits_cnn, "conv2#0", (1, 16, 16), value_range=(1, 0), steps=1, progress=False)
     with pytest.raises(ValueError, match="out of range"):
         fv.render(digits_cnn, "conv2#99", (1, 16, 16), steps=1, progress=False)
+
+
+class _TwoHeads(nn.Module):
+    """A conv whose module returns a tuple, and a model output that is a tuple too."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.fc(h.mean((2, 3))), h
+
+
+class _PairNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pair = _TwoHeads()
+
+    def forward(self, x):
+        logits, h = self.pair(x)
+        return logits, torch.relu(h)
+
+
+def test_tuple_outputs_follow_the_capture_rule():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = _PairNet()
+    kw = dict(steps=2, value_range=(0, 1), transforms=[], progress=False)
+    with pytest.raises(ValueError, match=r"'pair\[0\]' \(1, 3\), 'pair\[1\]' \(1, 4, 8, 8\)"):
+        fv.render(net, fv.channel("pair", 0), (1, 8, 8), **kw)
+    res = fv.render(net, "pair[1]#2", (1, 8, 8), **kw)
+    assert res.labels == ["pair[1]#2"] and res.layer == "pair[1]"
+    # the score is channel 2 of the module's second output, recomputed independently
+    x = torch.as_tensor(res.inputs)
+    with torch.no_grad():
+        expected = net.pair.conv(x)[:, 2].mean()
+    assert res.final_activations[0] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
+    with pytest.raises(ValueError, match=r"'output\[0\]'"):
+        fv.render(net, fv.class_logit(1), (1, 8, 8), **kw)
+    res = fv.render(net, fv.class_logit(1, layer="output[0]"), (1, 8, 8), **kw)
+    with torch.no_grad():
+        expected = net(torch.as_tensor(res.inputs))[0][:, 1]
+    assert res.final_activations[0] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
