@@ -77,15 +77,15 @@ def unknown_name_error(
     Examples
     --------
     >>> unknown_name_error("conv_1", ["conv1", "relu"]).args[0]
-    "no layer named 'conv_1' in the model; did you mean 'conv1'? (available: 'conv1', 'relu')"
+    "no layer named 'conv_1' in the model (did you mean 'conv1'?); available: 'conv1', 'relu'"
     """
     known = [str(k) for k in known]
     close = close_matches(name, known)
     msg = f"no {kind} named {name!r} in {where}"
     if close:
-        msg += f"; did you mean {', '.join(map(repr, close))}?"
+        msg += f" (did you mean {', '.join(map(repr, close))}?)"
     if len(known) <= LIST_ALL:
-        msg += f" (available: {', '.join(map(repr, known)) or 'none'})"
+        msg += f"; available: {', '.join(map(repr, known)) or 'none'}"
     if see:
         msg += f"; {see} lists all {len(known)}"
     return error(msg)

@@ -56,7 +56,7 @@ class FeatureVisResult:
     final_activations : ndarray, shape (B,)
         The objective's score per batch element on the final, untransformed input.
     labels : list of str
-        One label per batch element (``"conv2:3"``).
+        One label per batch element (``"conv2#3"``).
     units : list of int or None
         The unit (channel, class) of each batch element when the objective names units; used
         to pair images with :func:`~inspect_kit.analysis.featurevis.exemplars.top_exemplars`.
