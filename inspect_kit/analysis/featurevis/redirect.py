@@ -33,36 +33,38 @@ class _RedirectedClamp(torch.autograd.Function):
     """``clamp(x, 0, upper)`` whose backward redirects the gradient of dead elements."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, upper: float | None) -> torch.Tensor:
-        out = x.clamp(min=0) if upper is None else x.clamp(min=0, max=upper)
+    def forward(ctx: Any, x: torch.Tensor, upper: float | None, inplace: bool) -> torch.Tensor:
+        if inplace:
+            out = x.clamp_(min=0) if upper is None else x.clamp_(min=0, max=upper)
+            ctx.mark_dirty(x)
+        else:
+            out = x.clamp(min=0) if upper is None else x.clamp(min=0, max=upper)
         ctx.save_for_backward(out)
         ctx.upper = upper
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (out,) = ctx.saved_tensors
-        low = out <= 0
-        high = out >= ctx.upper if ctx.upper is not None else torch.zeros_like(low)
-        true_grad = grad.masked_fill(low | high, 0)
-        # The loss is minimised: a negative gradient asks the output to go up. Below the
-        # kink pass only that; above ReLU6's ceiling pass only the push down.
-        wrong_way = (low & (grad > 0)) | (high & (grad < 0))
-        redirected = grad.masked_fill(wrong_way, 0)
+        upper = ctx.upper
+        live = out > 0 if upper is None else (out > 0) & (out < upper)
+        zero = grad.new_zeros(())
+        true_grad = torch.where(live, grad, zero)
         if grad.ndim == 0:
-            return (true_grad if bool(true_grad != 0) else redirected), None
-        alive = true_grad.reshape(grad.shape[0], -1).abs().amax(dim=1) > 0
-        alive = alive.reshape((-1,) + (1,) * (grad.ndim - 1))
-        return torch.where(alive, true_grad, redirected), None
+            return (true_grad if bool(live) else torch.where(grad < 0, grad, zero)), None, None
+        alive = torch.count_nonzero(true_grad.reshape(grad.shape[0], -1), dim=1) > 0
+        # On the CPU a check is free: most ReLUs have no dead batch element.
+        if grad.device.type == "cpu" and bool(alive.all()):
+            return true_grad, None, None
+        # The loss is minimised: a negative gradient asks the output to go up. Below the
+        # kink pass only that; above ReLU6's ceiling only the push down.
+        push = grad < 0 if upper is None else torch.where(out <= 0, grad < 0, grad > 0)
+        dead = ~alive.reshape((-1,) + (1,) * (grad.ndim - 1))
+        return torch.where(live | (dead & push), grad, zero), None, None
 
 
 def _redirect(x: torch.Tensor, upper: float | None, inplace: bool) -> torch.Tensor:
-    out = _RedirectedClamp.apply(x, upper)
-    if inplace:
-        # In-place semantics for callers that keep using x; autograd records the copy.
-        x.copy_(out)
-        return x
-    return out
+    return _RedirectedClamp.apply(x, upper, inplace)
 
 
 def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
@@ -87,18 +89,22 @@ class _RedirectMode(TorchFunctionMode):
         self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None
     ) -> Any:
         kwargs = kwargs or {}
+        kind = _RELUS.get(func)
+        if kind is None and func is not F.hardtanh:  # every other op: as fast as possible
+            return func(*args, **kwargs)
         x = _arg(args, kwargs, 0, "input", None)
-        if isinstance(x, torch.Tensor) and x.requires_grad and x.is_floating_point():
-            if func in _RELUS:
-                upper, always_inplace = _RELUS[func]
-                inplace = always_inplace or bool(_arg(args, kwargs, 1, "inplace", False))
-                return _redirect(x, upper, inplace)
-            if func is F.hardtanh:  # nn.ReLU6 is hardtanh(x, 0, 6)
-                lo = float(_arg(args, kwargs, 1, "min_val", -1.0))
-                hi = float(_arg(args, kwargs, 2, "max_val", 1.0))
-                if lo == 0.0:
-                    return _redirect(x, hi, bool(_arg(args, kwargs, 3, "inplace", False)))
-        return func(*args, **kwargs)
+        if not (isinstance(x, torch.Tensor) and x.requires_grad and x.is_floating_point()):
+            return func(*args, **kwargs)
+        if kind is not None:
+            upper, always_inplace = kind
+            inplace = always_inplace or bool(_arg(args, kwargs, 1, "inplace", False))
+            return _redirect(x, upper, inplace)
+        # nn.ReLU6 is hardtanh(x, 0, 6); other hardtanh ranges are left alone
+        lo = float(_arg(args, kwargs, 1, "min_val", -1.0))
+        hi = float(_arg(args, kwargs, 2, "max_val", 1.0))
+        if lo != 0.0:
+            return func(*args, **kwargs)
+        return _redirect(x, hi, bool(_arg(args, kwargs, 3, "inplace", False)))
 
 
 @contextmanager
