@@ -24,7 +24,7 @@ from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
 from inspect_kit.capture.inputs import make_stream
 from inspect_kit.capture.thumbnails import make_thumbnails
-from inspect_kit.hooks import model_device, model_state_preserved, on_device
+from inspect_kit.hooks import flatten_output, model_device, model_state_preserved, on_device
 
 logger = logging.getLogger(__name__)
 
@@ -228,11 +228,18 @@ class _Codec:
         out = self.decode_fn(z)
         if isinstance(out, torch.distributions.Distribution):
             out = out.mean
-        if isinstance(out, tuple | list):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"decode returned {type(out).__name__}; expected a tensor")
-        return out
+        if isinstance(out, torch.Tensor):
+            return out
+        # the package's one rule for several outputs: never pick one silently
+        leaves = list(flatten_output(out))
+        if len(leaves) == 1 and isinstance(out, tuple | list):
+            return leaves[0][1]
+        listed = ", ".join(f"decode(z){s} {tuple(t.shape)}" for s, t in leaves) or "no tensor"
+        raise TypeError(
+            f"decode returned a {type(out).__name__} holding {listed}; LatentProbe needs the "
+            "reconstruction alone: pass an (encoder, decoder) pair whose decoder returns it, "
+            "e.g. (ae.encode, lambda z: ae.decode(z)[0])"
+        )
 
 
 class LatentProbe(BaseEstimator):

@@ -289,6 +289,10 @@ def test_tuple_outputs_follow_the_capture_rule():
     assert res.final_activations[0] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
     with pytest.raises(ValueError, match=r"'output\[0\]'"):
         fv.render(net, fv.class_logit(1), (1, 8, 8), **kw)
+    check = fv.randomization_check(net, "pair[1]#2", (1, 8, 8), reference_seed=None, **kw)
+    assert check.stages == ["trained", "pair.fc", "pair.conv"]
+    # randomising the head leaves the conv's output, and so its picture, unchanged
+    np.testing.assert_array_equal(check.images[1], check.images[0])
     res = fv.render(net, fv.class_logit(1, layer="output[0]"), (1, 8, 8), **kw)
     with torch.no_grad():
         expected = net(torch.as_tensor(res.inputs))[0][:, 1]
