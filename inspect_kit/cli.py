@@ -455,7 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model(p)
     p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
-    p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
+    p.add_argument(
+        "--include",
+        nargs="+",
+        default=None,
+        help="glob patterns names must match ('*' within one dotted name, '**' across dots)",
+    )
     p.add_argument("--exclude", nargs="+", default=None, help="glob patterns names must not match")
     p.add_argument(
         "--input-shape",
@@ -476,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         nargs="+",
         default=None,
-        help="layers to capture (comma or space separated, globs allowed; "
+        help="layers to capture (comma or space separated; 'relu:1' a second call, 'lstm[0]' "
+        "one output, 'layer4.*' the blocks of layer4, 'layer4.**' everything in it; "
         "default: every convolution, activation and linear layer)",
     )
     p.add_argument(
