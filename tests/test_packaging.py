@@ -49,6 +49,8 @@ def test_wheel_holds_only_the_package_and_its_data(dists):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"inspect_kit", meta_name.split("/")[0]}, tops
     assert "inspect_kit/py.typed" in names
+    # the explorer widget's assets, read at import by inspect_kit.figures.explorer
+    assert {"inspect_kit/figures/explorer.js", "inspect_kit/figures/explorer.css"} <= set(names)
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     # every module of the source tree is in the wheel

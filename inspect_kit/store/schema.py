@@ -23,6 +23,9 @@ PREDICTION = "samples/prediction"
 LOGITS = "samples/logits"
 META = "samples/meta"
 THUMBNAIL = "samples/thumbnail"
+#: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
+#: thumbnails use the H and W spacing to show the physical aspect ratio
+SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"
