@@ -1,8 +1,8 @@
 """The ``inspect-kit`` command: profile a trained network from the shell.
 
 Each step on its own (``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``,
-``report``) for a user's model and data, and ``demo``, the whole profile on a small CNN
-trained on real brain MRI patches. ``inspect-kit COMMAND --help`` explains each.
+``compare``, ``report``) for a user's model and data, and ``demo``, the whole profile on a
+small CNN trained on real brain MRI patches. ``inspect-kit COMMAND --help`` explains each.
 
 Errors are one line on stderr (``inspect-kit: error: ...``) with exit status 2 for bad
 arguments and 1 for failures; ``--debug`` shows the traceback instead.
@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
+
+from inspect_kit.analysis.embedding.registry import default_methods, method_names, normalise
 
 PROG = "inspect-kit"
 logger = logging.getLogger("inspect_kit.cli")
@@ -322,10 +324,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=_progress(args),
     )
+    from inspect_kit.capture.distributed import is_rank_zero
     from inspect_kit.store import open_store
 
-    with open_store(store_path) as store:
-        print(store.summary())
+    if is_rank_zero():  # under torchrun, rank 0 reports the joined store
+        with open_store(store_path) as store:
+            print(store.summary())
     return 0
 
 
@@ -368,6 +372,7 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
         formats=_split_list(args.formats),
         seed=args.seed,
         device=args.device,
+        ignore_model_mismatch=args.ignore_model_mismatch,
         progress=_progress(args),
     )
     for p in paths:
@@ -392,11 +397,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from inspect_kit.report.compare import compare_stores, format_matrix
+
+    sim, paths = compare_stores(
+        args.store,
+        args.other,
+        layers=_split_list(args.layers),
+        other_layers=_split_list(args.other_layers),
+        method=args.method,
+        kernel=args.kernel,
+        reduction=None if args.reduce == "flatten" else args.reduce,
+        batch_size=args.batch_size,
+        n_samples=args.samples,
+        out=args.out,
+        formats=_split_list(args.formats) or ["html"],
+        seed=args.seed,
+        refresh=args.refresh,
+        progress=_progress(args),
+    )
+    if args.json:
+        print(json.dumps({**sim.to_dict(), "figures": [str(p) for p in paths]}, indent=1))
+        return 0
+    print(format_matrix(sim))
+    for p in paths:
+        print(p)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from inspect_kit.report.pipeline import ReportOptions, report_from_store
 
     opts = ReportOptions(
-        methods=tuple(_split_list(args.methods) or ("pca", "tsne", "umap")),
+        methods=tuple(_split_list(args.methods) or default_methods()),
         layers=_split_list(args.layers),
         formats=tuple(_split_list(args.formats) or ()),
         featurevis=not args.no_featurevis,
@@ -485,6 +518,14 @@ file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
     "probe": """examples:
   inspect-kit probe acts.h5 --out probes/
   inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5""",
+    "compare": """examples:
+  inspect-kit compare acts.h5 --out figures/
+  inspect-kit compare run1.h5 run2.h5 --layers layer1,layer2,layer3,layer4 --formats html png
+  inspect-kit compare site_a.h5 site_b.h5 --method rsa --samples 500 --json
+
+With one store, its layers are compared with each other; with two (two seeds, two models, two
+sites' fine-tunes), every layer of the first with every layer of the second, on the samples
+both hold (matched by their dataset index). Results are cached in the first store.""",
     "report": """examples:
   inspect-kit report acts.h5 --out report.html
   inspect-kit report acts.h5 --model inspect_kit.models:SmallCNN --weights net.pt \\
@@ -501,12 +542,23 @@ figure as PNG (300 dpi) and SVG under OUT/figures/.""",
 }
 
 
+def _add_methods(p: argparse.ArgumentParser, default: list[str] | None) -> None:
+    """``--methods``, with the names of the embedding registry."""
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=default,
+        help=f"embedding methods: {', '.join(method_names())} (default: "
+        f"{' '.join(default_methods())})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``inspect-kit`` argument parser."""
     parser = _Parser(
         prog=PROG,
         description="Understand what a trained PyTorch network has learned: capture layer "
-        "activations, embed them, visualise units, probe layers, and write a report.",
+        "activations, embed them, visualise units, probe and compare layers, and write a report.",
         epilog="examples:\n  inspect-kit demo --out demo_out\n"
         "  inspect-kit layers torchvision.models:resnet18\n"
         "  inspect-kit capture MODEL DATA --out acts.h5 && inspect-kit report acts.h5\n\n"
@@ -589,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], help="pca, tsne, umap")
+    _add_methods(p, default=list(default_methods()))
     p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D or 3D maps")
     p.add_argument(
         "--color",
@@ -629,7 +681,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         type=Path,
         default=None,
-        help="store captured from this model: exemplars, unit selection, input shape",
+        help="store captured from this model: exemplars, unit selection, input shape. Its "
+        "model_sha256 is checked: a store from other weights gives no exemplars (a warning says "
+        "so) unless --ignore-model-mismatch",
+    )
+    p.add_argument(
+        "--ignore-model-mismatch",
+        action="store_true",
+        help="use the store's exemplars even when it was captured from other weights",
     )
     p.add_argument(
         "--input-shape",
@@ -671,6 +730,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
+    p = add(
+        "compare",
+        "Representation similarity (CKA or RSA) of every layer pair of one or two stores.",
+        cmd_compare,
+    )
+    p.add_argument("store", type=Path, help="activation store (.h5)")
+    p.add_argument(
+        "other", type=Path, nargs="?", default=None, help="a second store with the same samples"
+    )
+    p.add_argument("--layers", nargs="+", default=None, help="layers of STORE (default: all)")
+    p.add_argument(
+        "--other-layers",
+        nargs="+",
+        default=None,
+        help="layers of OTHER (default: all; without OTHER: --layers)",
+    )
+    p.add_argument("--method", choices=("cka", "rsa"), default="cka", help="CKA or RSA")
+    p.add_argument("--kernel", choices=("linear", "rbf"), default="linear", help="CKA kernel")
+    p.add_argument(
+        "--reduce",
+        choices=("flatten", "mean", "max"),
+        default="flatten",
+        help="compare full spatial maps (flatten) or per-channel pooled features",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=512, help="CKA minibatch size (samples)"
+    )
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        help="use a seeded subset of this many samples (RSA default: 1000)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the heatmap (default: figures/ next to STORE)",
+    )
+    p.add_argument(
+        "--formats", nargs="+", default=["html"], help="html (interactive), png, svg, pdf"
+    )
+    p.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    p.add_argument("--refresh", action="store_true", help="recompute a cached result")
+    p.add_argument("--seed", type=int, default=0, help="seed of the minibatches and the subset")
+    _add_common(p)
+
     p = add("report", "One self-contained HTML report of a store (and its model).", cmd_report)
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument(
@@ -692,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs for the autoencoder probe (default: as recorded by capture)",
     )
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=None, help="embedding methods")
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats",
         nargs="+",
@@ -713,9 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "The whole profile on a CNN trained on brain MRI patches (MNI152).", cmd_demo)
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
-    p.add_argument(
-        "--methods", nargs="+", default=None, help="embedding methods (default: pca tsne umap)"
-    )
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
     )
@@ -756,17 +861,16 @@ def _logging(quiet: bool) -> Iterator[None]:
 
 
 _FORMATS = ("html", "png", "svg", "pdf", "jpg", "jpeg", "webp")
-_METHODS = ("pca", "tsne", "umap")
 
 
 def _validate(args: argparse.Namespace) -> None:
     """Checks argparse cannot make on comma-separated lists (exit status 2, before any work)."""
-    for attr, valid, what in (
-        ("formats", _FORMATS, "figure format"),
-        ("methods", _METHODS, "embedding method"),
+    for attr, valid, what, key in (
+        ("formats", _FORMATS, "figure format", lambda v: v.lower().lstrip(".")),
+        ("methods", method_names(), "embedding method", normalise),
     ):
         values = _split_list(getattr(args, attr, None)) or []
-        bad = [v for v in values if v.lower().lstrip(".") not in valid]
+        bad = [v for v in values if key(v) not in valid]
         if bad:
             raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
 

@@ -7,6 +7,7 @@ thin parser, and the same steps can be called from Python.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,13 @@ import numpy as np
 from torch import nn
 
 from .output import check_formats, safe_name, timed_step, write_figures
-from .records import class_names_of, read_inputs_record, record_inputs, value_range_of
+from .records import (
+    class_names_of,
+    model_mismatch,
+    read_inputs_record,
+    record_inputs,
+    value_range_of,
+)
 from .steps import check_layers, compute_embeddings, run_featurevis
 
 logger = logging.getLogger(__name__)
@@ -67,6 +74,7 @@ def capture_user_data(
     ...                   out="acts.h5", layers=["layer4"], reduce="mean")  # doctest: +SKIP
     """
     from inspect_kit.capture import capture
+    from inspect_kit.capture.distributed import barrier, process_group_from_env
     from inspect_kit.data.formats import load_data
     from inspect_kit.models.registry import load_model
 
@@ -94,23 +102,32 @@ def capture_user_data(
     with timed_step("loading model", timings):
         model = load_model(model_spec, weights=weights, model_args=model_args, device=device)
     layers = list(layers) if layers else default_capture_layers(model)
-    with timed_step(f"capturing {len(layers)} layers", timings):
-        store = capture(
-            model,
-            user.dataset,
-            layers,
-            out,
-            reduce=reduce,
-            dtype=dtype,
-            device=device,
-            batch_size=batch_size,
-            labels=user.labels,
-            metadata=user.metadata or None,
-            thumbnails=thumbnails,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-        )
+    # under torchrun every rank captures its share; rank 0 alone records the inputs
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
+    with process_group_from_env(device) as rank:
+        with timed_step(f"capturing {len(layers)} layers", timings):
+            store = capture(
+                model,
+                user.dataset,
+                layers,
+                out,
+                reduce=reduce,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+                labels=user.labels,
+                metadata=user.metadata or None,
+                thumbnails=thumbnails,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        if rank != 0:
+            store.close()
+        barrier()  # the other ranks have closed the store before rank 0 writes to it
+    if rank != 0:
+        return Path(out)
     try:
         record_inputs(
             store,
@@ -154,10 +171,11 @@ def embed_layers(
 ) -> list[dict[str, Any]]:
     """Embed layers of a store, write one small-multiples figure per method; return metrics."""
     formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.embedding.registry import default_methods, display_name
     from inspect_kit.figures.embedding import plot_embedding_grid
     from inspect_kit.store import open_store
 
-    methods = list(methods or ("pca", "tsne", "umap"))
+    methods = list(methods or default_methods())
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
@@ -175,7 +193,7 @@ def embed_layers(
         )
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
-                by_layer, color=color, label_names=names, title=f"{method} of each layer"
+                by_layer, color=color, label_names=names, title=f"{display_name(method)} of each layer"
             )
             for layer, emb in by_layer.items():
                 m = emb.metrics
@@ -212,8 +230,16 @@ def featurevis_units(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    ignore_model_mismatch: bool = False,
 ) -> list[Path]:
-    """The ``featurevis`` command: a gallery (and sanity check) written to ``out``."""
+    """The ``featurevis`` command: a gallery (and sanity check) written to ``out``.
+
+    The store's exemplars and unit selection only describe ``model`` when the store was
+    captured from it: when the store's ``model_sha256`` differs, a warning says so and the
+    gallery is rendered without exemplars or store-based unit selection (the store still gives
+    the input shape and range), unless ``ignore_model_mismatch`` (then they are used, with a
+    warning).
+    """
     formats = check_formats(formats or ("html", "png"))
     from inspect_kit.figures.featurevis import plot_randomization, plot_unit_gallery
     from inspect_kit.models.registry import load_model
@@ -231,6 +257,20 @@ def featurevis_units(
                 "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
                 "written by inspect-kit capture"
             )
+        exemplar_store = opened
+        mismatch = model_mismatch(model, opened) if opened is not None else None
+        if mismatch and ignore_model_mismatch:
+            logger.warning(
+                "%s: using its exemplars anyway (--ignore-model-mismatch); they show what the "
+                "captured model's units respond to", mismatch,
+            )
+        elif mismatch:
+            logger.warning(
+                "%s: its exemplars would show what another model's units respond to, so the "
+                "gallery has none (units are not chosen from the store either); capture a store "
+                "from this model, or pass --ignore-model-mismatch to use them anyway", mismatch,
+            )
+            exemplar_store = None
         vrange = value_range or record.get("value_range")
         if vrange is None:
             vrange = (0.0, 1.0)
@@ -241,12 +281,12 @@ def featurevis_units(
             model,
             layer=layer,
             input_shape=shape,
-            store=opened,
+            store=exemplar_store,
             units=units,
             n_units=top,
             value_range=vrange,
             steps=steps,
-            exemplars=exemplars,
+            exemplars=exemplars if exemplar_store is not None else 0,
             sanity=sanity,
             class_names=class_names_of(record),
             seed=seed,

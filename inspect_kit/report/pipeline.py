@@ -1,23 +1,28 @@
 """The profile report and the demo: what ``inspect-kit report`` and ``inspect-kit demo`` run.
 
 :func:`build_report` profiles a store (and its model and inputs when given): embeddings,
-feature visualization, latent probing, probe profile, randomised-weights sanity check, one
-HTML report and every figure as PNG/SVG. :func:`run_demo` trains the default medical model
-and profiles it. The steps themselves live in :mod:`.steps`, the single-step commands in
+feature visualization, latent probing, probe profile, randomised-weights sanity check,
+representation similarity (CKA between layers, and with a randomised copy), one HTML report
+and every figure as PNG/SVG. :func:`run_demo` trains the default medical model and profiles
+it. The steps themselves live in :mod:`.steps`, the single-step commands in
 :mod:`.commands`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from inspect_kit.analysis.embedding.registry import default_methods, get_method
 
 from .output import check_formats, limit_threads, timed_step, write_figures
 from .records import (
@@ -26,6 +31,7 @@ from .records import (
     class_names_of,
     load_recorded_inputs,
     load_recorded_model,
+    model_mismatch,
     read_inputs_record,
     record_inputs,
     value_range_of,
@@ -35,14 +41,16 @@ from .steps import (
     compute_embeddings,
     first_layer_kernels,
     latent_probe,
+    layer_similarity,
     random_weights_profile,
+    random_weights_similarity,
+    randomized_capture,
     run_featurevis,
 )
 
 logger = logging.getLogger(__name__)
 
 DEMO_LAYERS = ("relu1", "relu2", "relu3", "fc")
-_METHODS = ("pca", "tsne", "umap")
 
 __all__ = [
     "DemoSize",
@@ -58,7 +66,7 @@ __all__ = [
 class ReportOptions:
     """What :func:`build_report` computes, and how much of it."""
 
-    methods: tuple[str, ...] = ("pca", "tsne", "umap")
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     layers: list[str] | None = None
     formats: tuple[str, ...] = ("png", "svg")
     featurevis: bool = True
@@ -72,6 +80,7 @@ class ReportOptions:
     sanity_layers: list[str] | None = None
     sanity_stages: int = 3
     random_baseline: bool = True
+    similarity: bool = True
     latent: bool = True
     latent_dim: int = 8
     autoencoder_epochs: int = 25
@@ -206,7 +215,7 @@ def _build_report(
     title: str | None,
     timings: dict[str, float] | None,
 ) -> PipelineResult:
-    from inspect_kit.analysis.probes import probe_profile
+    from inspect_kit.analysis.probes import default_groups, probe_profile
     from inspect_kit.store import open_store
 
     from . import sections
@@ -243,9 +252,15 @@ def _build_report(
                 for v, c in zip(vals, counts, strict=True)
             )
             if store.predictions is not None:
-                dataset["accuracy of the stored predictions"] = float(
-                    np.mean(store.predictions == labels)
-                )
+                mismatch = store.label_mismatch
+                if mismatch:
+                    dataset["accuracy of the stored predictions"] = (
+                        f"not shown: the labels are not the model's classes ({mismatch})"
+                    )
+                else:
+                    dataset["accuracy of the stored predictions"] = float(
+                        np.mean(store.predictions == labels)
+                    )
         if inputs is not None and len(inputs) != len(store):
             idx = store.index
             if idx.max(initial=-1) < len(inputs):
@@ -268,6 +283,9 @@ def _build_report(
                 )
 
         profile = None
+        groups = default_groups(store)
+        if groups is not None:
+            logger.info("probes are cross-validated by %s groups (no group in two folds)", groups)
         if labels is not None:
             with timed_step("probe profile", timings):
                 profile = probe_profile(
@@ -278,6 +296,7 @@ def _build_report(
                     random_state=opts.seed,
                     save=True,
                     progress=opts.progress,
+                    groups=groups,
                 )
 
         fv = None
@@ -310,27 +329,41 @@ def _build_report(
         elif model is None:
             logger.info("no model: skipping feature visualization and the sanity checks")
 
+        within = None
+        if opts.similarity:
+            with timed_step("layer similarity", timings):
+                within = layer_similarity(store, layers, seed=opts.seed, progress=opts.progress)
+
         random_profiles = None
-        if (
-            model is not None
-            and inputs is not None
-            and profile is not None
-            and opts.random_baseline
-        ):
+        random_similarity = None
+        if model is not None and inputs is not None and opts.random_baseline:
             with timed_step("random-weights baseline", timings):
-                random_profiles = {
-                    "trained": profile,
-                    "random weights": random_weights_profile(
-                        model,
-                        inputs,
-                        store,
-                        layers,
-                        cv=opts.probe_cv,
-                        seed=opts.seed,
-                        device=opts.device,
-                        progress=opts.progress,
-                    ),
-                }
+                with randomized_capture(
+                    model,
+                    inputs,
+                    store,
+                    layers,
+                    seed=opts.seed,
+                    device=opts.device,
+                    progress=opts.progress,
+                ) as random_store:
+                    if profile is not None:
+                        random_profiles = {
+                            "trained": profile,
+                            "random weights": random_weights_profile(
+                                random_store,
+                                layers,
+                                cv=opts.probe_cv,
+                                seed=opts.seed,
+                                progress=opts.progress,
+                                groups=groups,
+                                store=store,
+                            ),
+                        }
+                    if opts.similarity:
+                        random_similarity = random_weights_similarity(
+                            store, random_store, layers, seed=opts.seed, progress=opts.progress
+                        )
 
         latent = None
         if inputs is not None and opts.latent:
@@ -389,6 +422,10 @@ def _build_report(
                     randomization=fv.randomization if fv is not None else None,
                     profiles=random_profiles,
                 )
+            if within is not None or random_similarity is not None:
+                summary["similarity"] = sections.similarity_section(
+                    report, within=within, random=random_similarity
+                )
             report.save(out)
     figures: list[Path] = []
     if opts.formats:
@@ -417,7 +454,6 @@ def report_from_store(
     options: ReportOptions | None = None,
 ) -> PipelineResult:
     """The ``report`` command: profile a store, rebuilding model and inputs from its record."""
-    from inspect_kit.capture import state_dict_sha256
     from inspect_kit.models.registry import load_model
     from inspect_kit.store import open_store
 
@@ -428,15 +464,18 @@ def report_from_store(
     with open_store(store_path) as store:
         record = read_inputs_record(store)
         sha = store.provenance.get("model_sha256")
+    store_view = SimpleNamespace(provenance={"model_sha256": sha})
     model = None
     if model_spec:
         model = load_model(model_spec, weights=weights, model_args=model_args, device=opts.device)
-        if sha and state_dict_sha256(model) != sha:
+        mismatch = model_mismatch(model, store_view) if sha else None
+        if mismatch:
             logger.warning(
-                "the model given has other weights than the captured one (sha256 %s); the "
-                "feature visualization and sanity checks describe the model given",
-                str(sha)[:12],
+                "%s: the feature visualization and sanity checks describe the model given, "
+                "without the store's exemplars (they would show another model's units)",
+                mismatch,
             )
+            opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
         model = load_recorded_model(record, opts.device, expected_sha256=sha)
     inputs = None
@@ -513,13 +552,12 @@ def run_demo(
     Examples
     --------
     >>> res = run_demo("demo_out")          # doctest: +SKIP
-    >>> res.report
+    >>> res.report                          # doctest: +SKIP
     PosixPath('demo_out/report.html')
     """
     check_formats(formats or ())
-    unknown = [m for m in methods or () if str(m).lower().replace("-", "") not in _METHODS]
-    if unknown:
-        raise ValueError(f"unknown embedding method(s) {unknown}; use pca, tsne or umap")
+    for m in methods or ():
+        get_method(m)  # ValueError naming the registered methods
     with limit_threads(threads):
         return _run_demo(
             out,
@@ -621,7 +659,7 @@ def _run_demo(
         finally:
             store.close()
     opts = ReportOptions(
-        methods=tuple(methods or ("pca", "tsne", "umap")),
+        methods=tuple(methods or default_methods()),
         formats=tuple(formats if formats is not None else ("png", "svg")),
         n_units=size.n_units,
         featurevis_steps=size.featurevis_steps,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from inspect_kit.analysis.embedding.registry import get_method
+from inspect_kit.arrays import spatial_pool
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def compute_embeddings(
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         out[method] = {}
-        extra = {} if method.lower() == "pca" else {"n_jobs": n_jobs}
+        extra = {"n_jobs": n_jobs} if get_method(method).accepts("n_jobs") else {}
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             out[method][layer] = embed(
@@ -71,9 +75,7 @@ def unit_means(store: Any, layer: str) -> np.ndarray:
     parts = []
     for _, rows in store.iter_chunks(layer):
         rows = np.asarray(rows, dtype=np.float32)
-        parts.append(
-            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
-        )
+        parts.append(spatial_pool(rows))
     return np.concatenate(parts)
 
 
@@ -174,7 +176,7 @@ def run_featurevis(
         steps=steps,
         value_range=value_range,
         device=device,
-        seed=seed,
+        random_state=seed,
         progress=progress,
     )
     ex = (
@@ -195,7 +197,6 @@ def run_featurevis(
             steps=sanity_steps or steps,
             value_range=value_range,
             device=device,
-            seed=seed,
             random_state=seed,
             progress=progress,
         )
@@ -214,36 +215,33 @@ def randomized_copy(model: nn.Module, seed: int) -> nn.Module:
     return clone.eval()
 
 
-def random_weights_profile(
+@contextmanager
+def randomized_capture(
     model: nn.Module,
     inputs: np.ndarray,
     store: Any,
     layers: Sequence[str],
     *,
-    cv: int = 5,
     seed: int = 0,
     device: Any = None,
     progress: bool = True,
-) -> Any:
-    """Probe profile of the same layers of a copy of ``model`` with re-initialised weights.
+) -> Iterator[Any]:
+    """A temporary store of the same layers of a copy of ``model`` with re-initialised weights.
 
-    The baseline a trained network's probe profile must beat: random convolutional features
-    are often linearly informative already.
+    The layers are pooled as the trained store's are when those are pooled by max or
+    flattened, else by channel mean (what the probes use). The store is deleted on exit.
     """
-    from inspect_kit.analysis.probes import probe_profile
     from inspect_kit.capture import capture
 
     rand = randomized_copy(model, seed + 1)
-    # the same features as the trained store's probes: its reduction, else the probes' mean
     stored = {store[layer].attrs.get("reduction") for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
-        path = Path(tmp) / "random.h5"
         rs = capture(
             rand,
             inputs,
             list(layers),
-            path,
+            Path(tmp) / "random.h5",
             reduce=reduce,
             labels=store.labels,
             thumbnails=None,
@@ -251,16 +249,79 @@ def random_weights_profile(
             progress=progress,
         )
         try:
-            return probe_profile(
-                rs,
-                layers,
-                target="label",
-                cv=cv,
-                random_state=seed,
-                progress=progress,
-            )
+            yield rs
         finally:
             rs.close()
+
+
+def random_weights_profile(
+    random_store: Any,
+    layers: Sequence[str],
+    *,
+    cv: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+    groups: Any = None,
+    store: Any = None,
+) -> Any:
+    """Probe profile of the layers of a randomised copy (see :func:`randomized_capture`).
+
+    The baseline a trained network's probe profile must beat: random convolutional features
+    are often linearly informative already. ``groups`` as for the trained probes: an array,
+    or a metadata key of the trained ``store`` (the random store holds no metadata).
+    """
+    from inspect_kit.analysis.probes import probe_profile
+
+    if isinstance(groups, str):
+        if store is None:
+            raise ValueError(f"groups={groups!r} names metadata: pass the trained store too")
+        groups = np.asarray(store.metadata[groups])
+    return probe_profile(
+        random_store,
+        layers,
+        target="label",
+        cv=cv,
+        random_state=seed,
+        progress=progress,
+        groups=groups,
+    )
+
+
+def random_weights_similarity(
+    store: Any,
+    random_store: Any,
+    layers: Sequence[str],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> Any:
+    """Linear CKA (debiased) of every trained layer with every layer of the randomised copy.
+
+    Compared on the features the random store holds: channel means of full maps, unless the
+    trained store pooled by max or flattened (then as stored).
+    """
+    from inspect_kit.analysis.similarity import similarity
+
+    pooled = {random_store[layer].attrs.get("reduction") for layer in layers}
+    reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
+    return similarity(
+        store,
+        random_store,
+        layers=list(layers),
+        other_layers=list(layers),
+        method="cka",
+        reduction=reduction,
+        random_state=seed,
+        cache=False,  # the random store is temporary: nothing to key a cache on
+        progress=progress,
+    )
+
+
+def layer_similarity(store: Any, layers: Sequence[str], *, seed: int = 0, progress: bool = True) -> Any:
+    """Linear CKA (debiased, minibatch) between every pair of the store's layers, cached."""
+    from inspect_kit.analysis.similarity import similarity
+
+    return similarity(store, layers=list(layers), random_state=seed, progress=progress)
 
 
 def latent_probe(

@@ -23,6 +23,8 @@ PREDICTION = "samples/prediction"
 LOGITS = "samples/logits"
 META = "samples/meta"
 THUMBNAIL = "samples/thumbnail"
+#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
+SIMILARITY = "similarity"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
@@ -101,6 +103,22 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
         )
 
 
+#: root attribute naming the stores' compression filter (absent or "none": uncompressed)
+COMPRESSION = "compression"
+
+
+def load_filters(compression: Any) -> None:
+    """Register the HDF5 filter plugins a store's ``compression`` needs (Blosc: hdf5plugin)."""
+    if compression == "blosc":
+        try:
+            import hdf5plugin  # noqa: F401 - registers the Blosc filter with HDF5
+        except ImportError as err:
+            raise ImportError(
+                "this store is compressed with Blosc, which needs the hdf5plugin package: "
+                "pip install 'inspect-kit[scale]' (or hdf5plugin)"
+            ) from err
+
+
 def open_h5_read(path: str | Path) -> h5py.File:
     """Open a store read-only in SWMR mode, with errors that say what the path is."""
     path = Path(path)
@@ -111,6 +129,7 @@ def open_h5_read(path: str | Path) -> h5py.File:
     f = h5py.File(path, "r", libver="latest", swmr=True)
     try:
         check_schema(f, path)
+        load_filters(decode_attr(f.attrs.get(COMPRESSION, "none")))
     except Exception:
         f.close()
         raise

@@ -54,9 +54,35 @@ def _h5_dtype(arr: np.ndarray) -> Any:
     return h5py.string_dtype() if arr.dtype.kind in "UO" else arr.dtype
 
 
-def _chunk_rows(row_shape: tuple[int, ...], itemsize: int) -> int:
+def _chunk_rows(row_shape: tuple[int, ...], itemsize: int, expected_rows: int | None = None) -> int:
+    """Rows per chunk: about CHUNK_BYTES, at most 4096 rows, and no more than the capture's
+    expected sample count (HDF5 allocates whole chunks, so a 16-sample store of 1 MB chunks
+    would be mostly empty space)."""
     row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * itemsize)
-    return int(max(1, min(4096, CHUNK_BYTES // row_bytes)))
+    rows = max(1, min(4096, CHUNK_BYTES // row_bytes))
+    if expected_rows is not None and expected_rows > 0:
+        rows = min(rows, int(expected_rows))
+    return int(rows)
+
+
+#: compression= choices; "blosc" (LZ4 with byte shuffle) needs the hdf5plugin package
+COMPRESSIONS = (None, "gzip", "lzf", "blosc")
+
+
+def compression_options(compression: str | None) -> dict[str, Any]:
+    """h5py create_dataset keywords for a ``compression=`` choice."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression={compression!r} is not one of None, 'gzip', 'lzf', 'blosc'")
+    if compression is None:
+        return {}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    schema.load_filters("blosc")
+    import hdf5plugin
+
+    return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
 
 
 def _is_unclean_close(err: OSError) -> bool:
@@ -128,9 +154,24 @@ class StoreWriter:
         Continue an existing store instead of creating one.
     queue_size : int
         Batches that may wait for the writer; bounds host memory.
+    expected_rows : int, optional
+        Samples the capture will write, when known: chunks hold no more rows than this.
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the numeric datasets (chunking along samples stays).
     """
 
-    def __init__(self, path: Path, attrs: dict[str, Any], *, resume: bool, queue_size: int = 4):
+    def __init__(
+        self,
+        path: Path,
+        attrs: dict[str, Any],
+        *,
+        resume: bool,
+        queue_size: int = 4,
+        expected_rows: int | None = None,
+        compression: str | None = None,
+    ):
+        self._expected_rows = expected_rows
+        self._filters = compression_options(compression)
         try:
             self._open(Path(path), attrs, resume=resume, queue_size=queue_size)
         except OSError as err:
@@ -195,13 +236,22 @@ class StoreWriter:
     def _create(self, path: str, arr: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
         row_shape = tuple(arr.shape[1:])
         dtype = _h5_dtype(arr)
-        itemsize = 8 if dtype == h5py.string_dtype() else arr.dtype.itemsize
+        text = dtype == h5py.string_dtype()
+        itemsize = 8 if text else arr.dtype.itemsize
+        rows = _chunk_rows(row_shape, itemsize, self._expected_rows)
+        if self._filters and not text:
+            # A compressed chunk rewritten by the next batch is stored anew (HDF5 does not
+            # reuse the old space), so chunks hold a divisor of the batch: every batch then
+            # writes whole chunks once.
+            batch = max(1, arr.shape[0])
+            rows = next(r for r in range(min(rows, batch), 0, -1) if batch % r == 0)
         ds = self._file.create_dataset(
             path,
             shape=(0,) + row_shape,
             maxshape=(None,) + row_shape,
-            chunks=(_chunk_rows(row_shape, itemsize),) + row_shape,
+            chunks=(rows,) + row_shape,
             dtype=dtype,
+            **({} if text else self._filters),
         )
         for k, v in (attrs or {}).items():
             ds.attrs[k] = schema.encode_attr(v)

@@ -18,16 +18,10 @@ from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
 from ._pca import PCAEmbedding
-from ._tsne import TSNEEmbedding
-from ._umap import UMAPEmbedding
+from .registry import display_name, get_method
 
 logger = logging.getLogger(__name__)
 
-ESTIMATORS: dict[str, type[BaseEmbedding]] = {
-    "pca": PCAEmbedding,
-    "tsne": TSNEEmbedding,
-    "umap": UMAPEmbedding,
-}
 #: parameters that change speed or display but not the coordinates (left out of cache keys)
 _NOT_IN_KEY = ("progress", "n_jobs", "memory_limit")
 CACHE_VERSION = 1
@@ -42,7 +36,8 @@ class Embedding:
     coords : ndarray (N, n_components), float32
         Also available as ``embedding_``.
     method : str
-        'pca', 'tsne' or 'umap'.
+        A registered method ('pca', 'tsne', 'umap', ...; see
+        :func:`~inspect_kit.analysis.embedding.register_method`).
     layer : str or None
         Layer of the store the features came from.
     params : dict
@@ -64,10 +59,12 @@ class Embedding:
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "conv3", method="umap")    # doctest: +SKIP
-    >>> emb.embedding_.shape, emb.metrics["trustworthiness"]     # doctest: +SKIP
-    ((1797, 2), 0.99)
-    >>> placed = emb.transform(test_store)                       # doctest: +SKIP
+    >>> X = np.random.default_rng(0).normal(size=(200, 8, 4, 4)).astype(np.float32)
+    >>> emb = embed(X[:150], method="pca", progress=False)   # pooled to (150, 8)
+    >>> emb.embedding_.shape, emb.title
+    ((150, 2), 'PCA of features')
+    >>> emb.transform(X[150:]).coords.shape                   # place new samples
+    (50, 2)
     """
 
     coords: np.ndarray
@@ -98,6 +95,12 @@ class Embedding:
         for key, value in self.metadata.items():
             if len(value) != n:
                 raise ValueError(f"metadata[{key!r}] has {len(value)} entries for {n} points")
+        if "label_mismatch" not in self.metrics:
+            from inspect_kit.analysis.classes import label_class_mismatch
+
+            reason = label_class_mismatch(self.labels, self.predictions)
+            if reason:
+                self.metrics["label_mismatch"] = reason
 
     # -- views ---------------------------------------------------------------------------------
     @property
@@ -116,17 +119,23 @@ class Embedding:
         return len(self.coords)
 
     @property
+    def labels_are_classes(self) -> bool:
+        """False when the labels are not the model's classes (``metrics['label_mismatch']``
+        says why): then there is no accuracy and no "misclassified" sample."""
+        return not self.metrics.get("label_mismatch")
+
+    @property
     def correct(self) -> np.ndarray | None:
-        """Whether each prediction equals its label (None without both)."""
-        if self.labels is None or self.predictions is None:
+        """Whether each prediction equals its label (None without both, or when the labels
+        are not the model's classes: see :attr:`labels_are_classes`)."""
+        if self.labels is None or self.predictions is None or not self.labels_are_classes:
             return None
         return np.asarray(self.labels) == np.asarray(self.predictions)
 
     @property
     def title(self) -> str:
         """Short description, e.g. ``"t-SNE of fc"``."""
-        names = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-        return f"{names.get(self.method, self.method)} of {self.layer or 'features'}"
+        return f"{display_name(self.method)} of {self.layer or 'features'}"
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -201,6 +210,8 @@ class Embedding:
         )
         coords = self.estimator.transform(feats)
         metrics: dict[str, Any] = {}
+        if ctx.get("label_mismatch"):
+            metrics["label_mismatch"] = ctx["label_mismatch"]
         if ctx["labels"] is not None and self.labels is not None:
             k = int(self.metrics.get("n_neighbors") or 10)
             metrics["knn_transfer_accuracy"] = knn_transfer_accuracy(
@@ -231,6 +242,12 @@ class Embedding:
 
 
 # -- input resolution --------------------------------------------------------------------------
+def store_label_mismatch(store: Any) -> str | None:
+    """Why a store's labels are not its model's classes, or None."""
+    check = getattr(store, "label_mismatch", None)
+    return check if isinstance(check, str) else None
+
+
 def _is_store(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
@@ -299,6 +316,8 @@ def _resolve_input(
             "thumbnails": _subset(thumbnails if thumbnails is not None else store.thumbnails, pos),
             "positions": pos,
         }
+        if labels is None and predictions is None:
+            ctx["label_mismatch"] = store_label_mismatch(store)
         return feats, ctx
     if isinstance(data, Embedding):
         raise TypeError("embed() takes features (a store or an array), not an Embedding")
@@ -323,15 +342,6 @@ def _resolve_input(
 
 
 # -- estimators --------------------------------------------------------------------------------
-def _normalise_method(method: str) -> str:
-    key = str(method).lower().replace("-", "").replace("_", "")
-    if key not in ESTIMATORS:
-        raise ValueError(
-            f"unknown method={method!r}; use one of {', '.join(map(repr, ESTIMATORS))}"
-        )
-    return key
-
-
 def make_estimator(
     method: str,
     n_components: int = 2,
@@ -344,23 +354,29 @@ def make_estimator(
 ) -> BaseEmbedding:
     """The estimator :func:`embed` uses for ``method``, with unknown parameters rejected.
 
+    ``method`` is any name in the registry
+    (:func:`~inspect_kit.analysis.embedding.method_names`).
+
     Examples
     --------
     >>> make_estimator("tsne", perplexity=20).perplexity
     20
     """
-    cls = ESTIMATORS[_normalise_method(method)]
+    cls = get_method(method).load()
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in method_params:
         if key not in valid:
             raise unknown_name_error(
                 key, valid, kind="parameter", where=f"method={cls.method!r}", error=TypeError
             )
-    kwargs: dict[str, Any] = dict(
-        n_components=n_components, random_state=random_state, reduce=reduce, progress=progress
+    common: dict[str, Any] = dict(
+        n_components=n_components,
+        random_state=random_state,
+        reduce=reduce,
+        progress=progress,
+        pca_components=pca_components,
     )
-    if "pca_components" in valid:
-        kwargs["pca_components"] = pca_components
+    kwargs = {k: v for k, v in common.items() if k in valid}
     kwargs.update(method_params)
     return cls(**kwargs)
 
@@ -456,6 +472,8 @@ def _result(
     estimator: BaseEmbedding | None,
     from_cache: bool = False,
 ) -> Embedding:
+    if ctx.get("label_mismatch"):
+        metrics = {**metrics, "label_mismatch": ctx["label_mismatch"]}
     return Embedding(
         coords=coords,
         method=method,
@@ -493,7 +511,7 @@ def embed(
     progress: bool = True,
     **method_params: Any,
 ) -> Embedding:
-    """Embed a layer's features in 2 or 3 dimensions with PCA, t-SNE or UMAP.
+    """Embed a layer's features in 2 or 3 dimensions with PCA, t-SNE, UMAP or a registered method.
 
     Parameters
     ----------
@@ -502,7 +520,9 @@ def embed(
         with it) or activations as an array.
     layer : str, optional
         Layer of the store (optional when it holds one layer).
-    method : {'pca', 'tsne', 'umap'}
+    method : str
+        'pca', 'tsne', 'umap' or any method added with
+        :func:`~inspect_kit.analysis.embedding.register_method`.
     n_components : int
         2 or 3 for a map.
     random_state : int or None
@@ -546,9 +566,13 @@ def embed(
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "fc", method="umap")         # doctest: +SKIP
-    >>> emb.metrics["trustworthiness"], emb.coords.shape             # doctest: +SKIP
-    (0.97, (1797, 2))
+    With a store (``inspect_kit.embed(store, "fc", method="umap")``) labels, thumbnails and
+    the cache come along; an array works the same way:
+
+    >>> X = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    >>> emb = embed(X, method="pca", n_components=3, progress=False)
+    >>> emb.coords.shape, 0.5 < emb.metrics["trustworthiness"] <= 1.0
+    ((100, 3), True)
     """
     if isinstance(data, str | Path):
         from inspect_kit.store import open_store

@@ -28,6 +28,7 @@ from inspect_kit.hooks import (
     resolve_layers,
     select_outputs,
 )
+from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .param import ParamSpec, fourier
@@ -65,9 +66,16 @@ class FeatureVisResult:
     objective : str
         Description of the objective.
     value_range : tuple of float or None
-    seed : int
+    random_state : int
+        The seed the run used (drawn when ``render`` got a Generator or None): passing it
+        back as ``random_state`` repeats the run. ``seed`` is an alias.
     params : dict
         The other settings of the call (steps, lr, parameterisation, transforms, device ...).
+    flat : ndarray of bool, shape (B,)
+        Units whose render says nothing: the objective stayed constant across the steps (e.g.
+        exactly 0 for a unit behind a ReLU that never fires, whose gradient is 0), or the
+        image has (almost) no contrast. Their images are the starting noise or a uniform
+        grey, not what the unit responds to; a warning is logged and figures mark them.
     """
 
     images: np.ndarray
@@ -79,8 +87,23 @@ class FeatureVisResult:
     layer: str | None
     objective: str
     value_range: tuple[float, float] | None
-    seed: int
+    random_state: int
     params: dict[str, Any] = field(default_factory=dict)
+    flat: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.flat is None:
+            self.flat = flat_units(self.trajectory, self.images, self.value_range)
+
+    @property
+    def flat_labels(self) -> list[str]:
+        """Labels of the :attr:`flat` units."""
+        return [lab for lab, f in zip(self.labels, self.flat, strict=True) if f]
+
+    @property
+    def seed(self) -> int:
+        """Alias of :attr:`random_state` (the name before 0.2)."""
+        return self.random_state
 
     @property
     def dim(self) -> int:
@@ -93,8 +116,37 @@ class FeatureVisResult:
     def __repr__(self) -> str:
         return (
             f"FeatureVisResult({self.objective}, images={tuple(self.images.shape)}, "
-            f"steps={self.trajectory.shape[0]}, seed={self.seed})"
+            f"steps={self.trajectory.shape[0]}, random_state={self.random_state})"
         )
+
+
+def flat_units(
+    trajectory: np.ndarray, images: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Which rendered units stayed flat, shape (B,) of bool.
+
+    A unit is flat when its objective did not change over the steps (peak-to-peak at most
+    1e-6 of its magnitude, and at least 2 steps), or when its image has no contrast
+    (standard deviation below 1e-3 of ``value_range``'s width, or of 1 without a range).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> traj = np.array([[0.0, 0.1], [0.0, 0.5], [0.0, 0.9]])
+    >>> flat_units(traj, np.random.default_rng(0).random((2, 1, 8, 8)), (0, 1)).tolist()
+    [True, False]
+    """
+    traj = np.asarray(trajectory, dtype=np.float64)
+    imgs = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    flat = np.zeros(imgs.shape[0], dtype=bool)
+    if traj.ndim == 2 and traj.shape[0] >= 2 and traj.shape[1] == imgs.shape[0]:
+        with np.errstate(invalid="ignore"):
+            span = np.ptp(traj, axis=0)
+            scale = np.maximum(1.0, np.abs(traj).max(axis=0))
+            flat |= np.isfinite(span) & (span <= 1e-6 * scale)
+    width = (value_range[1] - value_range[0]) if value_range is not None else 1.0
+    flat |= imgs.std(axis=1) < 1e-3 * width
+    return flat
 
 
 def intensity_window(level: float, width: float) -> tuple[float, float]:
@@ -205,10 +257,11 @@ def render(
     batch_size: int | None = None,
     lr: float = 0.05,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    random_state: RandomState = 0,
     mixed_precision: bool = False,
     redirect_relu: bool | int = True,
     progress: bool = True,
+    seed: int | None = None,
 ) -> FeatureVisResult:
     """Optimise inputs that maximise ``objective`` (activation maximization).
 
@@ -241,10 +294,12 @@ def render(
         Adam learning rate.
     device : str or torch.device, optional
         Where to run (default: the model's device). The model is moved back afterwards.
-    seed : int
+    random_state : int, numpy.random.Generator or None
         Seeds the initialisation and the transforms (a local ``torch.Generator``; the global
-        RNG is not touched). Runs are bitwise reproducible on the CPU; on CUDA, atomic adds
-        in ``grid_sample``'s backward leave floating-point-level differences.
+        RNG is not touched): an int, a Generator to draw the seed from, or None for a fresh
+        one. The seed used is recorded as ``result.random_state``. Runs are bitwise
+        reproducible on the CPU; on CUDA, atomic adds in ``grid_sample``'s backward leave
+        floating-point-level differences.
     mixed_precision : bool
         Run the model under autocast (float16 with loss scaling on CUDA, bfloat16 on CPU).
     redirect_relu : bool or int
@@ -258,6 +313,8 @@ def render(
         of steps; False or 0 turns it off.
     progress : bool
         Show a progress bar.
+    seed : int, optional
+        Deprecated name of ``random_state``.
 
     Returns
     -------
@@ -273,6 +330,7 @@ def render(
     >>> res.images.shape
     (2, 1, 16, 16)
     """
+    seed = resolve_seed(deprecated_seed(seed, random_state, "render"))
     obj = as_objective(objective)
     shape = tuple(int(s) for s in input_shape)
     if len(shape) not in (3, 4):
@@ -356,7 +414,7 @@ def render(
 
     if not torch.isfinite(trajectory).all():
         logger.warning("the objective became non-finite during render; try a smaller lr")
-    return FeatureVisResult(
+    result = FeatureVisResult(
         images=images.detach().float().cpu().numpy(),
         inputs=inputs.detach().float().cpu().numpy(),
         trajectory=trajectory.cpu().numpy(),
@@ -366,7 +424,7 @@ def render(
         layer=obj.units[0] if obj.units is not None else None,
         objective=obj.description,
         value_range=vrange,
-        seed=int(seed),
+        random_state=seed,
         params={
             "steps": steps,
             "lr": float(lr),
@@ -380,3 +438,11 @@ def render(
             "redirect_relu_steps": redirect_steps,
         },
     )
+    if result.flat.any():
+        logger.warning(
+            "render: the objective stayed flat for %d of %d units (%s): their images show no "
+            "feature (e.g. a unit behind a ReLU that never fires has zero gradient); pick other "
+            "units, a layer before the activation, or a higher lr",
+            int(result.flat.sum()), len(result.flat), ", ".join(result.flat_labels[:8]),
+        )
+    return result

@@ -10,6 +10,8 @@ The trained model is never modified.
 from __future__ import annotations
 
 import copy
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +23,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from inspect_kit.hooks import parse_layer_spec, resolve_layers
+from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .render import render
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["RandomizationResult", "image_similarity", "randomization_check"]
+
+_UNSET: Any = object()  # tells a deprecated argument that was not passed from any value
 
 _METRICS = ("spearman", "ssim")
 
@@ -43,8 +50,9 @@ class RandomizationResult:
         Similarity of each stage's image to the trained image, per unit (stage 0 is the
         trained model against itself, 1 by construction).
     reference : ndarray (B,) or None
-        Similarity of the trained model's images for two different seeds: what "the same
-        picture" scores, given the randomness of the optimisation itself.
+        Similarity of the trained model's images for two different seeds (``random_state``
+        and ``random_state + 1``): what "the same picture" scores, given the randomness of
+        the optimisation itself.
     images : ndarray (S, B, C, ...)
         The rendered images of every stage.
     final_activations : ndarray (S, B)
@@ -53,7 +61,15 @@ class RandomizationResult:
     objective : str
     value_range : (float, float) or None
         The value range the images were rendered in.
-    seed, random_state : int
+    random_state : int
+        The seed of the check (drawn when it got a Generator or None): every render used
+        it, the reference render ``random_state + 1``, the weight randomisation it too.
+        ``seed`` is an alias.
+    flat : ndarray (S, B) of bool
+        Renders that stayed flat (see ``FeatureVisResult.flat``). A flat image says nothing
+        about the weights (grey matches grey), so its score is NaN, not a similarity.
+    notes : list of str
+        Why scores are NaN (which units, which stages), empty when none are.
     """
 
     stages: list[str]
@@ -65,14 +81,25 @@ class RandomizationResult:
     metric: str
     objective: str
     value_range: tuple[float, float] | None
-    seed: int
     random_state: int
     params: dict[str, Any] = field(default_factory=dict)
+    flat: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seed(self) -> int:
+        """Alias of :attr:`random_state` (the render seed, before 0.2 a separate argument)."""
+        return self.random_state
 
     @property
     def mean_scores(self) -> np.ndarray:
-        """Mean similarity over units, per stage."""
-        return self.scores.mean(axis=1)
+        """Mean similarity over the units that have one (NaN ones left out), per stage."""
+        scores = np.asarray(self.scores, dtype=float)
+        out = np.full(scores.shape[0], np.nan)
+        ok = np.isfinite(scores)
+        counts = ok.sum(axis=1)
+        out[counts > 0] = np.where(ok, scores, 0.0).sum(axis=1)[counts > 0] / counts[counts > 0]
+        return out
 
 
 def _ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
@@ -158,15 +185,26 @@ def _default_layers(model: nn.Module, objective: Objective) -> list[str]:
 
 
 @torch.no_grad()
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    """Redraw each parameter from a Gaussian with its own mean and std (structure destroyed)."""
-    for p in module.parameters(recurse=False):
+def _randomize(module: nn.Module, generator: torch.Generator, name: str = "") -> None:
+    """Redraw every parameter of ``module`` and of all its descendants from a Gaussian with the
+    parameter's own mean and std (structure destroyed). A module without parameters, or one
+    whose parameters did not change, is an error: a no-op randomisation proves nothing."""
+    params = list(module.parameters())
+    if not params:
+        raise ValueError(
+            f"module {name!r} ({type(module).__name__}) has no parameters, nor have its "
+            "children: randomising it changes nothing; pick a module with weights"
+        )
+    before = [p.detach().clone() for p in params]
+    for p in params:
         flat = p.detach().float()
         std = float(flat.std()) if flat.numel() > 1 else 0.0
         if std == 0.0:
             std = float(flat.abs().mean()) or 1.0
         noise = torch.randn(p.shape, generator=generator) * std + float(flat.mean())
         p.copy_(noise.to(device=p.device, dtype=p.dtype))
+    if all(torch.equal(a, p) for a, p in zip(before, params, strict=True)):
+        raise ValueError(f"randomising {name!r} changed none of its parameters")
 
 
 def randomization_check(
@@ -176,10 +214,11 @@ def randomization_check(
     *,
     layers: Sequence[str] | None = None,
     metric: str = "spearman",
-    reference_seed: int | None = 1,
-    random_state: int = 0,
-    seed: int = 0,
+    reference: bool = True,
+    random_state: RandomState = 0,
     progress: bool = True,
+    seed: int | None = None,
+    reference_seed: Any = _UNSET,
     **render_kwargs: Any,
 ) -> RandomizationResult:
     """Cascading weight randomisation: does the visualization depend on the learned weights?
@@ -191,25 +230,37 @@ def randomization_check(
     objective, input_shape
         As in :func:`~inspect_kit.analysis.featurevis.render.render`.
     layers : sequence of str, optional
-        Modules to randomise, in cascade order (top first). Default: every module with
-        parameters up to the deepest layer the objective reads, from the top down.
+        Modules to randomise, in cascade order (top first). A container (``"features.denseblock1"``)
+        is randomised recursively: every parameter of it and its descendants. A module with no
+        parameters anywhere below it is an error (it would randomise nothing). Default: every
+        module with parameters up to the deepest layer the objective reads, from the top down.
     metric : {"spearman", "ssim"}
         Similarity of each stage's images to the trained images.
-    reference_seed : int or None
-        Also render the trained model with this seed, to report how similar two
-        visualizations of the *same* model are (``reference``); None skips it.
-    random_state : int
-        Seed of the weight randomisation.
-    seed : int
-        Seed of every render (the same for all stages).
+    reference : bool
+        Also render the trained model with the next seed, to report how similar two
+        visualizations of the *same* model are (``result.reference``).
+    random_state : int, numpy.random.Generator or None
+        The one seed of the check: every stage renders with it (so stages differ only by
+        their weights), the reference render uses ``random_state + 1``, and the weight
+        randomisation draws from it. Recorded as ``result.random_state``.
     progress : bool
         Show a progress bar over stages.
+    seed, reference_seed : int, optional
+        Deprecated: ``seed`` is ``random_state``; ``reference_seed=None`` is
+        ``reference=False``.
     **render_kwargs
         Passed to ``render`` (steps, value_range, preprocess, param, transforms, device ...).
 
     Returns
     -------
     RandomizationResult
+        Units whose trained or randomised render stayed flat score NaN (``result.flat``,
+        ``result.notes`` say which): a flat image matches any other flat image.
+
+    Raises
+    ------
+    ValueError
+        A layer to randomise has no parameters (nothing would change).
 
     Examples
     --------
@@ -221,10 +272,28 @@ def randomization_check(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    random_state = resolve_seed(deprecated_seed(seed, random_state, "randomization_check"))
+    reference_at = random_state + 1
+    if reference_seed is not _UNSET:
+        warnings.warn(
+            "randomization_check(reference_seed=...) is deprecated; pass reference=False to "
+            "skip the reference render (it uses random_state + 1)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        reference = reference_seed is not None
+        reference_at = reference_seed if reference_seed is not None else reference_at
     obj = as_objective(objective)
     names = list(layers) if layers is not None else _default_layers(model, obj)
     if names:
         resolve_layers(model, names)  # KeyError with close matches
+        found = dict(model.named_modules())
+        empty = [n for n in names if not any(True for _ in found[n].parameters())]
+        if empty:
+            raise ValueError(
+                f"layers {empty} have no parameters (nor have their children): randomising "
+                f"them changes nothing; modules with weights: {_parametrised_modules(model)[:12]}"
+            )
     render_kwargs = {**render_kwargs, "progress": False}
     vr = render_kwargs.get("value_range")
     data_range = float(vr[1] - vr[0]) if vr is not None else None
@@ -233,16 +302,16 @@ def randomization_check(
         return image_similarity(a, b, metric, data_range)
 
     bar = tqdm(
-        total=len(names) + 1 + (reference_seed is not None),
+        total=len(names) + 1 + bool(reference),
         desc="randomization check",
         disable=not progress,
     )
-    base = render(model, obj, input_shape, seed=seed, **render_kwargs)
+    base = render(model, obj, input_shape, random_state=random_state, **render_kwargs)
     bar.update()
-    reference = None
-    if reference_seed is not None:
-        other = render(model, obj, input_shape, seed=reference_seed, **render_kwargs)
-        reference = similarity(base.images, other.images)
+    reference_scores = None
+    if reference:
+        other = render(model, obj, input_shape, random_state=reference_at, **render_kwargs)
+        reference_scores = similarity(base.images, other.images)
         bar.update()
 
     copy_ = copy.deepcopy(model)
@@ -250,26 +319,49 @@ def randomization_check(
     generator = torch.Generator().manual_seed(int(random_state))
     images = [base.images]
     finals = [base.final_activations]
+    flats = [np.asarray(base.flat)]
     scores = [similarity(base.images, base.images)]
     for name in names:
-        _randomize(modules[name], generator)
-        res = render(copy_, obj, input_shape, seed=seed, **render_kwargs)
+        _randomize(modules[name], generator, name)
+        res = render(copy_, obj, input_shape, random_state=random_state, **render_kwargs)
         images.append(res.images)
         finals.append(res.final_activations)
+        flats.append(np.asarray(res.flat))
         scores.append(similarity(base.images, res.images))
         bar.update()
     bar.close()
+    flat = np.stack(flats)
+    score_arr = np.stack(scores).astype(float)
+    unusable = flat | flat[:1]  # a flat trained render makes every stage's comparison void
+    score_arr[unusable] = np.nan
+    notes = []
+    if flat[0].any():
+        labs = [lab for lab, f in zip(base.labels, flat[0], strict=True) if f]
+        notes.append(
+            f"the trained model's render stayed flat for {labs}: no similarity is reported "
+            "for them (a flat image matches any flat image)"
+        )
+    for stage, row in zip(names, flat[1:], strict=True):
+        new = row & ~flat[0]
+        if new.any():
+            labs = [lab for lab, f in zip(base.labels, new, strict=True) if f]
+            notes.append(f"after randomising {stage} the render stayed flat for {labs}: NaN")
+    for note in notes:
+        logger.warning("randomization check: %s", note)
+    if reference_scores is not None and flat[0].any():
+        reference_scores = np.where(flat[0], np.nan, reference_scores)
     return RandomizationResult(
         stages=["trained", *names],
-        scores=np.stack(scores),
-        reference=reference,
+        scores=score_arr,
+        reference=reference_scores,
         images=np.stack(images),
         final_activations=np.stack(finals),
         labels=base.labels,
         metric=metric,
         objective=obj.description,
         value_range=base.value_range,
-        seed=int(seed),
-        random_state=int(random_state),
+        random_state=random_state,
         params=dict(base.params),
+        flat=flat,
+        notes=notes,
     )

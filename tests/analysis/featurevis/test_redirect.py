@@ -22,7 +22,7 @@ from inspect_kit.hooks import LayerRecorder, resolve_layers
 from inspect_kit.models import evaluate_classifier, fit_classifier
 
 SHAPE = (1, 16, 16)
-KW = dict(value_range=(-1.0, 1.0), seed=0, progress=False)  # grey start: 0
+KW = dict(value_range=(-1.0, 1.0), random_state=0, progress=False)  # grey start: 0
 
 
 class ConvReLU(nn.Module):
@@ -91,7 +91,7 @@ def check_dead_units_rise(model, layer, X, steps=32):
 
 def test_sequential_relu_units_all_rise(mni2d_cnn):
     model = copy.deepcopy(mni2d_cnn)
-    kw = dict(steps=48, value_range=(-3.5, 3.5), seed=0, progress=False)
+    kw = dict(steps=48, value_range=(-3.5, 3.5), random_state=0, progress=False)
     units = list(range(32))
     direct = fv.render(model, fv.channel("relu3", units), SHAPE, redirect_relu=False, **kw)
     redirected = fv.render(model, fv.channel("relu3", units), SHAPE, **kw)
