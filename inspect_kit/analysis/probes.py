@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.embedding import reduce_rows
+from inspect_kit.store import schema
 
 logger = logging.getLogger(__name__)
 
@@ -639,7 +640,7 @@ def probe_profile(
         )
         if save:
             store.save_result(
-                f"probes/{target_name}",
+                schema.probe_group(target_name),
                 {
                     "score": profile.scores,
                     "score_std": profile.score_std,
