@@ -385,7 +385,14 @@ def make_estimator(
 
 # -- cache -------------------------------------------------------------------------------------
 def _cache_group(layer: str, method: str) -> str:
+    """The latest map of (layer, method): what reports and ``store.results()`` show."""
     return schema.embedding_group(layer, method)
+
+
+def _variant_group(layer: str, method: str, key: str) -> str:
+    """Every map computed, one per cache key (method, dimensions, reduction, perplexity or
+    neighbours, seed, samples ...): asking for 3D, then 2D, then 3D again reuses both."""
+    return schema.embedding_variant_group(layer, method, key)
 
 
 def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
@@ -408,11 +415,14 @@ def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
 
 def _load_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> Embedding | None:
     store = ctx["store"]
+    key = _cache_key(est, feats, ctx)
     found = store.load_result(_cache_group(ctx["layer"], est.method))
+    if found is None or found[1].get("key") != key:
+        found = store.load_result(_variant_group(ctx["layer"], est.method, key))
     if found is None:
         return None
     data, attrs = found
-    if attrs.get("key") != _cache_key(est, feats, ctx) or "coords" not in data:
+    if attrs.get("key") != key or "coords" not in data:
         logger.info("cached %s of %s has other parameters; recomputing", est.method, ctx["layer"])
         return None
     if len(data["coords"]) != feats.n_samples:
@@ -459,6 +469,9 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
     }
     try:
         ctx["store"].save_result(_cache_group(ctx["layer"], est.method), data, attrs)
+        ctx["store"].save_result(
+            _variant_group(ctx["layer"], est.method, attrs["key"]), data, attrs
+        )
     except OSError as err:  # e.g. a capture still writing, or a read-only file system
         logger.warning(
             "could not cache the %s of %s in the store: %s", est.method, ctx["layer"], err
