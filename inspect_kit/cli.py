@@ -254,7 +254,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 def cmd_layers(args: argparse.Namespace) -> int:
     import torch
 
-    from inspect_kit.capture import list_layers, resolve_layers
+    from inspect_kit.hooks import list_layers, resolve_layers
 
     model = _load_model(args)
     names = list_layers(
@@ -262,7 +262,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     )
     shapes: dict[str, str] = {}
     if args.input_shape:
-        from inspect_kit.capture import LayerRecorder
+        from inspect_kit.hooks import LayerRecorder
 
         x = torch.zeros((1, *args.input_shape))
         try:
@@ -584,7 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model(p)
     p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
-    p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
+    p.add_argument(
+        "--include",
+        nargs="+",
+        default=None,
+        help="glob patterns names must match ('*' within one dotted name, '**' across dots)",
+    )
     p.add_argument("--exclude", nargs="+", default=None, help="glob patterns names must not match")
     p.add_argument(
         "--input-shape",
@@ -605,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         nargs="+",
         default=None,
-        help="layers to capture (comma or space separated, globs allowed; "
+        help="layers to capture (comma or space separated; 'relu:1' a second call, 'lstm[0]' "
+        "one output, 'layer4.*' the blocks of layer4, 'layer4.**' everything in it; "
         "default: every convolution, activation and linear layer)",
     )
     p.add_argument(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import json
@@ -16,6 +15,7 @@ import numpy as np
 
 from inspect_kit.store import schema
 
+from ..._names import unknown_name_error
 from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
@@ -280,11 +280,7 @@ def _check_layer(store: Any, layer: str | None) -> str:
             f"(stored layers: {', '.join(layers) or 'none'})"
         )
     if layer not in layers:
-        close = difflib.get_close_matches(layer, layers, n=5, cutoff=0.4)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
-            f"layer {layer!r} is not in the store{hint} (stored layers: {', '.join(layers)})"
-        )
+        raise unknown_name_error(layer, layers, where="the store", see="store.layers")
     return layer
 
 
@@ -372,11 +368,8 @@ def make_estimator(
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in method_params:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise TypeError(
-                f"unknown parameter {key!r} for method={cls.method!r}{hint} "
-                f"(valid: {', '.join(valid)})"
+            raise unknown_name_error(
+                key, valid, kind="parameter", where=f"method={cls.method!r}", error=TypeError
             )
     common: dict[str, Any] = dict(
         n_components=n_components,
