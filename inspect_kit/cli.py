@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -326,6 +327,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         methods=tuple(_split_list(args.methods) or default_methods()),
         n_components=args.dims,
         refresh=args.refresh,
+        method_params={"perplexity": args.perplexity, "n_neighbors": args.n_neighbors},
     )
     table = embed_layers(
         args.store,
@@ -465,7 +467,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _print_table(table: list[dict[str, Any]]) -> None:
     if not table:
         return
-    cols = list(table[0])
+    cols = list(dict.fromkeys(c for r in table for c in r))  # every row's columns, in order
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
@@ -543,7 +545,12 @@ def _add_methods(p: argparse.ArgumentParser, default: list[str] | None) -> None:
 def _args_layers(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
-    p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
+    p.add_argument(
+        "--include",
+        nargs="+",
+        default=None,
+        help="glob patterns names must match ('*' within one dotted name, '**' across dots)",
+    )
     p.add_argument("--exclude", nargs="+", default=None, help="glob patterns names must not match")
     p.add_argument(
         "--input-shape",
@@ -565,7 +572,8 @@ def _args_capture(p: argparse.ArgumentParser) -> None:
         "--layers",
         nargs="+",
         default=None,
-        help="layers to capture (comma or space separated, globs allowed; "
+        help="layers to capture (comma or space separated; 'relu:1' a second call, 'lstm[0]' "
+        "one output, 'layer4.*' the blocks of layer4, 'layer4.**' everything in it; "
         "default: every convolution, activation and linear layer)",
     )
     p.add_argument(
@@ -619,6 +627,10 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
         help="html (interactive, hover thumbnails), png, svg, pdf",
     )
     p.add_argument("--refresh", action="store_true", help="recompute cached embeddings")
+    p.add_argument("--perplexity", type=float, default=None,
+                   help="t-SNE perplexity (default: the method's, lowered for few samples)")
+    p.add_argument("--n-neighbors", type=_positive_int, default=None,
+                   help="UMAP neighbours (default: the method's)")
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
@@ -898,13 +910,49 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
 
 
+#: terminal escape sequences (colours, cursor moves) some libraries put in their messages
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
 def _message(err: BaseException) -> str:
     if isinstance(err, KeyError) and err.args:
         text = str(err.args[0])
     else:
         text = str(err)
+    text = _ESCAPES.sub("", text)
+    text = "".join(c if c.isprintable() else " " for c in text)  # no control characters
     text = " ".join(text.split())  # one line
     return text or type(err).__name__
+
+
+#: commands whose --out is one file in an existing folder; the others make their folder
+_FILE_OUT = ("capture", "report")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Fail before any work when ``--out`` cannot be written (a file in the way, no access).
+
+    The message names the path and the reason, like every data error.
+    """
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    out = Path(out)
+    if args.command in _FILE_OUT:
+        if out.is_dir():
+            raise ValueError(f"{out}: is a folder; give the file to write, e.g. {out / 'out.h5'}")
+        folder = out.parent
+    else:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: is a file; give a folder for the output")
+        folder = out
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{out}: cannot be written: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: cannot be written: no permission to write in {existing}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -927,6 +975,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get("INSPECT_KIT_DEBUG") == "1"
     try:
         _validate(args)
+        _check_out(args)
         with _logging(getattr(args, "quiet", False)):
             if getattr(args, "threads", None) is None:
                 return int(args.func(args) or 0)

@@ -20,10 +20,12 @@ from sklearn.base import BaseEstimator
 from torch import nn
 from tqdm.auto import tqdm
 
+from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
-from inspect_kit.capture import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
+from inspect_kit.hooks import flatten_output, model_device, model_state_preserved, on_device
 from inspect_kit.imaging import thumbnails_from_tensor
+from inspect_kit.store import schema
 
 from .embedding import PCAEmbedding
 
@@ -229,11 +231,18 @@ class _Codec:
         out = self.decode_fn(z)
         if isinstance(out, torch.distributions.Distribution):
             out = out.mean
-        if isinstance(out, tuple | list):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"decode returned {type(out).__name__}; expected a tensor")
-        return out
+        if isinstance(out, torch.Tensor):
+            return out
+        # the package's one rule for several outputs: never pick one silently
+        leaves = list(flatten_output(out))
+        if len(leaves) == 1 and isinstance(out, tuple | list):
+            return leaves[0][1]
+        listed = ", ".join(f"decode(z){s} {tuple(t.shape)}" for s, t in leaves) or "no tensor"
+        raise TypeError(
+            f"decode returned a {type(out).__name__} holding {listed}; LatentProbe needs the "
+            "reconstruction alone: pass an (encoder, decoder) pair whose decoder returns it, "
+            "e.g. (ae.encode, lambda z: ae.decode(z)[0])"
+        )
 
 
 class LatentProbe(BaseEstimator):
@@ -745,7 +754,7 @@ class LatentProbe(BaseEstimator):
                 raise KeyError("no labels were fitted; pass labels= to fit or an array")
             key = "label" if target == "labels" else target
             if key not in targets:
-                raise KeyError(f"unknown target {target!r}; available: {sorted(targets)}")
+                raise unknown_name_error(target, sorted(targets), kind="target", where="the fit")
             target = targets[key]
         return linear_probe(self.codes_, target, **kwargs)
 
@@ -776,7 +785,7 @@ class LatentProbe(BaseEstimator):
         )
 
     # -- persistence -----------------------------------------------------------------------
-    def to_store(self, store: Any, group: str = "latent") -> LatentProbe:
+    def to_store(self, store: Any, group: str = schema.LATENT) -> LatentProbe:
         """Write codes, reconstruction errors, correlations and worst cases under ``/<group>``.
 
         Parameters
@@ -828,7 +837,7 @@ class LatentProbe(BaseEstimator):
             if self.correlations_:
                 names = list(self.correlations_)
                 store.save_result(
-                    f"{group}/correlations",
+                    schema.latent_correlations_group(group),
                     {"values": np.stack([self.correlations_[k] for k in names])},
                     {"targets": names, "kinds": [self.correlation_kinds_[k] for k in names]},
                 )

@@ -73,7 +73,7 @@ def randomize_weights(
     names = [""] if layers is None else list(layers)
     unknown = [n for n in names if n not in modules]
     if unknown:
-        from inspect_kit.capture.layers import unknown_layer_error
+        from inspect_kit.hooks.layers import unknown_layer_error
 
         raise unknown_layer_error(unknown[0], [n for n in modules if n])
     chosen: dict[int, nn.Module] = {}
@@ -112,10 +112,10 @@ def sanity_cascade(model: nn.Module, layer: str, max_stages: int = 3) -> list[st
     >>> sanity_cascade(SmallCNN(), "relu3")
     ['conv3', 'conv2', 'conv1']
     """
-    from inspect_kit.capture import list_layers
+    from inspect_kit.hooks import list_layers, parse_layer_spec
 
     order = [n for n, _ in model.named_modules()]
-    base = layer.split(":")[0]
+    base = parse_layer_spec(layer).module
     inside = [i for i, n in enumerate(order) if n == base or n.startswith(base + ".")]
     stop = inside[-1] if inside else len(order)
     kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear"]

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from inspect_kit.arrays import spatial_pool
+from inspect_kit.store import schema
 
 
 def unit_means(store: Any, layer: str) -> np.ndarray:
@@ -152,7 +152,7 @@ def spatial_layers(store: Any) -> list[str]:
     """Stored layers whose activations are maps larger than 1 pixel: (N, C, H, W) or 3D."""
     out = []
     for name in store.layers:
-        shape = store[name].attrs.get("source_shape") or list(store[name].shape[1:])
+        shape = store[name].attrs.get(schema.SOURCE_SHAPE_ATTR) or list(store[name].shape[1:])
         if len(shape) >= 3 and int(np.prod(shape[1:])) > 1:
             out.append(name)
     return out
@@ -166,36 +166,3 @@ def featurevis_layer(store: Any) -> str | None:
     """
     spatial = spatial_layers(store)
     return spatial[-1] if spatial else None
-
-
-#: activations whose zero region has no gradient: an optimised input that starts there stays flat
-_DEAD_ZONE_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-
-
-def optimisation_target(model: nn.Module, layer: str) -> str:
-    """The layer to optimise for the units of ``layer``.
-
-    Channel ``k`` of ``relu(x)`` is largest where channel ``k`` of ``x`` is, but a ReLU passes
-    no gradient while its input is negative, so units that are off for the starting image
-    never move. For a ReLU inside an ``nn.Sequential`` (whose order is the execution order)
-    the module before it is optimised instead; any other layer is optimised as it is.
-
-    Examples
-    --------
-    >>> from inspect_kit.models import SmallCNN
-    >>> optimisation_target(SmallCNN(), "relu3"), optimisation_target(SmallCNN(), "conv3")
-    ('bn3', 'conv3')
-    """
-    modules = dict(model.named_modules())
-    module = modules.get(layer)
-    if not isinstance(module, _DEAD_ZONE_ACTIVATIONS):
-        return layer
-    parent_name, _, child = layer.rpartition(".")
-    parent = modules.get(parent_name)
-    if not isinstance(parent, nn.Sequential):
-        return layer
-    names = list(parent._modules)
-    i = names.index(child)
-    if i == 0:
-        return layer
-    return f"{parent_name}.{names[i - 1]}" if parent_name else names[i - 1]

@@ -17,13 +17,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._version import __version__
+from ..hooks import LayerRecorder, model_state_preserved, on_device, resolve_layers
 from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
 from ..store import open_store, schema
 from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter
-from .hooks import LayerRecorder, model_state_preserved, on_device
 from .inputs import InputBatch, make_stream
-from .layers import resolve_layers
 from .reductions import resolve_dtype, resolve_reduction
 
 logger = logging.getLogger(__name__)
@@ -135,17 +134,17 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
     """Validate an existing store against this call before touching it; True if complete."""
     with open_store(path) as old:
         prov = old.provenance
-        prev = prov.get("config") or {}
+        prev = prov.get(schema.CONFIG_ATTR) or {}
         for key in ("layers", "reduce", "dtype"):
             if prev.get(key) != config.get(key):
                 raise ValueError(
                     f"cannot resume {path}: it was captured with {key}={prev.get(key)!r} but this "
                     f"call has {key}={config.get(key)!r}; use the same arguments or a new path"
                 )
-        if prov.get("model_sha256") != sha:
+        if prov.get(schema.MODEL_SHA256_ATTR) != sha:
             raise ValueError(
                 f"cannot resume {path}: it was captured from a model with different weights "
-                f"(sha256 {str(prov.get('model_sha256'))[:12]} vs {sha[:12]}); use a new path"
+                f"(sha256 {str(prov.get(schema.MODEL_SHA256_ATTR))[:12]} vs {sha[:12]}); use a new path"
             )
         return old.complete
 
@@ -313,14 +312,14 @@ def capture(
         raise ValueError("data yielded no samples; nothing to capture")
 
     attrs = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "inspect_kit_version": __version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "model_sha256": sha,
-        "config": config,
+        schema.SCHEMA_VERSION_ATTR: schema.SCHEMA_VERSION,
+        schema.INSPECT_KIT_VERSION_ATTR: __version__,
+        schema.TORCH_VERSION_ATTR: torch.__version__,
+        schema.NUMPY_VERSION_ATTR: np.__version__,
+        schema.CREATED_ATTR: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        schema.MODEL_CLASS_ATTR: f"{type(model).__module__}.{type(model).__qualname__}",
+        schema.MODEL_SHA256_ATTR: sha,
+        schema.CONFIG_ATTR: config,
         schema.COMPRESSION: compression or "none",
     }
     writer = StoreWriter(
@@ -385,11 +384,11 @@ def capture(
                     expected = keys
                     for key, c in rec.outputs.items():
                         layer_attrs = {
-                            "module_path": c.module_path,
-                            "module_type": c.module_type,
-                            "call_index": c.call_index,
-                            "reduction": reduce_name,
-                            "source_shape": list(c.source_shape[1:]),
+                            schema.MODULE_PATH_ATTR: c.module_path,
+                            schema.MODULE_TYPE_ATTR: c.module_type,
+                            schema.CALL_INDEX_ATTR: c.call_index,
+                            schema.REDUCTION_ATTR: reduce_name,
+                            schema.SOURCE_SHAPE_ATTR: list(c.source_shape[1:]),
                         }
                         if c.tensor.dtype == torch.bfloat16:
                             layer_attrs[schema.STORED_AS] = schema.BFLOAT16

@@ -15,19 +15,97 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 
+# -- groups ------------------------------------------------------------------------------------
+#: captured data: per-sample columns, and one dataset per captured layer call
 SAMPLES = "samples"
 LAYERS = "layers"
-INDEX = "samples/index"
-LABEL = "samples/label"
-PREDICTION = "samples/prediction"
-LOGITS = "samples/logits"
-META = "samples/meta"
-THUMBNAIL = "samples/thumbnail"
-#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
+#: analyses' results (written with ``ActivationStore.save_result``)
+EMBEDDINGS = "embeddings"
+#: ``embedding_cache/<layer>/<method>/<key>``: every parameter set's map, not only the latest
+EMBEDDING_CACHE = "embedding_cache"
+LATENT = "latent"
+PROBES = "probes"
+#: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
 SIMILARITY = "similarity"
+#: how the model and data were named at capture: data, never code
+INPUTS = "inputs"
+#: groups that hold results rather than captured data
+RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, INPUTS)
+#: every top-level group a store can hold
+GROUPS = (SAMPLES, LAYERS, *RESULT_GROUPS)
+
+# -- per-sample columns ------------------------------------------------------------------------
+INDEX = f"{SAMPLES}/index"
+LABEL = f"{SAMPLES}/label"
+PREDICTION = f"{SAMPLES}/prediction"
+LOGITS = f"{SAMPLES}/logits"
+META = f"{SAMPLES}/meta"
+THUMBNAIL = f"{SAMPLES}/thumbnail"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
+
+# -- root attributes (provenance) -------------------------------------------------------------
+SCHEMA_VERSION_ATTR = "schema_version"
+INSPECT_KIT_VERSION_ATTR = "inspect_kit_version"
+TORCH_VERSION_ATTR = "torch_version"
+NUMPY_VERSION_ATTR = "numpy_version"
+CREATED_ATTR = "created"
+MODEL_CLASS_ATTR = "model_class"
+MODEL_SHA256_ATTR = "model_sha256"
+CONFIG_ATTR = "config"
+#: false until the capture finished cleanly
+COMPLETE_ATTR = "complete"
+ROOT_ATTRS = (
+    SCHEMA_VERSION_ATTR,
+    INSPECT_KIT_VERSION_ATTR,
+    TORCH_VERSION_ATTR,
+    NUMPY_VERSION_ATTR,
+    CREATED_ATTR,
+    MODEL_CLASS_ATTR,
+    MODEL_SHA256_ATTR,
+    CONFIG_ATTR,
+    COMPLETE_ATTR,
+)
+
+# -- layer dataset attributes -----------------------------------------------------------------
+MODULE_PATH_ATTR = "module_path"
+MODULE_TYPE_ATTR = "module_type"
+CALL_INDEX_ATTR = "call_index"
+REDUCTION_ATTR = "reduction"
+SOURCE_SHAPE_ATTR = "source_shape"
+LAYER_ATTRS = (
+    MODULE_PATH_ATTR,
+    MODULE_TYPE_ATTR,
+    CALL_INDEX_ATTR,
+    REDUCTION_ATTR,
+    SOURCE_SHAPE_ATTR,
+)
+
+#: sub-group of a latent result holding its correlations with the per-sample columns
+LATENT_CORRELATIONS = "correlations"
+
+
+def embedding_group(layer: str, method: str) -> str:
+    """Where an embedding of ``layer`` by ``method`` is cached: ``embeddings/<layer>/<method>``."""
+    return f"{EMBEDDINGS}/{layer}/{method}"
+
+
+def embedding_variant_group(layer: str, method: str, key: str) -> str:
+    """Where the map of one parameter set (cache ``key``) is kept:
+    ``embedding_cache/<layer>/<method>/<key[:24]>``."""
+    return f"{EMBEDDING_CACHE}/{layer}/{method}/{key[:24]}"
+
+
+def probe_group(target: str) -> str:
+    """Where a probe profile of ``target`` is kept: ``probes/<target>``."""
+    return f"{PROBES}/{target}"
+
+
+def latent_correlations_group(group: str = LATENT) -> str:
+    """Where a latent probe's correlations are kept: ``latent/correlations``."""
+    return f"{group}/{LATENT_CORRELATIONS}"
+
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"
@@ -90,12 +168,12 @@ class StoreError(ValueError):
 
 def check_schema(f: h5py.File, path: str | Path) -> None:
     """Raise :class:`StoreError` unless ``f`` is a store of a schema this version reads."""
-    if "schema_version" not in f.attrs or SAMPLES not in f:
+    if SCHEMA_VERSION_ATTR not in f.attrs or SAMPLES not in f:
         raise StoreError(
-            f"{path} is an HDF5 file but not an inspect_kit store (it has no 'schema_version' "
+            f"{path} is an HDF5 file but not an inspect_kit store (it has no '{SCHEMA_VERSION_ATTR}' "
             f"attribute and no /{SAMPLES} group); make one with inspect_kit.capture(...)"
         )
-    version = int(f.attrs["schema_version"])
+    version = int(f.attrs[SCHEMA_VERSION_ATTR])
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} was written with store schema version {version}, but this inspect_kit reads "
@@ -124,9 +202,17 @@ def open_h5_read(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
-    if not h5py.is_hdf5(path):
-        raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
-    f = h5py.File(path, "r", libver="latest", swmr=True)
+    try:
+        if not h5py.is_hdf5(path):
+            raise StoreError(f"{path}: not an HDF5 file, so it cannot be an inspect_kit store")
+        f = h5py.File(path, "r", libver="latest", swmr=True)
+    except (OSError, RuntimeError) as err:  # h5py raises either for a damaged superblock
+        if isinstance(err, BlockingIOError):
+            raise
+        detail = " ".join(str(err).split())
+        raise StoreError(
+            f"{path}: not a readable HDF5 file ({detail}); the store may be truncated or damaged"
+        ) from err
     try:
         check_schema(f, path)
         load_filters(decode_attr(f.attrs.get(COMPRESSION, "none")))

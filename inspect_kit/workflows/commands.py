@@ -78,7 +78,7 @@ def layer_table(
     """
     import torch
 
-    from inspect_kit.capture import LayerRecorder, list_layers, resolve_layers
+    from inspect_kit.hooks import LayerRecorder, list_layers, resolve_layers
 
     net = model.load(device)
     names = list_layers(net, include=include, exclude=exclude, types=types)
@@ -167,6 +167,7 @@ def capture_user_data(
         device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
     with process_group_from_env(device) as rank:
         with timed_step(f"capturing {len(layers)} layers", timings):
+            Path(out).parent.mkdir(parents=True, exist_ok=True)  # as report and demo make theirs
             store = capture(
                 net,
                 user.dataset,
@@ -233,6 +234,10 @@ def embed_layers(
 ) -> list[dict[str, Any]]:
     """Embed layers of a store, write one small-multiples figure per method; return metrics.
 
+    A (layer, method) that cannot run is reported (a row with its ``error``) and skipped; the
+    others are computed and written. ``options.method_params`` (``perplexity``,
+    ``n_neighbors`` ...) go to the methods that accept them.
+
     Examples
     --------
     >>> embed_layers("acts.h5", EmbeddingOptions(methods=("pca",)))    # doctest: +SKIP
@@ -250,7 +255,8 @@ def embed_layers(
     with open_store(store_path) as store:
         layers = check_layers(store, layers)
         names = class_names_of(read_inputs_record(store))
-        embs = compute_embeddings(store, layers, options, run)
+        failures: list[dict[str, str]] = []
+        embs = compute_embeddings(store, layers, options, run, failures=failures)
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
                 by_layer,
@@ -269,6 +275,13 @@ def embed_layers(
                         "knn_features": m.get("knn_accuracy_original"),
                     }
                 )
+        rows += [{"method": f["method"], "layer": f["layer"], "trustworthiness": None,
+                  "knn_map": None, "knn_features": None, "error": f["error"]} for f in failures]
+    if failures and not figures:
+        raise ValueError(
+            "no embedding could be computed: "
+            + "; ".join(f"{f['method']} of {f['layer']}: {f['error']}" for f in failures)
+        )
     for p in write_figures(figures, out_dir, formats, progress=run.progress):
         logger.info("wrote %s", p)
     return rows

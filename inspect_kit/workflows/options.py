@@ -226,6 +226,8 @@ class EmbeddingOptions:
     n_components : {2, 3}
     refresh : bool
         Recompute cached embeddings.
+    method_params : mapping, optional
+        Parameters for the methods that accept them (``{"perplexity": 10}``).
     n_jobs : int
         Threads for t-SNE and UMAP: one by default, since on a small shared machine more
         threads than free cores made openTSNE several times slower, not faster.
@@ -235,6 +237,7 @@ class EmbeddingOptions:
     n_components: int = 2
     refresh: bool = False
     n_jobs: int = 1
+    method_params: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from inspect_kit.store import schema
+
 from .options import ModelSource, ReportOptions
 from .output import check_formats, limit_threads, timed_step, write_figures
 from .records import (
@@ -122,7 +124,7 @@ def _build_report(
         record = read_inputs_record(store)
         prov = store.provenance
         layers = check_layers(store, options.layers)
-        model_class = str(prov.get("model_class", "model")).split(".")[-1]
+        model_class = str(prov.get(schema.MODEL_CLASS_ATTR, "model")).split(".")[-1]
         report = Report(
             title or f"inspect_kit profile of {model_class}",
             subtitle=f"{store_path.name}: {len(store)} samples, {len(layers)} layers",
@@ -209,11 +211,11 @@ def report_from_store(
         raise FileNotFoundError(f"store {store_path} does not exist")
     with open_store(store_path) as store:
         record = read_inputs_record(store)
-        sha = store.provenance.get("model_sha256")
+        sha = store.provenance.get(schema.MODEL_SHA256_ATTR)
     net = None
     if model is not None:
         net = model.load(opts.device)
-        store_view = SimpleNamespace(provenance={"model_sha256": sha})
+        store_view = SimpleNamespace(provenance={schema.MODEL_SHA256_ATTR: sha})
         mismatch = model_mismatch(net, store_view) if sha else None
         if mismatch:
             logger.warning(
@@ -223,7 +225,18 @@ def report_from_store(
             )
             opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
-        net = load_recorded_model(record, opts.device, expected_sha256=sha)
+        from inspect_kit.models.registry import UntrustedModelError
+
+        try:
+            net = load_recorded_model(
+                record, opts.device, expected_sha256=sha, store_path=store_path
+            )
+        except UntrustedModelError as err:
+            if opts.featurevis:
+                raise
+            # only the random-weights baseline wanted it: the report stands without
+            logger.warning("%s", err)
+            net = None
     inputs = None
     if data:
         from inspect_kit.data.formats import load_data

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 from torch import nn
 
+from inspect_kit.store import schema
+
 from .options import ReportOptions, RunOptions
 from .output import timed_step
 from .records import value_range_of
@@ -403,10 +405,10 @@ def _layer_rows(store: Any, layers: Sequence[str]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "module_type": a.get("module_type", ""),
+                "module_type": a.get(schema.MODULE_TYPE_ATTR, ""),
                 "shape": str(tuple(v.shape[1:])),
-                "source_shape": str(tuple(a.get("source_shape", ()))),
-                "reduction": a.get("reduction") or "none",
+                "source_shape": str(tuple(a.get(schema.SOURCE_SHAPE_ATTR, ()))),
+                "reduction": a.get(schema.REDUCTION_ATTR) or "none",
             }
         )
     return rows
@@ -418,7 +420,7 @@ def _model_info(
     provenance: Mapping[str, Any],
     extra: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": provenance.get("model_class")}
+    info: dict[str, Any] = {"class": provenance.get(schema.MODEL_CLASS_ATTR)}
     if record.get("model"):
         info["factory"] = record["model"]
     if record.get("model_args"):
@@ -428,7 +430,7 @@ def _model_info(
     if model is not None:
         info["parameters"] = int(sum(p.numel() for p in model.parameters()))
         info["modules"] = int(sum(1 for _ in model.modules()) - 1)
-    info["state_dict sha256"] = str(provenance.get("model_sha256", ""))[:16]
+    info["state_dict sha256"] = str(provenance.get(schema.MODEL_SHA256_ATTR, ""))[:16]
     if record.get("sample_shape"):
         info["input shape"] = tuple(record["sample_shape"])
     info.update(extra or {})

@@ -7,7 +7,6 @@ and the single-step commands (:mod:`.commands`) show the results.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from inspect_kit.analysis.embedding.registry import get_method
+from inspect_kit.store import schema
 
 from .options import EmbeddingOptions, FeatureVisOptions, LatentOptions, RunOptions
 
@@ -31,28 +31,51 @@ def compute_embeddings(
     layers: Sequence[str],
     options: EmbeddingOptions,
     run: RunOptions,
+    *,
+    failures: list[dict[str, str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``{method: {layer: Embedding}}``, cached in the store."""
+    """``{method: {layer: Embedding}}``, cached in the store.
+
+    ``options.method_params`` (e.g. ``{"perplexity": 10, "n_neighbors": 8}``) go to the
+    methods that accept them. With a ``failures`` list, a (layer, method) that cannot run
+    (t-SNE's perplexity on 32 samples, 3 dimensions of a 2-feature layer) is logged, appended
+    there as ``{"method", "layer", "error"}`` and skipped; the others are computed. Without
+    it the error propagates.
+    """
     from inspect_kit.analysis.embedding import embed
 
     out: dict[str, dict[str, Any]] = {}
     for method in options.methods:
         out[method] = {}
-        extra: dict[str, Any] = (
-            {"n_jobs": options.n_jobs} if get_method(method).accepts("n_jobs") else {}
+        spec = get_method(method)
+        extra: dict[str, Any] = {"n_jobs": options.n_jobs} if spec.accepts("n_jobs") else {}
+        extra.update(
+            {
+                k: v
+                for k, v in (options.method_params or {}).items()
+                if v is not None and spec.accepts(k)
+            }
         )
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
-            out[method][layer] = embed(
-                store,
-                layer,
-                method,
-                options.n_components,
-                random_state=run.seed,
-                cache="refresh" if options.refresh else True,
-                progress=run.progress,
-                **extra,
-            )
+            try:
+                out[method][layer] = embed(
+                    store,
+                    layer,
+                    method,
+                    options.n_components,
+                    random_state=run.seed,
+                    cache="refresh" if options.refresh else True,
+                    progress=run.progress,
+                    **extra,
+                )
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+                if failures is None:
+                    raise
+                logger.warning("skipping the %s of %s: %s", method, layer, err)
+                failures.append({"method": method, "layer": layer, "error": str(err)})
+        if not out[method]:
+            del out[method]
     return out
 
 
@@ -93,7 +116,6 @@ def run_featurevis(
     from inspect_kit.analysis.featurevis.sanity import randomization_check
     from inspect_kit.analysis.randomization import sanity_cascade
     from inspect_kit.analysis.selection import (
-        optimisation_target,
         preferred_classes,
         select_units,
         unit_means,
@@ -119,16 +141,11 @@ def run_featurevis(
     if units is None:
         units = list(range(options.n_units))
     units = [int(u) for u in units]
-    target = optimisation_target(model, layer)
-    logger.info(
-        "feature visualization of %s units %s%s",
-        layer,
-        units,
-        f" (optimised through {target}, its pre-activation)" if target != layer else "",
-    )
+    # render's redirected ReLU gradients move units that are off for the start image
+    logger.info("feature visualization of %s units %s", layer, units)
     result = render(
         model,
-        channel(target, units),
+        channel(layer, units),
         tuple(input_shape),
         steps=options.steps,
         value_range=options.value_range,
@@ -136,10 +153,6 @@ def run_featurevis(
         random_state=run.seed,
         progress=run.progress,
     )
-    if target != layer:
-        # Channel k of the pre-activation is channel k of `layer`: show the units under the
-        # stored layer's name, beside that layer's exemplars; the objective keeps the truth.
-        result = dataclasses.replace(result, layer=layer, labels=[f"{layer}:{u}" for u in units])
     ex = (
         top_exemplars(store, layer, k=options.exemplars, units=units, progress=run.progress)
         if in_store and options.exemplars > 0
@@ -151,7 +164,7 @@ def run_featurevis(
         logger.info("randomisation sanity check of %s units %s", layer, sanity_units)
         randomization = randomization_check(
             model,
-            channel(target, sanity_units),
+            channel(layer, sanity_units),
             tuple(input_shape),
             layers=list(options.sanity_layers)
             if options.sanity_layers is not None
@@ -185,7 +198,7 @@ def randomized_capture(
     from inspect_kit.capture import capture
 
     rand = randomize_weights(model, random_state=seed + 1).eval()
-    stored = {store[layer].attrs.get("reduction") for layer in layers}
+    stored = {store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
         rs = capture(
@@ -253,7 +266,7 @@ def random_weights_similarity(
     """
     from inspect_kit.analysis.similarity import similarity
 
-    pooled = {random_store[layer].attrs.get("reduction") for layer in layers}
+    pooled = {random_store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
     return similarity(
         store,
