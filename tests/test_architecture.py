@@ -16,6 +16,7 @@ PKG = "inspect_kit"
 #: what each top-level part of the package may import (besides itself and the leaf _version)
 ALLOWED: dict[str, set[str]] = {
     "_version": set(),
+    "_names": set(),
     # leaves every layer may use (see LEAVES)
     "arrays": set(),
     "imaging": set(),
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     # figures show results: they never import analysis code (types only, under TYPE_CHECKING)
     "figures": {"hooks", "capture", "store", "data"},
     # the document is built from figures; analyses and workflows hand it their results
-    "report": {"figures"},
+    "report": {"figures", "store"},  # the store: its schema's attribute names
     "workflows": {"hooks", "capture", "store", "data", "models", "analysis", "figures", "report"},
     "cli": {"workflows"},
     "__main__": {"cli"},
@@ -59,7 +60,7 @@ KNOWN_UPWARD = {
 SHARED_NAMES = {"inspect_kit.analysis.embedding.registry": {"figures", "report", "cli"}}
 
 #: one-module helpers below every layer: the version, pooling, thumbnails, random_state
-LEAVES = {"_version", "arrays", "imaging", "seeding"}
+LEAVES = {"_version", "_names", "arrays", "imaging", "seeding"}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -124,7 +125,8 @@ def import_graph(module_level: bool) -> dict[str, set[str]]:
                 for alias in node.names:
                     parts = alias.name.split(".")
                     # `import a.b.c` runs a, a.b and a.b.c
-                    deps.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+                    # (the root itself is lazy: importing it runs nothing of the package)
+                    deps.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
                 continue
             if node.level:
                 anchor = base.split(".")
