@@ -29,15 +29,18 @@ logger = logging.getLogger(__name__)
 
 
 def default_capture_layers(model: nn.Module) -> list[str]:
-    """Every convolution, activation and linear leaf; top-level blocks for big models."""
+    """Every convolution, activation and linear leaf module (what ``capture --layers`` says it
+    captures by default), in forward order; the top-level children only when there is none."""
     from inspect_kit.capture import list_layers
 
     kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear", "ReLU", "GELU", "SiLU", "LeakyReLU"]
     names = list_layers(model, types=kinds)
-    if 0 < len(names) <= 16:
-        return names
-    children = [n for n, _ in model.named_children()]
-    return children or names
+    if len(names) > 16:
+        logger.info(
+            "capturing all %d convolution, activation and linear layers; narrow with --layers "
+            "(e.g. 'features.*')", len(names),
+        )
+    return names or [n for n, _ in model.named_children()]
 
 
 def capture_user_data(
