@@ -277,6 +277,7 @@ def featurevis_units(
                 "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
                 "written by inspect-kit capture"
             )
+        class_names = class_names_of(record)
         exemplar_store = opened
         mismatch = model_mismatch(model, opened) if opened is not None else None
         if mismatch and ignore_model_mismatch:
@@ -308,7 +309,7 @@ def featurevis_units(
             steps=steps,
             exemplars=exemplars if exemplar_store is not None else 0,
             sanity=sanity,
-            class_names=class_names_of(record),
+            class_names=class_names,
             seed=seed,
             device=device,
             progress=progress,
@@ -318,7 +319,8 @@ def featurevis_units(
             opened.close()
     figures = {
         f"featurevis_{safe_name(layer)}": plot_unit_gallery(
-            run.result, run.exemplars, max_units=len(run.result), title=f"Units of {layer}"
+            run.result, run.exemplars, max_units=len(run.result), title=f"Units of {layer}",
+            label_names=class_names,
         )
     }
     if run.randomization is not None:
