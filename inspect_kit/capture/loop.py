@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..store import open_store, schema
 from ..store.reader import ActivationStore
-from ..store.writer import Batch, StoreWriter
+from ..store.integrity import sample_digests, superblock_state
+from ..store.writer import Batch, StoreWriter, recover_killed_store
 from .hooks import LayerRecorder, model_state_preserved, on_device
 from .inputs import InputBatch, make_stream
 from .layers import resolve_layers
@@ -33,12 +34,37 @@ def state_dict_sha256(model: nn.Module) -> str:
     """sha256 over the state_dict's names, dtypes, shapes and bytes (sorted by name)."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.dtype == torch.bfloat16:
-            t = t.view(torch.int16)
-        h.update(t.numpy().tobytes())
+        h.update(_host_bytes(t))  # hashed in place: no copy of the weights
     return h.hexdigest()
+
+
+def _host_bytes(t: torch.Tensor) -> np.ndarray:
+    """A tensor's bytes as a C-contiguous host array (bfloat16 as its raw 16 bits)."""
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return np.ascontiguousarray(t.numpy())
+
+
+def _check_same_inputs(
+    writer: StoreWriter, path: Path, x: torch.Tensor, start: int, number: int
+) -> None:
+    """On resume, the inputs of the samples already in the store must be those given now."""
+    stored = writer.stored_digests(start, start + len(x))
+    if stored is None:
+        return
+    now = sample_digests(_host_bytes(x))
+    differ = np.flatnonzero(stored != now[: len(stored)])
+    if differ.size:
+        raise ValueError(
+            f"cannot resume {path}: sample {start + int(differ[0])} (in batch {number}) is not "
+            "the input the store captured there (their CRC-32 fingerprints differ); resume "
+            "needs the same data in the same order. Capture other data into a new store, or "
+            "pass overwrite=True to replace this one"
+        )
 
 
 class _HostCopier:
@@ -144,7 +170,10 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
                 f"cannot resume {path}: it was captured from a model with different weights "
                 f"(sha256 {str(prov.get('model_sha256'))[:12]} vs {sha[:12]}); use a new path"
             )
-        return old.complete
+        complete = old.complete
+    if complete and superblock_state(path)[0] is False:
+        recover_killed_store(path)  # killed after its last write: close it cleanly
+    return complete
 
 
 def capture(
@@ -294,7 +323,9 @@ def capture(
 
             for number, b in enumerate(all_batches()):
                 n = len(b)
-                if seen + n <= skip:  # already in the store (resume)
+                if seen < skip:  # already in the store (resume): check it is the same data
+                    _check_same_inputs(writer, path, b.x[: skip - seen], seen, number)
+                if seen + n <= skip:
                     seen += n
                     continue
                 if seen < skip:
@@ -364,6 +395,8 @@ def capture(
                         logits=host.get("__logits"),
                         thumbnail=host.get("__thumb"),
                         meta=b.meta,
+                        inputs=_host_bytes(b.x),
+                        number=number,
                         ready=ready,
                         release=release,
                     )
@@ -371,6 +404,11 @@ def capture(
                 bar.update(n)
             if seen == 0:
                 raise ValueError("data yielded no samples; nothing to capture")
+            if seen < skip:
+                raise ValueError(
+                    f"cannot resume {path}: it holds {skip} samples but the data has only "
+                    f"{seen}; resume needs the same data in the same order"
+                )
             ok = True
     finally:
         bar.close()
@@ -379,7 +417,7 @@ def capture(
         except Exception:
             if ok:
                 raise
-            logger.exception("closing %s after a failed capture", path)
+            logger.warning("closing %s after a failed capture also failed", path, exc_info=True)
     for name, count in writer.nonfinite.items():
         warnings.warn(
             f"layer {name!r} produced {count} non-finite values (NaN/inf); they are stored as "

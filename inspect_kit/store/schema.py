@@ -23,6 +23,13 @@ PREDICTION = "samples/prediction"
 LOGITS = "samples/logits"
 META = "samples/meta"
 THUMBNAIL = "samples/thumbnail"
+#: CRC-32 of each captured input's bytes: the fingerprint a resume compares the data with
+INPUT_DIGEST = "samples/input_crc32"
+
+#: root attribute: false until the capture finished cleanly
+COMPLETE = "complete"
+#: layer attribute: non-finite values seen in the layer
+NONFINITE_COUNT = "nonfinite_count"
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"
@@ -99,16 +106,31 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
 
 
 def open_h5_read(path: str | Path) -> h5py.File:
-    """Open a store read-only in SWMR mode, with errors that say what the path is."""
+    """Open a store read-only in SWMR mode, with errors that say what the path is.
+
+    Readers take no file lock (``locking=False``), so an open reader never stops a capture
+    from finishing or resuming; SWMR keeps what they see consistent.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
     if not h5py.is_hdf5(path):
         raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
-    f = h5py.File(path, "r", libver="latest", swmr=True)
+    try:
+        f = h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+    except OSError as err:
+        if isinstance(err, PermissionError) or err.errno in (1, 13):
+            raise
+        raise StoreError(f"{path} is damaged: HDF5 cannot open it ({h5_cause(err)})") from err
     try:
         check_schema(f, path)
     except Exception:
         f.close()
         raise
     return f
+
+
+def h5_cause(err: BaseException) -> str:
+    """The first line of an HDF5 error, without the call-site noise."""
+    text = " ".join(str(err).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
