@@ -14,6 +14,10 @@ What is checked, and where:
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -22,6 +26,12 @@ import h5py
 import numpy as np
 
 from . import schema
+
+logger = logging.getLogger(__name__)
+
+#: how often a SWMR reader re-reads a metadata block whose checksum fails before giving up
+#: (HDF5's default of 100, with growing sleeps, turns one damaged block into minutes)
+SWMR_READ_ATTEMPTS = 12
 
 #: superblock versions 2 and 3 (libver="latest"): flags at byte 11, end-of-file address at 28
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -38,6 +48,40 @@ def superblock_state(path: str | Path) -> tuple[bool | None, int | None]:
     if len(head) < 40 or head[:8] != _SIGNATURE or head[8] not in (2, 3) or head[9] != 8:
         return None, None
     return head[11] == 0, int.from_bytes(head[28:36], "little")
+
+
+@functools.cache
+def _hdf5_library() -> ctypes.CDLL | None:
+    """The HDF5 library h5py runs on (h5py does not wrap every property-list setter)."""
+    candidates = []
+    try:
+        with open("/proc/self/maps") as maps:
+            candidates = [ln.split()[-1] for ln in maps if "libhdf5" in ln and "_hl" not in ln]
+    except OSError:
+        pass
+    here = os.path.dirname(os.path.dirname(h5py.__file__))
+    candidates += glob.glob(os.path.join(here, "h5py.libs", "libhdf5-*"))
+    candidates += glob.glob(os.path.join(here, "h5py", ".dylibs", "libhdf5.*"))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.H5Pset_metadata_read_attempts.argtypes = [ctypes.c_int64, ctypes.c_uint]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def open_swmr_read(path: str | Path) -> h5py.File:
+    """Open ``path`` read-only in SWMR mode, without a file lock and with bounded retries."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, True)
+    lib = _hdf5_library()
+    if lib is None or lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
+        logger.debug("cannot bound HDF5's SWMR read attempts; damaged files open slowly")
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(str(path)), flags, fapl=fapl))
 
 
 def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:

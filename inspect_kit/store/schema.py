@@ -7,6 +7,7 @@ reader and the README agree.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +117,34 @@ def open_h5_read(path: str | Path) -> h5py.File:
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
     if not h5py.is_hdf5(path):
         raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
+    from .integrity import open_swmr_read, superblock_state  # integrity needs StoreError
+
+    # A cleanly closed file opens without SWMR: then HDF5 checks its size itself, and a
+    # damaged block fails at once instead of being re-read for minutes by SWMR's retries.
+    swmr = superblock_state(path)[0] is not True
     try:
-        f = h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        try:
+            if swmr:
+                f = open_swmr_read(path)
+            else:
+                f = h5py.File(path, "r", libver="latest", locking=False)
+        except OSError as err:
+            if "locking flag" not in str(err):
+                raise
+            # this process writes the file (a capture feeding from a generator that reads
+            # the store): HDF5 shares that open file, which wants the same locking flag
+            f = h5py.File(path, "r", libver="latest", swmr=swmr)
     except OSError as err:
-        if isinstance(err, PermissionError) or err.errno in (1, 13):
+        text = str(err)
+        if isinstance(err, PermissionError) or "unable to lock" in text or "already open" in text:
             raise
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        if "truncated file" in text and sizes:
+            raise StoreError(
+                f"{path} is truncated: the file has {int(sizes[1]):,} bytes but HDF5 recorded "
+                f"{int(sizes[2]):,} when it was closed (an interrupted copy or download?); "
+                "copy it again from the original"
+            ) from err
         raise StoreError(f"{path} is damaged: HDF5 cannot open it ({h5_cause(err)})") from err
     try:
         check_schema(f, path)

@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .integrity import check_store, sample_digests
+from .integrity import check_store, open_swmr_read, sample_digests
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def recover_killed_store(path: Path) -> int:
     copied into a new file that replaces the old one atomically. Returns the committed row count.
     """
     tmp = path.with_name(path.name + ".recover")
-    with h5py.File(path, "r", libver="latest", swmr=True, locking=False) as src:
+    with open_swmr_read(path) as src:
         schema.check_schema(src, path)
         n = int(src[schema.INDEX].shape[0])
         check_store(src, path, n)
