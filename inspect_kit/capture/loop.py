@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -18,8 +19,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..store import open_store, schema
-from ..store.reader import ActivationStore
 from ..store.integrity import sample_digests, superblock_state
+from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter, recover_killed_store
 from .hooks import LayerRecorder, model_state_preserved, on_device
 from .inputs import InputBatch, make_stream
@@ -114,6 +115,29 @@ class _HostCopier:
                 self._free[key].append(buf)
 
         return out, event.synchronize, release
+
+
+class _Background(threading.Thread):
+    """Run ``fn(*args)`` in a thread; :meth:`result` joins it and returns (or raises)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        super().__init__(name="inspect_kit-hash", daemon=True)
+        self._fn, self._args = fn, args
+        self._out: Any = None
+        self._err: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._out = self._fn(*self._args)
+        except BaseException as err:  # noqa: BLE001 - re-raised by result()
+            self._err = err
+
+    def result(self) -> Any:
+        self.join()
+        if self._err is not None:
+            raise self._err
+        return self._out
 
 
 def _classifier_outputs(out: Any, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -259,7 +283,10 @@ def capture(
     resuming = _check_path(path, resume=resume, overwrite=overwrite)
     stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
 
-    sha = state_dict_sha256(model)
+    # The weights' hash is a fixed cost of every capture (~50 ms for a resnet18): a new store
+    # needs it only when its file is created, so it runs beside the first batch's forward.
+    sha_job = _Background(state_dict_sha256, model)
+    sha = sha_job.result() if resuming else "pending"
     config = {
         "layers": list(modules),
         "reduce": reduce_name,
@@ -386,6 +413,8 @@ def capture(
                     if thumb is not None:
                         extra["__thumb"] = thumb
                 host, ready, release = copier.copy({**tensors, **extra})
+                if attrs["model_sha256"] == "pending":
+                    attrs["model_sha256"] = sha_job.result()  # read when the file is created
                 writer.put(
                     Batch(
                         index=b.index,
@@ -412,6 +441,7 @@ def capture(
             ok = True
     finally:
         bar.close()
+        sha_job.join()  # no thread left reading the model once capture returns
         try:
             writer.close(complete=ok)
         except Exception:

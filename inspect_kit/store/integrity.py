@@ -105,9 +105,11 @@ def per_sample_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
     for top in (schema.SAMPLES, schema.LAYERS):
         if top in f:
             f[top].visititems(
-                lambda name, obj, top=top: found.__setitem__(f"{top}/{name}", obj)
-                if isinstance(obj, h5py.Dataset)
-                else None
+                lambda name, obj, top=top: (
+                    found.__setitem__(f"{top}/{name}", obj)
+                    if isinstance(obj, h5py.Dataset)
+                    else None
+                )
             )
     return found
 

@@ -158,8 +158,7 @@ class ActivationStore:
             raise
         except _H5_READ_ERRORS as err:
             raise schema.StoreError(
-                f"{self.path} is damaged: its structure does not read back "
-                f"({schema.h5_cause(err)})"
+                f"{self.path} is damaged: its structure does not read back ({schema.h5_cause(err)})"
             ) from err
 
     def refresh(self) -> int:

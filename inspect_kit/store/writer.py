@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 #: smallest chunk worth having when a batch is smaller than that
 MIN_CHUNK_BYTES = 1 << 16
+#: Fletcher32 checksum on every chunk of numeric per-sample datasets (benchmarks turn it off
+#: to measure its cost; stores written without it read the same, with less protection)
+FLETCHER32 = True
 
 
 class StoreWriteError(OSError):
@@ -270,9 +273,7 @@ class StoreWriter:
                 if schema.NONFINITE_COUNT not in attrs:
                     attrs[schema.NONFINITE_COUNT] = np.int64(0)
             f.attrs[schema.COMPLETE] = False
-            self._ds = {
-                p: f[p] for p in [schema.INDEX, *self._per_sample_paths(f)] if p in f
-            }
+            self._ds = {p: f[p] for p in [schema.INDEX, *self._per_sample_paths(f)] if p in f}
             self._digests = schema.INPUT_DIGEST in f
             self._fields = {
                 p: tuple(ds.shape[1:])
@@ -291,9 +292,9 @@ class StoreWriter:
         found: list[str] = []
         for top in (schema.SAMPLES, schema.LAYERS):
             f[top].visititems(
-                lambda n, o, top=top: found.append(f"{top}/{n}")
-                if isinstance(o, h5py.Dataset)
-                else None
+                lambda n, o, top=top: (
+                    found.append(f"{top}/{n}") if isinstance(o, h5py.Dataset) else None
+                )
             )
         return found
 
@@ -317,7 +318,7 @@ class StoreWriter:
             chunks=(_chunk_rows(row_shape, 8 if string else arr.dtype.itemsize, len(arr)),)
             + row_shape,
             dtype=dtype,
-            fletcher32=not string,  # HDF5 filters cannot apply to variable-length strings
+            fletcher32=FLETCHER32 and not string,  # no filters on variable-length strings
         )
         for k, v in (attrs or {}).items():
             ds.attrs[k] = schema.encode_attr(v)

@@ -31,32 +31,16 @@ from torch import nn
 from inspect_kit.capture import capture
 from inspect_kit.store import StoreError, open_store
 from inspect_kit.store.integrity import superblock_state
-from inspect_kit.store.writer import StoreWriter, StoreWriteError
+from inspect_kit.store.writer import StoreWriteError, StoreWriter
+
+from ._faults_data import BATCH, N, tiny_data, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120  # seconds any subprocess may take
-N, BATCH = 40, 4
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-
-def tiny_model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 3))
-
-
-def tiny_data(n: int = N, seed: int = 5) -> list[dict]:
-    x = torch.randn(n, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-    return [
-        {
-            "x": x[s : s + BATCH],
-            "y": torch.arange(s, s + BATCH) % 3,
-            "site": np.arange(s, s + BATCH) % 2,
-        }
-        for s in range(0, n, BATCH)
-    ]
 
 
 def assert_same_store(got, want) -> None:
@@ -95,7 +79,7 @@ KILL_SCRIPT = textwrap.dedent(
     from pathlib import Path
     import h5py
     sys.path.insert(0, sys.argv[4])
-    from test_faults import tiny_data, tiny_model
+    from _faults_data import tiny_data, tiny_model
     import inspect_kit.store.writer as W
     from inspect_kit.capture import capture
 
@@ -129,48 +113,64 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(
-    "point", ["before_first", "first_uncommitted", "mid_write", "finalise", "closing"]
-)
-def test_kill_at_any_stage_then_resume_gives_the_uninterrupted_store(tmp_path, reference, point):
+KILL_POINTS = ["before_first", "first_uncommitted", "mid_write", "finalise", "closing"]
+
+
+def test_kill_at_any_stage_then_resume_gives_the_uninterrupted_store(tmp_path, reference):
+    """SIGKILL before the first batch, before its commit, mid-write, while finishing, while
+    closing (the five captures run side by side); each resumes to the uninterrupted store."""
     script = tmp_path / "kill_me.py"
     script.write_text(KILL_SCRIPT)
-    path, marker = tmp_path / "s.h5", tmp_path / "marker"
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(path), point, str(marker), str(Path(__file__).parent)],
-        env=_env(),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    procs = {}
     try:
+        for point in KILL_POINTS:
+            (tmp_path / point).mkdir()
+            procs[point] = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    str(tmp_path / point / "s.h5"),
+                    point,
+                    str(tmp_path / point / "marker"),
+                    str(Path(__file__).parent),
+                ],
+                env=_env(),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         deadline = time.monotonic() + TIMEOUT
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), f"never reached {point}: {proc.poll()} {proc.stderr.read()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
+        for point, proc in procs.items():
+            marker = tmp_path / point / "marker"
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert marker.exists(), f"{point} never reached: {proc.poll()} {proc.stderr.read()}"
+            os.kill(proc.pid, signal.SIGKILL)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        proc.stderr.close()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+            proc.stderr.close()
 
-    if point in ("before_first", "first_uncommitted"):
-        assert not path.exists()  # nothing committed: no store under the user's name
-    elif point == "mid_write":
-        with open_store(path) as live, open_store(reference) as ref:
-            assert len(live) == 16 and not live.complete
-            np.testing.assert_array_equal(live["0"][:], ref["0"][:16])
-    else:
-        with open_store(path) as killed:
-            assert len(killed) == N and killed.complete == (point == "closing")
-    with capture(tiny_model(), tiny_data(), ["0", "3"], path, resume=True, progress=False) as s:
-        assert s.complete
-        s.verify()
-        with open_store(reference) as ref:
+    for point in KILL_POINTS:
+        path = tmp_path / point / "s.h5"
+        if point in ("before_first", "first_uncommitted"):
+            assert not path.exists()  # nothing committed: no store under the user's name
+        elif point == "mid_write":
+            with open_store(path) as live, open_store(reference) as ref:
+                assert len(live) == 16 and not live.complete
+                np.testing.assert_array_equal(live["0"][:], ref["0"][:16])
+        else:
+            with open_store(path) as killed:
+                assert len(killed) == N and killed.complete == (point == "closing")
+        s = capture(tiny_model(), tiny_data(), ["0", "3"], path, resume=True, progress=False)
+        with s, open_store(reference) as ref:
+            assert s.complete
+            s.verify()
             assert_same_store(s, ref)
-    assert superblock_state(path)[0] is True  # closed cleanly: plain h5py can write it again
-    with h5py.File(path, "r+") as f:
-        assert f["samples/index"].shape == (N,)
+        assert superblock_state(path)[0] is True  # closed cleanly: plain h5py can write it
+        with h5py.File(path, "r+") as f:
+            assert f["samples/index"].shape == (N,)
 
 
 # -- Hypothesis: crash images at random points, over batch sizes and dtypes -------------------
@@ -217,8 +217,15 @@ def test_crash_images_resume_exactly(tmp_path_factory, n, batch, kind, kill_at, 
 
     def run(path, **kw):
         return capture(
-            _typed_model(kind), x, layers, path, batch_size=batch, dtype=dtype, labels=labels,
-            progress=False, **kw,
+            _typed_model(kind),
+            x,
+            layers,
+            path,
+            batch_size=batch,
+            dtype=dtype,
+            labels=labels,
+            progress=False,
+            **kw,
         )
 
     ref = run(d / "ref.h5")
@@ -353,7 +360,9 @@ def test_real_full_disk_is_one_line_and_exit_1(tmp_path):
     mnt.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -363,11 +372,26 @@ def test_real_full_disk_is_one_line_and_exit_1(tmp_path):
         out = mnt / "acts.h5"
         run = subprocess.run(
             [
-                sys.executable, "-m", "inspect_kit", "capture", "inspect_kit.models:SmallCNN",
-                str(npz), "--out", str(out), "--layers", "conv1", "--reduce", "none",
-                "--batch-size", "32", "--quiet",
+                sys.executable,
+                "-m",
+                "inspect_kit",
+                "capture",
+                "inspect_kit.models:SmallCNN",
+                str(npz),
+                "--out",
+                str(out),
+                "--layers",
+                "conv1",
+                "--reduce",
+                "none",
+                "--batch-size",
+                "32",
+                "--quiet",
             ],
-            capture_output=True, text=True, timeout=TIMEOUT, env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=_env(),
         )
         lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
         assert run.returncode == 1, run.stderr[-3000:]
@@ -418,7 +442,10 @@ def test_a_reader_open_across_the_finish_neither_blocks_it_nor_sees_ragged_colum
     script.write_text(READER_SCRIPT)
     proc = subprocess.Popen(
         [sys.executable, str(script), str(path), str(opened), str(release)],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
 
