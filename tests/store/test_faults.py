@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from inspect_kit.capture import capture
-from inspect_kit.store import StoreError, open_store
+from inspect_kit.store import StoreError, StoreWriteError, open_store
 from inspect_kit.store.integrity import superblock_state
 from inspect_kit.store.writer import StoreWriteError, StoreWriter
 
