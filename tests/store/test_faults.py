@@ -31,7 +31,7 @@ from torch import nn
 from inspect_kit.capture import capture
 from inspect_kit.store import StoreError, StoreWriteError, open_store
 from inspect_kit.store.integrity import superblock_state
-from inspect_kit.store.writer import StoreWriteError, StoreWriter
+from inspect_kit.store.writer import StoreWriter
 
 from ._faults_data import BATCH, N, tiny_data, tiny_model
 
