@@ -16,11 +16,11 @@ $(PY):
 	$(PY) -m pip install --progress-bar off -q --upgrade pip
 
 $(VENV)/.setup: pyproject.toml constraints.txt | $(PY)
-	$(PIP) -e '.[data]'
+	$(PIP) -e .
 	touch $@
 
 $(VENV)/.setup-dev: pyproject.toml constraints.txt $(VENV)/.setup
-	$(PIP) -e '.[data,dev]'
+	$(PIP) -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.setup browser

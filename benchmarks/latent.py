@@ -105,7 +105,7 @@ def probe_rows(repeats, quick):
             scores = ", ".join(f"{n} {s:.2f}" for n, s in zip(prof.layers, prof.scores, strict=True))
             case = f"{len(layers)} layers (pooled), 5-fold"
             rows.append((case, "sklearn pipeline on in-memory arrays", t_sk, "-"))
-            rows.append((case, "`probe_profile` (reads the store, + majority-class chance)", t_pp,
+            rows.append((case, "`probe_profile` (reads the store, + balanced chance)", t_pp,
                          scores + f" (chance {prof.chance[0]:.2f})"))
         finally:
             store.close()

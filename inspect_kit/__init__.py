@@ -17,6 +17,7 @@ from .analysis.probes import linear_probe, probe_profile  # noqa: E402
 from .analysis.weights import conv_kernels  # noqa: E402
 from .capture import capture, list_layers  # noqa: E402
 from .figures import (  # noqa: E402
+    explore,
     export_figure,
     plot_embedding,
     plot_embedding_grid,
@@ -39,6 +40,7 @@ __all__ = [
     "capture",
     "conv_kernels",
     "embed",
+    "explore",
     "export_figure",
     "featurevis",
     "linear_probe",

@@ -88,6 +88,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser, threads: int | None = None) -> None:
     g = p.add_argument_group("general")
     g.add_argument(
@@ -141,10 +151,11 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--channels",
-        type=int,
-        choices=(1, 3),
+        type=_positive_int,
         default=None,
-        help="convert images to grayscale (1) or RGB (3)",
+        metavar="C",
+        help="channels the model expects, for every format: images to grayscale (1) or RGB "
+        "(3); one-channel CT/MR repeated to C; 1 averages several",
     )
     g.add_argument(
         "--window",
@@ -159,6 +170,69 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="none, imagenet, zscore, or MEAN,STD (per channel M1:M2:M3,S1:S2:S3)",
     )
+    m = p.add_argument_group("medical volumes (NIfTI, DICOM)")
+    m.add_argument(
+        "--spacing",
+        type=_positive_float,
+        nargs=3,
+        default=None,
+        metavar=("D", "H", "W"),
+        help="resample volumes to this voxel size in mm (anti-aliased); --size then crops or "
+        "pads instead of resizing",
+    )
+    m.add_argument(
+        "--orientation",
+        default="RAS",
+        help="reorient volumes to these axis codes (default RAS); 'none' keeps the stored order",
+    )
+    m.add_argument(
+        "--slices",
+        action="store_true",
+        help="DICOM: one 2D sample per slice (for 2D networks), not one volume per series",
+    )
+    m.add_argument(
+        "--sequences",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="NIfTI: sub-folders holding one MRI sequence each (T1 T2 FLAIR); files of the "
+        "same name form one multi-channel sample",
+    )
+    m.add_argument(
+        "--allow-irregular",
+        action="store_true",
+        help="load DICOM series with missing slices or uneven spacing (with a warning)",
+    )
+    m.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="skip unreadable files (they are listed) instead of stopping",
+    )
+    m.add_argument(
+        "--keep-identifiers",
+        action="store_true",
+        help="store DICOM PatientID verbatim (default: a salted SHA-256 prefix)",
+    )
+    m.add_argument(
+        "--id-salt",
+        default=None,
+        help="salt of the hashed IDs; the same salt gives the same IDs across stores",
+    )
+
+
+def _medical_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The medical-volume options of :func:`_add_data_options` as load_data keywords."""
+    orientation = None if str(args.orientation).lower() == "none" else args.orientation
+    return {
+        "orientation": orientation,
+        "spacing": args.spacing,
+        "as_slices": args.slices,
+        "sequences": args.sequences,
+        "allow_irregular": args.allow_irregular,
+        "skip_unreadable": args.skip_unreadable,
+        "keep_identifiers": args.keep_identifiers,
+        "id_salt": args.id_salt,
+    }
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -238,6 +312,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         channels=args.channels,
         window=args.window,
         normalize=args.normalize,
+        data_options=_medical_options(args),
         reduce=None if args.reduce == "none" else args.reduce,
         dtype=args.dtype,
         batch_size=args.batch_size,

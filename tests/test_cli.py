@@ -383,9 +383,13 @@ def test_capture_dicom_in_hounsfield_units(tmp_path, capsys):
     ds = pydicom.dcmread(ct)
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     data = load_data(tmp_path / "dcm", size=(64, 64))
-    assert data.metadata["modality"].tolist() == ["CT", "MR"]
+    assert data.metadata["Modality"].tolist() == ["CT", "MR"]
     full = load_data(tmp_path / "dcm", size=(128, 128))
-    np.testing.assert_allclose(full.dataset[0][0].numpy(), hu, atol=1e-3)
+    # one-slice series in RAS: columns (stored towards the patient's left) run left->right
+    np.testing.assert_allclose(full.dataset[0][0].numpy(), hu[:, ::-1], atol=1e-3)
+    # as 2D slices (for 2D networks) the pixels stay as stored
+    slices = load_data(tmp_path / "dcm", size=(128, 128), as_slices=True)
+    np.testing.assert_allclose(slices.dataset[0][0].numpy(), hu, atol=1e-3)
     store_path = _capture(
         capsys,
         str(tmp_path / "dcm"),
@@ -399,10 +403,10 @@ def test_capture_dicom_in_hounsfield_units(tmp_path, capsys):
     )
     with open_store(store_path) as store:
         assert len(store) == 2
-        assert list(store.metadata["patient_id"]) == [
-            str(ds.PatientID),
-            str(pydicom.dcmread(tmp_path / "dcm" / "mr").PatientID),
-        ]
+        # patient IDs are hashed (salted SHA-256 prefixes): distinct, and never the ID itself
+        ids = list(store.metadata["PatientID"])
+        assert all(i.startswith("sha256:") and len(i) == 23 for i in ids) and ids[0] != ids[1]
+        assert str(ds.PatientID) not in ids
 
 
 def test_capture_npz_and_hdf5_arrays(tmp_path, capsys):

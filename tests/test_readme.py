@@ -21,6 +21,12 @@ CHAINS = {
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
     ),
+    "explore": (
+        "import numpy as np\nimport inspect_kit\n",
+        "import numpy as np\nimport inspect_kit\n",
+    ),
+    "medical-volumes": ("import copy, tempfile", "import copy, tempfile"),
+    "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -233,7 +234,7 @@ class _Codec:
         return out
 
 
-class LatentProbe:
+class LatentProbe(BaseEstimator):
     """Probe what an autoencoder's latent space encodes.
 
     ``fit`` encodes a dataset (codes, per-sample reconstruction error, labels and metadata
@@ -327,7 +328,6 @@ class LatentProbe:
         self.thumbnails = thumbnails
         self.thumbnail_size = thumbnail_size
         self.progress = progress
-        self._seen_latent_shape: tuple[int, ...] | None = None
 
     @property
     def _codec(self) -> _Codec:
@@ -352,7 +352,7 @@ class LatentProbe:
             raise RuntimeError("this LatentProbe is not fitted yet; call probe.fit(data) first")
 
     def _latent_shape(self) -> tuple[int, ...] | None:
-        return getattr(self, "latent_shape_", None) or self._seen_latent_shape
+        return getattr(self, "latent_shape_", None) or getattr(self, "_seen_latent_shape", None)
 
     def _decode_codes(self, codes: np.ndarray, device: torch.device) -> np.ndarray:
         """Decode flat codes (M, k) in batches; call inside ``inference``."""

@@ -2,9 +2,16 @@
 
 A probe is a cross-validated linear model (logistic regression for categorical targets, ridge
 regression for continuous ones) fitted on standardised features. Its score is only meaningful
-next to a chance level, which every result carries: the score of a prediction that ignores the
-features (majority class, or the training mean), measured on the same folds, or the mean score
-of the probe refitted on permuted targets.
+next to a chance level, which every result carries: for classification the score is the
+*balanced* accuracy (mean per-class recall), whose chance level is exactly ``1 / n_classes``
+whatever the class frequencies; for regression it is R², whose chance level is the score of the
+training mean on the same folds (<= 0). With ``chance='permutation'`` the chance level is
+instead the mean score of the probe refitted on permuted targets, with a p-value.
+
+Samples that are not independent (slices or patches of one patient, images of one site) must
+not be split across training and test folds: pass ``groups=`` (an array, or in
+:func:`probe_profile` any metadata key of the store) for grouped cross-validation
+(``StratifiedGroupKFold`` for classification, ``GroupKFold`` for regression).
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import (
+    GroupKFold,
     KFold,
+    StratifiedGroupKFold,
     StratifiedKFold,
     cross_val_score,
-    permutation_test_score,
 )
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -34,7 +42,14 @@ from inspect_kit.analysis.embedding import reduce_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbeResult", "ProbeProfile", "linear_probe", "probe_profile"]
+__all__ = ["ProbeResult", "ProbeProfile", "default_groups", "linear_probe", "probe_profile"]
+
+#: Metadata keys that name a sample's patient/subject/site, in order of preference: the
+#: report groups its probes' cross-validation by the first one present with repeated values.
+GROUP_KEYS: tuple[str, ...] = (
+    "PatientID", "patient_id", "patient", "subject_id", "subject", "participant_id",
+    "StudyInstanceUID", "SeriesInstanceUID", "volume", "site", "InstitutionName",
+)
 
 Task = Literal["auto", "classification", "regression"]
 _LABEL_ALIASES = ("label", "labels")
@@ -48,7 +63,9 @@ class ProbeResult:
     Attributes
     ----------
     task : {'classification', 'regression'}
-    metric : {'accuracy', 'r2'}
+    metric : {'balanced_accuracy', 'r2'}
+        Classification is scored by balanced accuracy (mean per-class recall), so the chance
+        level does not depend on the class frequencies.
     score : float
         Mean of ``fold_scores``.
     score_std : float
@@ -56,10 +73,12 @@ class ProbeResult:
     fold_scores : ndarray of shape (cv,)
     chance : float
         Chance level of ``metric`` (see ``chance_method``).
-    chance_method : {'dummy', 'permutation'}
-        ``'dummy'``: the cross-validated score of a predictor that ignores the features
-        (majority class for classification, training mean for regression: R² <= 0).
-        ``'permutation'``: the mean cross-validated score of the probe on permuted targets.
+    chance_method : {'balanced', 'dummy', 'permutation'}
+        ``'balanced'`` (classification): ``1 / n_classes``, the balanced accuracy of any
+        predictor that ignores the features.
+        ``'dummy'`` (regression): the cross-validated R² of the training mean (<= 0).
+        ``'permutation'``: the mean cross-validated score of the probe on permuted targets
+        (permuted within groups' folds, seeded by ``random_state``).
     p_value : float or None
         Permutation p-value (only with ``chance='permutation'``).
     permutation_scores : ndarray or None
@@ -69,6 +88,10 @@ class ProbeResult:
     random_state : int or None
     estimator : sklearn Pipeline or None
         Scaler + linear model refitted on all samples (``refit=True``), for its coefficients.
+    n_groups : int or None
+        Distinct groups when the cross-validation was grouped (``groups=``), else None.
+    warnings : tuple of str
+        Why the result should be read with care (e.g. few samples per fold); empty if none.
     """
 
     task: str
@@ -86,13 +109,17 @@ class ProbeResult:
     cv: int
     random_state: int | None
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
+    n_groups: int | None = None
+    warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        what = {"dummy": "majority class" if self.metric == "accuracy" else "mean predictor",
+        what = {"balanced": "balanced, 1/n_classes", "dummy": "mean predictor",
                 "permutation": "permuted targets"}[self.chance_method]
         p = f", p={self.p_value:.3g}" if self.p_value is not None else ""
+        grouped = f", grouped by {self.n_groups} groups" if self.n_groups else ""
         return (
-            f"<ProbeResult {self.metric} {self.score:.3f} ± {self.score_std:.3f} ({self.cv}-fold), "
+            f"<ProbeResult {self.metric} {self.score:.3f} ± {self.score_std:.3f} ({self.cv}-fold"
+            f"{grouped}), "
             f"chance {self.chance:.3f} ({what}{p}); {self.n_samples} samples x "
             f"{self.n_features} features>"
         )
@@ -118,6 +145,8 @@ class ProbeResult:
             "n_classes": self.n_classes,
             "cv": self.cv,
             "random_state": self.random_state,
+            "n_groups": self.n_groups,
+            "warnings": list(self.warnings),
         }
 
 
@@ -132,12 +161,15 @@ class ProbeProfile:
     target : str
     reduce : str
         The reduction as recorded (e.g. 'mean').
+    groups : str or None
+        The metadata key (or ``'array'``) the cross-validation was grouped by, else None.
     """
 
     layers: list[str]
     results: list[ProbeResult]
     target: str
     reduce: str
+    groups: str | None = None
 
     def __repr__(self) -> str:
         body = ", ".join(f"{n} {r.score:.3f}" for n, r in zip(self.layers, self.results, strict=True))
@@ -145,7 +177,7 @@ class ProbeProfile:
 
     @property
     def metric(self) -> str:
-        return self.results[0].metric if self.results else "accuracy"
+        return self.results[0].metric if self.results else "balanced_accuracy"
 
     @property
     def scores(self) -> np.ndarray:
@@ -168,6 +200,7 @@ class ProbeProfile:
         return {
             "target": self.target,
             "reduce": self.reduce,
+            "groups": self.groups,
             "layers": list(self.layers),
             "results": [r.to_dict() for r in self.results],
         }
@@ -220,18 +253,20 @@ def linear_probe(
     task: Task = "auto",
     C: float = 1.0,
     alphas: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4),
-    chance: Literal["dummy", "permutation"] = "dummy",
+    chance: Literal["balanced", "dummy", "permutation"] = "balanced",
     n_permutations: int = 100,
     max_iter: int = 2000,
     refit: bool = True,
     n_jobs: int | None = None,
+    groups: Any = None,
 ) -> ProbeResult:
     """Cross-validated linear probe of ``targets`` from ``features``, with its chance level.
 
-    Categorical targets get a multinomial logistic regression scored by accuracy, continuous
-    ones a ridge regression (penalty chosen among ``alphas`` by efficient leave-one-out inside
-    each training fold) scored by R². Features are standardised inside the cross-validation
-    pipeline, so no statistics leak from test folds.
+    Categorical targets get a multinomial logistic regression scored by balanced accuracy
+    (mean per-class recall, chance ``1 / n_classes`` whatever the class frequencies),
+    continuous ones a ridge regression (penalty chosen among ``alphas`` by efficient
+    leave-one-out inside each training fold) scored by R². Features are standardised inside
+    the cross-validation pipeline, so no statistics leak from test folds.
 
     Parameters
     ----------
@@ -248,8 +283,13 @@ def linear_probe(
         Inverse L2 strength of the logistic regression.
     alphas : sequence of float
         Candidate ridge penalties.
-    chance : {'dummy', 'permutation'}
-        How the chance level is measured (see :class:`ProbeResult`).
+    chance : {'balanced', 'dummy', 'permutation'}
+        How the chance level is measured. ``'balanced'`` (default) and ``'dummy'``: a predictor
+        that ignores the features, i.e. ``1 / n_classes`` balanced accuracy (averaged over
+        the classes present in each test fold) for classification and the training mean's R²
+        for regression. ``'permutation'``: the mean score of the probe refitted on
+        ``n_permutations`` seeded permutations of the targets (whole groups' targets are
+        permuted together when every group has one target), with a p-value.
     n_permutations : int
         Permutations for ``chance='permutation'``.
     max_iter : int
@@ -258,10 +298,22 @@ def linear_probe(
         Refit the probe on all samples and return it as ``result.estimator``.
     n_jobs : int or None
         Parallel folds (scikit-learn semantics).
+    groups : array-like of shape (N,), optional
+        Group of each sample (patient, site, volume ...). Samples of one group are never split
+        between training and test folds (``StratifiedGroupKFold`` for classification,
+        ``GroupKFold`` for regression), so what identifies a group cannot leak into the score.
+        Needs at least ``cv`` distinct groups.
 
     Returns
     -------
     ProbeResult
+        ``result.warnings`` says when the score is fragile (few test samples per fold, classes
+        missing from test folds).
+
+    Raises
+    ------
+    ValueError
+        Too few samples, classes or groups for the cross-validation asked.
 
     Examples
     --------
@@ -270,8 +322,11 @@ def linear_probe(
     >>> X = rng.normal(size=(300, 20))
     >>> y = (X[:, 0] > 0).astype(int)
     >>> r = linear_probe(X, y)
-    >>> r.score > r.chance + 0.3
-    True
+    >>> r.score > r.chance + 0.3, r.chance
+    (np.True_, 0.5)
+    >>> patients = np.repeat(np.arange(30), 10)   # 10 samples per patient
+    >>> linear_probe(X, y, groups=patients).n_groups
+    30
     """
     X = _as_2d_features(features)
     if hasattr(targets, "detach"):
@@ -285,55 +340,100 @@ def linear_probe(
         raise ValueError(f"features have {len(X)} rows but targets have {len(y)}")
     if not isinstance(cv, (int, np.integer)) or cv < 2:
         raise ValueError(f"cv must be an integer >= 2, got {cv!r}")
-    if chance not in ("dummy", "permutation"):
-        raise ValueError(f"chance={chance!r} is not one of 'dummy', 'permutation'")
+    if chance not in ("balanced", "dummy", "permutation"):
+        raise ValueError(f"chance={chance!r} is not one of 'balanced', 'dummy', 'permutation'")
     task = _infer_task(y, task)
+    group_ids: np.ndarray | None = None
+    n_groups: int | None = None
+    if groups is not None:
+        if hasattr(groups, "detach"):
+            groups = groups.detach().cpu().numpy()
+        g = np.asarray(groups)
+        if g.ndim != 1 or len(g) != len(y):
+            raise ValueError(
+                f"groups must be 1-D with one value per sample ({len(y)}), got shape {g.shape}"
+            )
+        _, group_ids = np.unique(g, return_inverse=True)
+        n_groups = int(group_ids.max()) + 1
+        if n_groups < cv:
+            raise ValueError(
+                f"groups has {n_groups} distinct values but cv={cv} grouped folds need at least "
+                f"{cv}; lower cv to {max(2, n_groups)} or pass more groups"
+            )
+    notes: list[str] = []
 
     n_classes: int | None = None
     if task == "classification":
-        classes, counts = np.unique(y, return_counts=True)
+        classes, y_codes, counts = np.unique(y, return_inverse=True, return_counts=True)
         n_classes = len(classes)
         if n_classes < 2:
             raise ValueError(f"a classification probe needs >= 2 classes, got {classes.tolist()}")
-        if counts.min() < cv:
+        if group_ids is None and counts.min() < cv:
             rare = classes[counts < cv].tolist()
             raise ValueError(
                 f"classes {rare[:10]} have fewer than cv={cv} samples; lower cv to "
                 f"{max(2, int(counts.min()))} or drop those classes"
             )
-        splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
-        model = LogisticRegression(C=C, max_iter=max_iter)
-        dummy = DummyClassifier(strategy="most_frequent")
-        metric, scoring = "accuracy", "accuracy"
+        if group_ids is None:
+            splitter: Any = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+        else:
+            splitter = StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=random_state)
+        model: Any = LogisticRegression(C=C, max_iter=max_iter)
+        metric = scoring = "balanced_accuracy"
     else:
         y = y.astype(np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("continuous targets contain NaN or infinite values")
         if len(y) < cv:
             raise ValueError(f"{len(y)} samples are too few for cv={cv}")
-        splitter = KFold(n_splits=cv, shuffle=True, random_state=random_state)
+        if group_ids is None:
+            splitter = KFold(n_splits=cv, shuffle=True, random_state=random_state)
+        else:
+            splitter = GroupKFold(n_splits=cv, shuffle=True, random_state=random_state)
         model = RidgeCV(alphas=np.asarray(alphas, dtype=float))
-        dummy = DummyRegressor(strategy="mean")
         metric, scoring = "r2", "r2"
 
+    folds = list(splitter.split(X, y, group_ids))
+    smallest = min(len(test) for _, test in folds)
+    if smallest < 10:
+        notes.append(
+            f"the smallest test fold has {smallest} samples ({len(y)} in all, cv={cv}): "
+            "the score moves in large steps and is fragile"
+        )
+    if task == "classification":
+        missing = [fi for fi, (_, test) in enumerate(folds)
+                   if len(np.unique(y_codes[test])) < n_classes]
+        if missing:
+            notes.append(
+                f"{len(missing)} of {cv} test folds lack some of the {n_classes} classes "
+                "(too few samples or groups per class for this cv)"
+            )
+    for note in notes:
+        logger.warning("linear probe: %s", note)
+
     pipe = make_pipeline(StandardScaler(), model)
-    fold_scores = cross_val_score(pipe, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+    fold_scores = cross_val_score(pipe, X, y, cv=folds, scoring=scoring, n_jobs=n_jobs)
 
     p_value = None
     perm_scores = None
-    if chance == "dummy":
-        chance_level = float(
-            np.mean(cross_val_score(dummy, X, y, cv=splitter, scoring=scoring))
-        )
+    if chance in ("balanced", "dummy"):
+        if task == "classification":
+            chance = "balanced"
+            # a predictor that ignores the features recalls 1/k of the k classes in a test fold
+            chance_level = float(np.mean([1.0 / len(np.unique(y_codes[test]))
+                                          for _, test in folds]))
+        else:
+            chance = "dummy"
+            chance_level = float(np.mean(cross_val_score(
+                DummyRegressor(strategy="mean"), X, y, cv=folds, scoring=scoring)))
     else:
         if n_permutations < 1:
             raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-        _, perm_scores, p_value = permutation_test_score(
-            clone(pipe), X, y, cv=splitter, scoring=scoring, n_permutations=n_permutations,
-            random_state=random_state, n_jobs=n_jobs,
+        perm_scores = _permutation_scores(
+            pipe, X, y, group_ids, splitter, scoring, n_permutations, random_state, n_jobs
         )
         chance_level = float(np.mean(perm_scores))
-        p_value = float(p_value)
+        p_value = float((np.sum(perm_scores >= np.mean(fold_scores)) + 1) / (n_permutations + 1))
 
     estimator = clone(pipe).fit(X, y) if refit else None
     return ProbeResult(
@@ -345,14 +445,40 @@ def linear_probe(
         chance=chance_level,
         chance_method=chance,
         p_value=p_value,
-        permutation_scores=None if perm_scores is None else np.asarray(perm_scores),
+        permutation_scores=perm_scores,
         n_samples=int(X.shape[0]),
         n_features=int(X.shape[1]),
         n_classes=n_classes,
         cv=int(cv),
         random_state=random_state,
         estimator=estimator,
+        n_groups=n_groups,
+        warnings=tuple(notes),
     )
+
+
+def _permutation_scores(
+    pipe: Pipeline, X: np.ndarray, y: np.ndarray, group_ids: np.ndarray | None, splitter: Any,
+    scoring: str, n_permutations: int, random_state: int | None, n_jobs: int | None,
+) -> np.ndarray:
+    """Cross-validated scores of the probe on seeded permutations of ``y``.
+
+    With groups whose samples share one target, whole groups' targets are permuted (the
+    null keeps the group structure); otherwise samples' targets are.
+    """
+    rng = np.random.default_rng(random_state)
+    per_group = None
+    if group_ids is not None:
+        first = np.unique(group_ids, return_index=True)[1]
+        if np.array_equal(y, y[first][group_ids]):
+            per_group = y[first]
+    scores = np.empty(n_permutations)
+    for i in range(n_permutations):
+        y_perm = rng.permutation(per_group)[group_ids] if per_group is not None else rng.permutation(y)
+        scores[i] = np.mean(cross_val_score(
+            clone(pipe), X, y_perm, groups=group_ids, cv=splitter, scoring=scoring, n_jobs=n_jobs
+        ))
+    return scores
 
 
 def _resolve_target(store: Any, target: Any) -> tuple[str, np.ndarray]:
@@ -375,6 +501,30 @@ def _resolve_target(store: Any, target: Any) -> tuple[str, np.ndarray]:
     close = difflib.get_close_matches(target, options, n=3)
     hint = f"; did you mean {close}?" if close else ""
     raise KeyError(f"unknown target {target!r}; available: {options}{hint}")
+
+
+def default_groups(store: Any) -> str | None:
+    """The metadata key a store's probes should be grouped by, or None.
+
+    The first of :data:`GROUP_KEYS` in ``store.metadata`` whose values repeat (several samples
+    of one patient, series or site) but are not all the same.
+
+    Examples
+    --------
+    >>> default_groups(open_store("ct_slices.h5"))  # doctest: +SKIP
+    'PatientID'
+    """
+    metadata = getattr(store, "metadata", None) or {}
+    n = len(store)
+    for key in GROUP_KEYS:
+        if key in metadata:
+            values = np.asarray(metadata[key])
+            if len(values) != n:
+                continue
+            n_unique = len(np.unique(values.astype(str)))
+            if 1 < n_unique < n:
+                return key
+    return None
 
 
 def _reduction_label(reduce: Any) -> str:
@@ -403,6 +553,7 @@ def probe_profile(
     random_state: int | None = 0,
     save: bool = False,
     progress: bool = True,
+    groups: Any = None,
     **probe_kwargs: Any,
 ) -> ProbeProfile:
     """Linear probe of one target from each layer of an activation store.
@@ -426,6 +577,10 @@ def probe_profile(
         Passed to :func:`linear_probe` and recorded.
     save : bool
         Also write the profile to the store under ``probes/<target>``.
+    groups : str or array-like, optional
+        Grouped cross-validation (see :func:`linear_probe`): a metadata key of the store (e.g.
+        ``'patient_id'`` captured from DICOM, a site ID) or an (N,) array. Samples of one
+        group are never split between training and test folds.
     progress : bool
         Show a progress bar over layers.
     **probe_kwargs
@@ -466,14 +621,25 @@ def probe_profile(
         n = len(store)
         if len(y) != n:
             raise ValueError(f"target has {len(y)} values but the store has {n} samples")
+        group_name = None
+        if groups is not None:
+            if isinstance(groups, str):
+                group_name = groups
+                if groups in ("label", "labels", "prediction", "predictions"):
+                    raise ValueError(f"groups={groups!r}: grouping by the target is not a grouping")
+            _, groups = _resolve_target(store, groups)
+            if len(groups) != n:
+                raise ValueError(f"groups has {len(groups)} values but the store has {n} samples")
         probe_kwargs.setdefault("refit", False)
         results = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
             X = _layer_features(store, name, reduce)
-            results.append(linear_probe(X, y, cv=cv, random_state=random_state, **probe_kwargs))
+            results.append(linear_probe(X, y, cv=cv, random_state=random_state, groups=groups,
+                                        **probe_kwargs))
             logger.info("probe %s -> %s: %.3f", name, target_name, results[-1].score)
         profile = ProbeProfile(
-            layers=layers, results=results, target=target_name, reduce=_reduction_label(reduce)
+            layers=layers, results=results, target=target_name, reduce=_reduction_label(reduce),
+            groups=group_name or ("array" if groups is not None else None),
         )
         if save:
             store.save_result(
@@ -491,6 +657,7 @@ def probe_profile(
                     "cv": cv,
                     "random_state": -1 if random_state is None else random_state,
                     "chance_method": results[0].chance_method,
+                    "groups": group_name or ("array" if groups is not None else ""),
                 },
             )
         return profile

@@ -200,6 +200,14 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
     return complete
 
 
+def _plane_spacing(meta: Mapping[str, Any]) -> np.ndarray | None:
+    """(N, 2) row/column spacing of the inputs' H and W axes when the data recorded it."""
+    cols = [meta.get(k) for k in schema.SPACING_META[1:]]
+    if any(c is None or np.asarray(c).dtype.kind not in "fiu" for c in cols):
+        return None
+    return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
+
+
 def capture(
     model: nn.Module,
     data: Any,
@@ -409,7 +417,7 @@ def capture(
                 if logits is not None:
                     extra["__logits"], extra["__pred"] = logits, pred
                 if thumbnails is not None:
-                    thumb = make_thumbnails(x, mode=thumbnails)
+                    thumb = make_thumbnails(x, mode=thumbnails, spacing=_plane_spacing(b.meta))
                     if thumb is not None:
                         extra["__thumb"] = thumb
                 host, ready, release = copier.copy({**tensors, **extra})

@@ -5,15 +5,21 @@
 - :func:`load_dicom_images`, :func:`read_dicom`, :func:`dicom_example_paths` -- CT/MR slices
   in physical units (pydicom's bundled test files).
 - :func:`load_retina_patches` -- RGB vessel/background patches of scikit-image's fundus photo.
+- :func:`find_dicom_series` -- a folder of DICOM files as series (volumes ordered along the
+  slice normal, with their geometry); users' folders load through
+  :func:`inspect_kit.data.formats.load_data`.
 
-nilearn, pydicom and scikit-image are optional (``pip install inspect-kit[data]``); each loader
-imports them only when called.
+nilearn, pydicom, nibabel and scikit-image are dependencies of inspect-kit; each loader imports
+them only when called, so ``import inspect_kit.data`` stays light.
 """
 
 from inspect_kit.data.dicom import (
     DICOM_EXAMPLES,
     DicomImage,
+    DicomSeries,
     dicom_example_paths,
+    find_dicom_series,
+    hash_identifier,
     load_dicom_images,
     read_dicom,
 )
@@ -27,7 +33,10 @@ __all__ = [
     "RETINA_CLASSES",
     "TISSUE_CLASSES",
     "DicomImage",
+    "DicomSeries",
     "dicom_example_paths",
+    "find_dicom_series",
+    "hash_identifier",
     "load_digits_images",
     "load_dicom_images",
     "load_mni_patches",

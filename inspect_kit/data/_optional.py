@@ -1,4 +1,4 @@
-"""Import helpers for the optional packages that ship the real demo data."""
+"""Import helpers for the packages that ship the real demo data (base dependencies, imported lazily)."""
 
 from __future__ import annotations
 
@@ -14,5 +14,6 @@ def require(module: str, package: str | None = None) -> ModuleType:
         pkg = package or module.split(".")[0]
         raise ImportError(
             f"this loader needs {pkg!r}, which is not installed; "
-            f"install it with `pip install inspect-kit[data]` (or `pip install {pkg}`)"
+            f"it is a dependency of inspect-kit: reinstall with `pip install inspect-kit` "
+            f"(or `pip install {pkg}`)"
         ) from err

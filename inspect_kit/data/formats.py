@@ -8,9 +8,10 @@ metadata such as the file name, so that a capture can carry them into the store.
 Supported sources
 -----------------
 - a folder of images: PNG, JPEG, TIFF, BMP (8/16-bit integers scaled to [0, 1]; float TIFF kept)
-- a folder of NIfTI volumes (``.nii``, ``.nii.gz``), reoriented to (D, H, W) =
+- a folder of NIfTI volumes (``.nii``, ``.nii.gz``), reoriented to RAS and laid out (D, H, W) =
   (inferior->superior, anterior->posterior, left->right) like :func:`load_mni_patches`
-- a folder of DICOM files, in Hounsfield units for CT (the modality rescale applied)
+- a folder of DICOM files: one volume per series (Hounsfield units for CT), or one 2D sample
+  per slice with ``as_slices`` (see :mod:`inspect_kit.data.volumes`)
 - ``file.npz`` (inputs under x/X/images/data or ``file.npz:key``; labels under y/labels)
 - ``file.h5:dataset`` (an HDF5 dataset, read lazily)
 
@@ -66,6 +67,8 @@ class UserData:
         The path that was read.
     sample_shape : tuple of int
         Shape of one sample, ``(C, H, W)`` or ``(C, D, H, W)``.
+    skipped : list of (str, str)
+        Files left out as unreadable (``skip_unreadable=True``) and why.
     """
 
     dataset: Dataset
@@ -76,6 +79,7 @@ class UserData:
     source: str
     sample_shape: tuple[int, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -112,11 +116,16 @@ class _Processing:
     size: tuple[int, ...] | None = None
     window: tuple[float, float] | None = None
     normalize: str | tuple[Sequence[float], Sequence[float]] | None = None
+    channels: int | None = None
 
     def __call__(self, arr: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        if self.channels is not None:
+            t = _adapt_channels(t, self.channels)
         if self.size is not None and tuple(t.shape[1:]) != self.size:
             mode = "bilinear" if t.ndim == 3 else "trilinear"
+            if t.ndim == 4:  # torch has no 3D antialiasing: Gaussian pre-filter as skimage does
+                t = _antialias_3d(t, self.size)
             t = F.interpolate(
                 t[None], size=self.size, mode=mode, align_corners=False, antialias=t.ndim == 3
             )[0]
@@ -130,6 +139,42 @@ class _Processing:
         elif isinstance(self.normalize, tuple):
             t = _normalise(t, *self.normalize)
         return t.contiguous()
+
+
+def _antialias_3d(t: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    factors = np.asarray(t.shape[1:], dtype=np.float64) / np.asarray(size, dtype=np.float64)
+    sigma = np.maximum(0.0, (factors - 1.0) / 2.0)
+    if not np.any(sigma > 0):
+        return t
+    from scipy import ndimage
+
+    arr = t.numpy()
+    out = np.stack([ndimage.gaussian_filter(c, sigma=sigma, mode="nearest") for c in arr])
+    return torch.from_numpy(out.astype(np.float32, copy=False))
+
+
+def _adapt_channels(t: torch.Tensor, channels: int) -> torch.Tensor:
+    """One channel repeated to ``channels``, several averaged to one; equal counts kept."""
+    c = t.shape[0]
+    if c == channels:
+        return t
+    if c == 1:
+        return t.expand(channels, *t.shape[1:]).contiguous()
+    if channels == 1:
+        return t.mean(dim=0, keepdim=True)
+    raise ValueError(
+        f"samples have {c} channels; channels={channels} can only be made from 1 channel "
+        f"(repeated) or {channels} (kept), and channels=1 averages any count"
+    )
+
+
+def _channels_of(c: int, channels: int | None) -> int:
+    """The channel count after :func:`_adapt_channels` (raises like it does)."""
+    if channels is None or c == channels:
+        return c
+    if c == 1 or channels == 1:
+        return channels
+    return int(_adapt_channels(torch.zeros(c, 1), channels).shape[0])
 
 
 def _normalise(t: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -289,86 +334,6 @@ def _image_shape(path: Path, channels: int | None) -> tuple[int, ...]:
     return (c, h, w)
 
 
-def _nifti_to_dhw(arr: np.ndarray) -> np.ndarray:
-    # canonical (RAS) voxel axes (i, j, k) -> (D, H, W) = (inf->sup, ant->post, left->right),
-    # the convention of inspect_kit.data.load_mni_patches
-    return arr.transpose(2, 1, 0, *range(3, arr.ndim))[:, ::-1, :]
-
-
-def _read_nifti(path: Path, reorient: bool) -> np.ndarray:
-    nib = require("nibabel")
-    img = nib.load(str(path))
-    if reorient:
-        img = nib.as_closest_canonical(img)
-    arr = np.asarray(img.dataobj, dtype=np.float32)
-    return _nifti_layout(arr, path)
-
-
-def _nifti_layout(arr: np.ndarray, path: Path) -> np.ndarray:
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim == 5 and arr.shape[3] == 1:  # (x, y, z, 1, c): NIfTI vector intent
-        arr = arr[:, :, :, 0]
-    if arr.ndim not in (3, 4):
-        raise ValueError(
-            f"{path.name} has {arr.ndim} dimensions; expected a 3D volume or 4D (channels last)"
-        )
-    vol = _nifti_to_dhw(arr)
-    vol = vol[None] if vol.ndim == 3 else np.moveaxis(vol, 3, 0)  # (C, D, H, W)
-    if vol.shape[1] == 1:  # a single slice: a 2D image (C, H, W)
-        vol = vol[:, 0]
-    return np.ascontiguousarray(vol)
-
-
-def _nifti_shape(path: Path, reorient: bool) -> tuple[int, ...]:
-    nib = require("nibabel")
-    shape = tuple(int(s) for s in nib.load(str(path)).shape)
-    # reorienting permutes the three spatial axes only; the header's shape suffices
-    if reorient and len(shape) >= 3:
-        img = nib.load(str(path))
-        order = np.abs(np.asarray(img.affine)[:3, :3]).argmax(axis=0)
-        spatial = [0, 0, 0]
-        for src, dst in enumerate(order):
-            spatial[dst] = shape[src]
-        shape = tuple(spatial) + shape[3:]
-    if len(shape) == 2:
-        shape = shape + (1,)
-    if len(shape) == 5 and shape[3] == 1:
-        shape = shape[:3] + shape[4:]
-    if len(shape) not in (3, 4):
-        raise ValueError(
-            f"{path.name} has {len(shape)} dimensions; expected a 3D volume or 4D (channels last)"
-        )
-    c = shape[3] if len(shape) == 4 else 1
-    x, y, z = shape[:3]
-    return (c, y, x) if z == 1 else (c, z, y, x)
-
-
-def _read_dicom(path: Path) -> np.ndarray:
-    from inspect_kit.data.dicom import read_dicom  # the modality LUT: HU for CT
-
-    img = read_dicom(path)
-    arr = np.asarray(img.pixels, dtype=np.float32)
-    photometric = img.metadata.get("PhotometricInterpretation", "")
-    if arr.ndim >= 3 and arr.shape[-1] in (3, 4) and not photometric.startswith("MONO"):
-        return np.moveaxis(arr[..., :3], -1, 0)  # colour: (3, H, W) or (3, F, H, W)
-    if photometric == "MONOCHROME1":  # inverted grayscale: higher values are darker
-        arr = arr.max() + arr.min() - arr
-    return arr[None]  # (1, H, W) or (1, F, H, W)
-
-
-def _dicom_header(path: Path) -> Any:
-    pydicom = require("pydicom")
-    return pydicom.dcmread(str(path), stop_before_pixels=True)
-
-
-def _dicom_shape(ds: Any) -> tuple[int, ...]:
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    c = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    hw = (int(ds.Rows), int(ds.Columns))
-    return (c, *hw) if frames == 1 else (c, frames, *hw)
-
-
 def _is_dicom_file(path: Path) -> bool:
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
@@ -399,12 +364,16 @@ def _kind_of(path: Path) -> str | None:
     return None
 
 
-def _list_folder(folder: Path) -> tuple[str, list[Path]]:
-    files = sorted(
+def _visible_files(folder: Path) -> list[Path]:
+    return sorted(
         p
         for p in folder.rglob("*")
         if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
     )
+
+
+def _list_folder(folder: Path) -> tuple[str, list[Path]]:
+    files = _visible_files(folder)
     kinds: dict[str, list[Path]] = {}
     for p in files:
         k = _kind_of(p)
@@ -611,7 +580,15 @@ def load_data(
     channels: int | None = None,
     window: tuple[float, float] | None = None,
     normalize: Any = None,
-    reorient: bool = True,
+    orientation: str | None = "RAS",
+    spacing: Sequence[float] | None = None,
+    as_slices: bool = False,
+    sequences: Sequence[str] | None = None,
+    allow_irregular: bool = False,
+    skip_unreadable: bool = False,
+    keep_identifiers: bool = False,
+    id_salt: str | None = None,
+    reorient: bool | None = None,
 ) -> UserData:
     """Open a user's data folder or array file for capture and analysis.
 
@@ -625,17 +602,43 @@ def load_data(
         ``file.npz:key`` / ``file.h5:dataset``. Without it, labels come from sub-folder names
         (when every file sits in a sub-folder) or from the ``.npz``'s ``y``/``labels``.
     size : sequence of int, optional
-        Resize every sample to ``(H, W)`` or ``(D, H, W)`` (bilinear / trilinear). Needed when
-        the files differ in size.
-    channels : {1, 3}, optional
-        Convert images to grayscale or RGB (default: as stored).
+        ``(H, W)`` or ``(D, H, W)``. Without ``spacing``, every sample is resized to it
+        (bilinear / trilinear; needed when the files differ in size). With ``spacing``,
+        volumes are centre-cropped or padded (with their minimum) to it instead.
+    channels : int, optional
+        Channels the model expects, for every format: images convert to grayscale (1) or RGB
+        (3); a one-channel sample is repeated to any count; ``1`` averages several.
     window : (low, high), optional
         Clip to an intensity window and scale it to [0, 1] (e.g. ``(-1000, 400)`` HU).
     normalize : {None, 'imagenet', 'zscore'} or 'MEAN,STD'
         Normalisation after windowing: ImageNet's per-channel statistics, per-sample z-score,
         or given values.
-    reorient : bool
-        Reorient NIfTI volumes to the closest canonical (RAS) orientation first.
+    orientation : str or None, default 'RAS'
+        NIfTI volumes and DICOM series are reoriented so their voxel axes point along these
+        codes (nibabel's closest canonical for 'RAS'); None keeps the stored order. Samples
+        are laid out (D, H, W) = (inferior->superior, anterior->posterior, left->right) for RAS.
+    spacing : (d, h, w) float, optional
+        Resample volumes to this voxel size in mm (trilinear, with a Gaussian anti-aliasing
+        filter where the grid gets coarser).
+    as_slices : bool
+        DICOM: one 2D sample per slice (for 2D networks) instead of one volume per series.
+    sequences : list of str, optional
+        NIfTI: sub-folders that hold one sequence each (``["T1", "T2", "FLAIR"]``); files of
+        the same name across them form one multi-channel sample, resampled onto the first's
+        grid.
+    allow_irregular : bool
+        Load DICOM series with missing slices, uneven spacing or gantry tilt with a warning
+        instead of an error.
+    skip_unreadable : bool
+        Skip files that cannot be read (logged; listed in ``UserData.skipped``) instead of
+        stopping at the first.
+    keep_identifiers : bool
+        Keep DICOM PatientID verbatim in the metadata; by default it is a salted SHA-256 prefix.
+    id_salt : str, optional
+        The salt of those hashes; give the same one to compare IDs across stores (default: a
+        random salt per call).
+    reorient : bool, optional
+        Deprecated spelling: ``reorient=False`` is ``orientation=None``.
 
     Returns
     -------
@@ -644,29 +647,51 @@ def load_data(
     Raises
     ------
     FileNotFoundError, ValueError, KeyError
-        A missing path, unreadable or mixed files, samples of different sizes without
-        ``size``, labels that do not match the samples.
+        A missing path, unreadable or mixed files (named), samples of different sizes without
+        ``size``, irregular DICOM series, labels that do not match the samples.
 
     Examples
     --------
     >>> data = load_data("scans/", labels="labels.csv", size=(128, 128))    # doctest: +SKIP
     >>> len(data), data.sample_shape, data.class_names                     # doctest: +SKIP
     (240, (1, 128, 128), ['healthy', 'tumour'])
+    >>> ct = load_data("dicom/", spacing=(1, 1, 1), size=(160, 192, 192))  # doctest: +SKIP
+    >>> ct.metadata["Manufacturer"], ct.metadata["spacing_d"]             # doctest: +SKIP
     """
-    if channels not in (None, 1, 3):
-        raise ValueError(f"channels={channels!r}; use 1 (grayscale), 3 (RGB) or None (as stored)")
+    if channels is not None and (int(channels) != channels or channels < 1):
+        raise ValueError(f"channels={channels!r}; give a positive channel count, or None")
+    channels = None if channels is None else int(channels)
     if window is not None:
         lo, hi = (float(v) for v in window)
         if not hi > lo:
             raise ValueError(f"window={window} must be (low, high) with high > low")
         window = (lo, hi)
+    if reorient is False:
+        orientation = None
+    from inspect_kit.data.geometry import check_orientation
+
+    orientation = check_orientation(orientation)
+    if spacing is not None:
+        spacing = tuple(float(v) for v in spacing)
+        if len(spacing) != 3 or not all(v > 0 for v in spacing):
+            raise ValueError(f"spacing={spacing} must be three positive sizes in mm (D H W)")
     norm = _parse_normalize(normalize)
     spec = str(source)
     path, key = _split_key(spec)
     if path.is_dir():
         if key is not None:
             raise ValueError(f"{spec}: a ':key' suffix only applies to .npz and HDF5 files")
-        return _load_folder(path, labels, size, channels, window, norm, reorient)
+        medical = {
+            "orientation": orientation,
+            "spacing": spacing,
+            "as_slices": as_slices,
+            "sequences": list(sequences) if sequences else None,
+            "allow_irregular": allow_irregular,
+            "skip_unreadable": skip_unreadable,
+            "keep_identifiers": keep_identifiers,
+            "id_salt": id_salt,
+        }
+        return _load_folder(path, labels, size, channels, window, norm, medical)
     if not path.exists():
         raise FileNotFoundError(
             f"data {spec!r} does not exist; give a folder of images/NIfTI/DICOM files, "
@@ -674,9 +699,9 @@ def load_data(
         )
     suf = _suffix(path)
     if suf == ".npz":
-        return _load_npz(path, key, labels, size, window, norm)
+        return _load_npz(path, key, labels, size, window, norm, channels)
     if suf in (".h5", ".hdf5", ".hdf"):
-        return _load_h5(path, key, labels, size, window, norm)
+        return _load_h5(path, key, labels, size, window, norm, channels)
     kind = _kind_of(path)
     if kind is not None:
         raise ValueError(
@@ -686,6 +711,11 @@ def load_data(
     raise ValueError(f"cannot read {spec!r}: expected a folder, a .npz file, or file.h5:dataset")
 
 
+def list_dicom_files(folder: Path) -> list[Path]:
+    """The DICOM files under ``folder`` (recursively; hidden files and folders left out)."""
+    return [p for p in _visible_files(folder) if _kind_of(p) == "dicom"]
+
+
 def _load_folder(
     folder: Path,
     labels: str | Path | None,
@@ -693,40 +723,69 @@ def _load_folder(
     channels: int | None,
     window: tuple[float, float] | None,
     norm: Any,
-    reorient: bool,
+    medical: dict[str, Any],
 ) -> UserData:
+    from inspect_kit.data import volumes
+
     kind, paths = _list_folder(folder)
-    meta: dict[str, list[Any]] = {"filename": [p.relative_to(folder).as_posix() for p in paths]}
+    skipped: list[tuple[Path, str]] = []
+    spacing = medical["spacing"]
+    if medical["as_slices"] and kind != "dicom":
+        raise ValueError(f"as_slices (--slices) applies to DICOM folders; {folder} holds {kind}")
+    if medical["sequences"] and kind != "nifti":
+        raise ValueError(f"sequences apply to NIfTI folders; {folder} holds {kind}")
+    if spacing is not None and medical["as_slices"]:
+        raise ValueError(
+            "spacing resamples volumes; with as_slices (--slices) give the 2D size (--size H W)"
+        )
+    if spacing is not None and kind == "images":
+        raise ValueError(
+            f"spacing applies to NIfTI and DICOM volumes, whose headers give their voxel size; "
+            f"{folder} holds images without one (use size=)"
+        )
     if kind == "images":
-        shapes = [_image_shape(p, channels) for p in paths]
+        meta: dict[str, list[Any]] = {"filename": [p.relative_to(folder).as_posix() for p in paths]}
+        image_channels = channels if channels in (1, 3) else None
+        shapes = [_image_shape(p, image_channels) for p in paths]
 
         def read(p: Path) -> np.ndarray:
-            return _read_image(p, channels)
+            return _read_image(p, image_channels)
 
-    elif kind == "nifti":
-        shapes = [_nifti_shape(p, reorient) for p in paths]
-
-        def read(p: Path) -> np.ndarray:
-            return _read_nifti(p, reorient)
-
+        spatial_spacing = None
     else:
-        headers = [_dicom_header(p) for p in paths]
-        shapes = [_dicom_shape(h) for h in headers]
-        for col, attr in (
-            ("patient_id", "PatientID"),
-            ("modality", "Modality"),
-            ("series", "SeriesInstanceUID"),
-        ):
-            meta[col] = [str(getattr(h, attr, "") or "") for h in headers]
-        read = _read_dicom
+        crop = None
+        if spacing is not None and size is not None:
+            crop = tuple(int(v) for v in size)
+            if len(crop) not in (2, 3) or any(v < 1 for v in crop):
+                raise ValueError(f"size={tuple(size)}: give positive sizes D H W (or H W)")
+        opts = volumes.VolumeOptions(medical["orientation"], spacing, crop)
+        if kind == "nifti":
+            samples = volumes.nifti_samples(folder, paths, opts, medical["sequences"])
+        else:
+            samples, skipped = volumes.dicom_samples(
+                paths,
+                opts,
+                as_slices=medical["as_slices"],
+                allow_irregular=medical["allow_irregular"],
+                skip_unreadable=medical["skip_unreadable"],
+                keep_identifiers=medical["keep_identifiers"],
+                id_salt=medical["id_salt"],
+            )
+        paths = [s.key_path for s in samples]
+        shapes = [s.shape for s in samples]
+        meta = volumes.metadata_columns(samples, folder)
+        spatial_spacing = [s.spacing for s in samples]
+        if crop is not None:
+            size = None  # cropped/padded already: no interpolation after
     ndims = {len(s) for s in shapes}
     if len(ndims) > 1:
         raise ValueError(f"{folder} mixes 2D images and 3D volumes; use one kind per folder")
     size_t = _check_size(size, ndims.pop(), kind)
     chans = {s[0] for s in shapes}
-    if len(chans) > 1:
+    if len(chans) > 1 and channels is None:
         hint = "; pass channels=1 or 3 (--channels)" if kind == "images" else ""
         raise ValueError(f"{folder} holds samples with {sorted(chans)} channels{hint}")
+    out_c = {_channels_of(c, channels) for c in chans}
     spatial = {s[1:] for s in shapes}
     if size_t is None and len(spatial) > 1:
         examples = sorted(spatial)[:3]
@@ -734,20 +793,25 @@ def _load_folder(
             f"{folder} holds samples of {len(spatial)} different sizes (e.g. "
             f"{', '.join(map(str, examples))}); give a common size (--size)"
         )
-    sample_shape = (shapes[0][0], *(size_t or shapes[0][1:]))
+    sample_shape = (out_c.pop(), *(size_t or shapes[0][1:]))
+    if spatial_spacing is not None and size_t is not None:
+        # interpolated to size: each voxel now covers old * n / size mm
+        for k, col in zip(volumes.SPACING_COLUMNS[-len(size_t) :], range(len(size_t)), strict=True):
+            meta[k] = [
+                sp[col] * sh[1 + col] / size_t[col]
+                for sp, sh in zip(spatial_spacing, shapes, strict=True)
+            ]
 
     label_arr, class_names = None, None
     if labels is not None:
         label_arr, class_names = _labels_from_spec(labels, paths, folder, len(paths))
-    else:
+    elif not medical["sequences"]:
         rels = [p.relative_to(folder).parts for p in paths]
         if all(len(r) >= 2 for r in rels):
             label_arr, class_names = _encode_labels([r[0] for r in rels])
-            if class_names is None:  # numeric folder names stay numbers; keep the names too
-                class_names = None
-    process = _Processing(size_t, window, norm)
+    process = _Processing(size_t, window, norm, channels)
     options = {
-        "size": list(size_t) if size_t else None,
+        "size": list(size_t) if size_t else (list(size) if size else None),
         "channels": channels,
         "window": list(window) if window else None,
         "normalize": norm if not isinstance(norm, tuple) else [list(norm[0]), list(norm[1])],
@@ -755,16 +819,39 @@ def _load_folder(
         if labels is not None
         else ("sub-folders" if label_arr is not None else None),
     }
+    if kind != "images":
+        options.update(
+            {
+                "orientation": medical["orientation"],
+                "spacing": list(spacing) if spacing else None,
+                "as_slices": medical["as_slices"],
+                "sequences": medical["sequences"],
+            }
+        )
+        dataset: Dataset = volumes.VolumeDataset(samples, opts, process)
+    else:
+        dataset = _FileDataset(paths, read, process)
     return UserData(
-        dataset=_FileDataset(paths, read, process),
+        dataset=dataset,
         labels=label_arr,
         class_names=class_names,
-        metadata={k: np.asarray(v, dtype=object) for k, v in meta.items()},
+        metadata={k: _column(v) for k, v in meta.items()},
         kind=kind,
         source=str(folder),
         sample_shape=tuple(int(s) for s in sample_shape),
         options=options,
+        skipped=[(str(p), why) for p, why in skipped],
     )
+
+
+def _column(values: list[Any]) -> np.ndarray:
+    """Numbers as float64 (missing as NaN), anything else as strings."""
+    if values and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        for v in values
+    ):
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
 
 
 def _labels_from_spec(
@@ -799,6 +886,7 @@ def _load_npz(
     size: Sequence[int] | None,
     window: tuple[float, float] | None,
     norm: Any,
+    channels: int | None = None,
 ) -> UserData:
     with np.load(path, allow_pickle=False) as z:
         files = list(z.files)
@@ -824,9 +912,10 @@ def _load_npz(
         if y.ndim != 1 or len(y) != len(x):
             raise ValueError(f"{path}:{y_key} has shape {y.shape}; expected ({len(x)},)")
         label_arr, class_names = _encode_labels(list(y) if y.dtype.kind in "SUO" else y)
-    sample_shape = ((1,) if add_c else (x.shape[1],)) + (size_t or x.shape[1 + int(not add_c) :])
+    c = _channels_of(1 if add_c else int(x.shape[1]), channels)
+    sample_shape = (c,) + (size_t or x.shape[1 + int(not add_c) :])
     return UserData(
-        dataset=_ArrayDataset(x, _Processing(size_t, window, norm), add_c),
+        dataset=_ArrayDataset(x, _Processing(size_t, window, norm, channels), add_c),
         labels=label_arr,
         class_names=class_names,
         metadata={},
@@ -847,6 +936,7 @@ def _load_h5(
     size: Sequence[int] | None,
     window: tuple[float, float] | None,
     norm: Any,
+    channels: int | None = None,
 ) -> UserData:
     h5py = require("h5py")
     with h5py.File(path, "r") as f:
@@ -862,9 +952,12 @@ def _load_h5(
     label_arr, class_names = None, None
     if labels is not None:
         label_arr, class_names = _labels_from_spec(labels, None, None, shape[0])
-    sample_shape = ((1,) if add_c else (shape[1],)) + (size_t or shape[1 + int(not add_c) :])
+    c = _channels_of(1 if add_c else shape[1], channels)
+    sample_shape = (c,) + (size_t or shape[1 + int(not add_c) :])
     return UserData(
-        dataset=_ArrayDataset(None, _Processing(size_t, window, norm), add_c, h5=(str(path), key)),
+        dataset=_ArrayDataset(
+            None, _Processing(size_t, window, norm, channels), add_c, h5=(str(path), key)
+        ),
         labels=label_arr,
         class_names=class_names,
         metadata={},

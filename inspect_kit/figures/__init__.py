@@ -6,6 +6,7 @@ papers (``export_figure``/``FigureExporter`` with ``publication_layout``).
 """
 
 from .embedding import plot_embedding, plot_embedding_grid
+from .explorer import explore, show_figure
 from .export import ExportError, FigureExporter, export_figure, find_browser
 from .featurevis import (
     plot_kernels,
@@ -30,6 +31,7 @@ __all__ = [
     "FigureExporter",
     "ThumbnailFigure",
     "column_width",
+    "explore",
     "export_figure",
     "find_browser",
     "is_grayscale_safe",
@@ -48,5 +50,6 @@ __all__ = [
     "plot_volume",
     "publication_layout",
     "save_html",
+    "show_figure",
     "to_html",
 ]

@@ -353,6 +353,9 @@ def _finish(fig: go.Figure, atlas: dict | None, scale: int) -> go.Figure:
         return fig
     atlas = dict(atlas, column=_CUSTOM_TILE, scale=scale)
     fig.update_layout(meta={META_KEY: atlas})
+    from .explorer import register_renderer  # here, not at import: it loads Plotly's renderers
+
+    register_renderer()
     return ThumbnailFigure(fig)
 
 

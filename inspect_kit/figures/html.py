@@ -125,9 +125,14 @@ _HOVER_JS = r"""
 """
 
 
+def hover_js() -> str:
+    """The JavaScript that defines the hover-thumbnail handler (idempotent per page)."""
+    return _HOVER_JS % {"key": META_KEY}
+
+
 def hover_script() -> str:
     """The ``<script>`` that defines the hover-thumbnail handler (idempotent per page)."""
-    return "<script>" + _HOVER_JS % {"key": META_KEY} + "</script>"
+    return "<script>" + hover_js() + "</script>"
 
 
 def has_thumbnails(fig: go.Figure) -> bool:
@@ -251,13 +256,18 @@ def _in_notebook() -> bool:
 
 
 class ThumbnailFigure(go.Figure):
-    """A ``go.Figure`` whose HTML carries the hover-thumbnail script.
+    """A ``go.Figure`` whose notebook view and HTML carry the hover thumbnails.
 
-    It behaves as any Plotly figure; only its HTML renderings differ. Displayed in Jupyter
-    (``fig`` as a cell's last line, ``display(fig)`` or ``fig.show()``) it renders as HTML with
-    plotly.js embedded, so thumbnails appear on hover and the notebook works offline;
+    It behaves as any Plotly figure: everything it needs rides in the figure itself (the
+    sprite sheet in ``layout.meta["inspect_kit_thumbnails"]``, each point's tile in its
+    ``customdata``), so ``go.Figure(fig)`` or ``fig.update_layout(...)`` keep it; the
+    subclass only chooses how it is shown. In Jupyter (``fig`` as a cell's last line,
+    ``display(fig)`` or ``fig.show()``) it is a light widget
+    (:func:`inspect_kit.figures.explorer.show_figure`: plotly.js sent once per page, not
+    stored in the notebook); without anywidget, HTML with plotly.js embedded.
     ``fig.write_html(path)`` and ``fig.to_html()`` go through :func:`save_html` and
-    :func:`to_html`.
+    :func:`to_html`; after a round trip to a plain ``go.Figure``, call those (or
+    ``show_figure``) rather than Plotly's own, which drop the hover script.
 
     Examples
     --------
@@ -279,7 +289,14 @@ class ThumbnailFigure(go.Figure):
         # renderers, which would drop the hover script.
         from IPython.display import display
 
-        display(self._repr_mimebundle_(), raw=True)
+        try:
+            from .explorer import show_figure
+
+            view = show_figure(self)
+        except ImportError:  # no anywidget: heavy but working HTML
+            display(self._repr_mimebundle_(), raw=True)
+            return
+        display(view)
 
     def to_html(
         self, include_plotlyjs: bool | str = True, full_html: bool = True, **kwargs: Any

@@ -12,7 +12,10 @@ from inspect_kit.figures import theme
 
 __all__ = ["plot_probe_profile"]
 
-_METRIC_TITLES = {"accuracy": "probe accuracy", "r2": "probe R²"}
+_METRIC_TITLES = {"accuracy": "probe accuracy", "balanced_accuracy": "probe balanced accuracy",
+                  "r2": "probe R²"}
+_CHANCE_NAMES = {"permutation": "permuted labels", "balanced": "balanced, 1/n classes",
+                 "dummy": "mean predictor"}
 
 
 def plot_probe_profile(
@@ -84,10 +87,7 @@ def plot_probe_profile(
         )
         if show_chance:
             method = p.results[0].chance_method if p.results else "dummy"
-            what = (
-                "permuted labels" if method == "permutation"
-                else ("majority class" if metric == "accuracy" else "mean predictor")
-            )
+            what = _CHANCE_NAMES.get(method, method)
             fig.add_trace(
                 go.Scatter(
                     x=list(p.layers),
@@ -107,6 +107,6 @@ def plot_probe_profile(
         height=height,
         hovermode="closest",
     )
-    if metric == "accuracy":
+    if metric in ("accuracy", "balanced_accuracy"):
         fig.update_yaxes(range=[0, 1.02])
     return fig

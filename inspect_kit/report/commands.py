@@ -46,6 +46,7 @@ def capture_user_data(
     channels: int | None = None,
     window: Sequence[float] | None = None,
     normalize: Any = None,
+    data_options: Mapping[str, Any] | None = None,
     reduce: str | None = None,
     dtype: str | None = None,
     batch_size: int | None = None,
@@ -59,6 +60,9 @@ def capture_user_data(
 
     Examples
     --------
+    ``data_options`` are further keywords of :func:`inspect_kit.data.formats.load_data`
+    (orientation, spacing, as_slices, allow_irregular, skip_unreadable, keep_identifiers, ...).
+
     >>> capture_user_data(model_spec="torchvision.models:resnet18", data="scans/",
     ...                   out="acts.h5", layers=["layer4"], reduce="mean")  # doctest: +SKIP
     """
@@ -75,7 +79,14 @@ def capture_user_data(
             channels=channels,
             window=tuple(window) if window else None,
             normalize=normalize,
+            **dict(data_options or {}),
         )
+        if user.skipped:
+            logger.warning(
+                "skipped %d unreadable file(s): %s",
+                len(user.skipped),
+                "; ".join(f"{p} ({why})" for p, why in user.skipped),
+            )
         n = len(user)
         probe_rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(int))
         sample = np.stack([np.asarray(user.dataset[int(i)]) for i in probe_rows])
@@ -114,7 +125,9 @@ def capture_user_data(
                     "channels": channels,
                     "window": list(window) if window else None,
                     "normalize": normalize,
+                    **{k: v for k, v in (data_options or {}).items() if k != "id_salt"},
                 },
+                "skipped": [list(item) for item in user.skipped],
                 "kind": user.kind,
                 "sample_shape": list(user.sample_shape),
                 "class_names": user.class_names,

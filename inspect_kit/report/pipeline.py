@@ -206,7 +206,7 @@ def _build_report(
     title: str | None,
     timings: dict[str, float] | None,
 ) -> PipelineResult:
-    from inspect_kit.analysis.probes import probe_profile
+    from inspect_kit.analysis.probes import default_groups, probe_profile
     from inspect_kit.store import open_store
 
     from . import sections
@@ -268,6 +268,9 @@ def _build_report(
                 )
 
         profile = None
+        groups = default_groups(store)
+        if groups is not None:
+            logger.info("probes are cross-validated by %s groups (no group in two folds)", groups)
         if labels is not None:
             with timed_step("probe profile", timings):
                 profile = probe_profile(
@@ -278,6 +281,7 @@ def _build_report(
                     random_state=opts.seed,
                     save=True,
                     progress=opts.progress,
+                    groups=groups,
                 )
 
         fv = None
@@ -329,6 +333,7 @@ def _build_report(
                         seed=opts.seed,
                         device=opts.device,
                         progress=opts.progress,
+                        groups=groups,
                     ),
                 }
 

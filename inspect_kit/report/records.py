@@ -96,5 +96,18 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
         return load_mni_patches(**opts)[0]
     from inspect_kit.data.formats import load_data
 
-    keep = ("labels", "size", "channels", "window", "normalize")
+    keep = (
+        "labels",
+        "size",
+        "channels",
+        "window",
+        "normalize",
+        "orientation",
+        "spacing",
+        "as_slices",
+        "sequences",
+        "allow_irregular",
+        "skip_unreadable",
+        "keep_identifiers",
+    )
     return load_data(source, **{k: v for k, v in opts.items() if k in keep}).to_array()

@@ -375,6 +375,11 @@ def probe_section(report: Report, profile: Any, *, latent_probe: Any = None) -> 
             f"A cross-validated linear probe ({profile.metric}) predicts the {profile.target} "
             "from each layer's features: where in depth it becomes linearly decodable. The "
             "dashed line is the chance level."
+            + (
+                f" Folds are grouped by {profile.groups} ({profile.results[0].n_groups} groups): "
+                f"no {profile.groups} is in both the training and the test folds."
+                if profile.groups and profile.results else ""
+            )
         ),
     )
     sec.add_figure(

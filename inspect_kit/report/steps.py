@@ -234,6 +234,7 @@ def random_weights_profile(
     seed: int = 0,
     device: Any = None,
     progress: bool = True,
+    groups: Any = None,
 ) -> Any:
     """Probe profile of the same layers of a copy of ``model`` with re-initialised weights.
 
@@ -268,6 +269,8 @@ def random_weights_profile(
                 cv=cv,
                 random_state=seed,
                 progress=progress,
+                groups=None if groups is None else np.asarray(store.metadata[groups])
+                if isinstance(groups, str) else groups,
             )
         finally:
             rs.close()

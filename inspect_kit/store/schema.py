@@ -31,6 +31,9 @@ INPUT_DIGEST = "samples/input_crc32"
 COMPLETE = "complete"
 #: layer attribute: non-finite values seen in the layer
 NONFINITE_COUNT = "nonfinite_count"
+#: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
+#: thumbnails use the H and W spacing to show the physical aspect ratio
+SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"

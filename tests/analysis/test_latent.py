@@ -116,7 +116,7 @@ def test_trained_codes_reconstruct_better_than_the_mean_image(probe, digits):
 
 def test_linear_probe_from_latent_beats_chance_on_digits(probe):
     r = probe.probe("label", cv=5)
-    # measured ~0.89 against a majority-class chance of 0.10
+    # measured ~0.89 against the balanced chance of 0.10
     assert r.score >= r.chance + 0.6, (r.score, r.chance)
     ink = probe.probe("ink")
     assert ink.metric == "r2" and ink.score > 0.5  # total ink is linear in the code

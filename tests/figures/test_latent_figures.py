@@ -168,7 +168,7 @@ def test_probe_profile_figure_with_chance_line():
     np.testing.assert_allclose(np.asarray(line.y), prof.scores)
     np.testing.assert_allclose(np.asarray(line.error_y.array), prof.score_std)
     np.testing.assert_allclose(np.asarray(chance.y), prof.chance)
-    assert chance.line.dash == "dash" and "majority class" in chance.name
+    assert chance.line.dash == "dash" and "balanced, 1/n classes" in chance.name
     assert tuple(fig.layout.yaxis.range) == (0, 1.02)
     two = plot_probe_profile({"label": prof, "other": _profile([2.0, 0.0], "other")})
     assert len(two.data) == 4 and two.data[2].name == "other"

@@ -83,6 +83,9 @@ class Features:
         Rows read at once (default: about 64 MiB of raw activations).
     progress : bool
         Progress bar over the blocks of a pass (only when there are several).
+    dtype : numpy dtype, optional
+        Dtype of the rows handed out: float64 when ``data`` is a float64 array (kept as
+        scikit-learn keeps it), float32 otherwise (store layers, float16/bfloat16, integers).
     """
 
     def __init__(
@@ -93,9 +96,14 @@ class Features:
         name: str | None = None,
         block_rows: int | None = None,
         progress: bool = True,
+        dtype: Any = None,
     ):
         if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
             data = np.asarray(data)
+        if dtype is None:
+            keep64 = isinstance(data, np.ndarray) and data.dtype == np.float64
+            dtype = np.float64 if keep64 else np.float32
+        self.dtype = np.dtype(dtype)
         shape = tuple(data.shape)
         if len(shape) < 1:
             raise ValueError("features must have a sample axis: expected (N, ...), got a scalar")
@@ -124,7 +132,7 @@ class Features:
                 raise IndexError(f"samples out of range for {self.name!r} with {n_total} rows")
             self.samples = samples
             self.n_samples = len(samples)
-        row_bytes = max(1, int(np.prod(self.source_shape, dtype=np.int64))) * 4
+        row_bytes = max(1, int(np.prod(self.source_shape, dtype=np.int64))) * self.dtype.itemsize
         self.block_rows = int(block_rows or max(1, DEFAULT_BLOCK_BYTES // row_bytes))
         if self.n_samples == 0:
             raise ValueError(f"{self.name!r} has no samples to embed")
@@ -143,18 +151,18 @@ class Features:
     def _raw_block(self, start: int, stop: int) -> np.ndarray:
         pos = slice(start, stop) if self.samples is None else self.samples[start:stop]
         rows = reduce_rows(self._read(pos), self.reduce)
-        return np.asarray(rows, dtype=np.float32)
+        return np.asarray(rows, dtype=self.dtype)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
-        """Reduced rows at ``positions`` (into the selected samples), float32 ``(n, D)``."""
+        """Reduced rows at ``positions`` (into the selected samples), ``(n, D)`` of ``dtype``."""
         positions = np.asarray(positions, dtype=np.int64)
         src = positions if self.samples is None else self.samples[positions]
-        rows = np.asarray(reduce_rows(self._read(src), self.reduce), dtype=np.float32)
+        rows = np.asarray(reduce_rows(self._read(src), self.reduce), dtype=self.dtype)
         self._check_finite_block(rows, positions)
         return rows
 
     def blocks(self, desc: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start, rows)``: reduced float32 rows, one block at a time.
+        """Yield ``(start, rows)``: reduced rows of ``dtype``, one block at a time.
 
         Raises ValueError at the end of the pass if any value was NaN or infinite, with counts.
         """
@@ -177,7 +185,7 @@ class Features:
                     bad_values += int((~finite).sum())
                     bad_rows.append(start + np.flatnonzero(~finite.all(axis=1)))
                     # the pass fails at its end (with counts); zeros keep consumers quiet
-                    rows = np.where(finite, rows, np.float32(0))
+                    rows = np.where(finite, rows, rows.dtype.type(0))
                 yield start, rows
                 del rows  # don't hold this block while the next one is read
                 bar.update(1)
@@ -187,31 +195,31 @@ class Features:
             self._raise_non_finite(bad_values, np.concatenate(bad_rows))
 
     def to_numpy(self) -> np.ndarray:
-        """All reduced rows in memory, float32 ``(N, D)`` (read block by block).
+        """All reduced rows in memory, ``(N, D)`` of ``dtype`` (read block by block).
 
-        A whole float32 ``(N, D)`` ndarray is returned as it is (not copied): callers must
-        not modify the result in place.
+        A whole ``(N, D)`` ndarray of ``dtype`` is returned as it is (not copied): callers
+        must not modify the result in place.
         """
         data = self.data
         if (
             self.samples is None
             and isinstance(data, np.ndarray)
-            and data.dtype == np.float32
+            and data.dtype == self.dtype
             and data.ndim == 2
             and not callable(self.reduce)
         ):
             if not _all_finite(data):
                 self._check_finite_block(data, np.arange(len(data)))
             return data
-        out = np.empty((self.n_samples, self.n_features), dtype=np.float32)
+        out = np.empty((self.n_samples, self.n_features), dtype=self.dtype)
         for start, rows in self.blocks():
             out[start : start + len(rows)] = rows
         return out
 
     @property
     def nbytes(self) -> int:
-        """Memory of the reduced features as float32."""
-        return self.n_samples * self.n_features * 4
+        """Memory of the reduced features."""
+        return self.n_samples * self.n_features * self.dtype.itemsize
 
     # -- validation --------------------------------------------------------------------------
     def _check_finite_block(self, rows: np.ndarray, positions: np.ndarray) -> None:

@@ -56,7 +56,8 @@ class PCAEmbedding(BaseEmbedding):
 
     Attributes
     ----------
-    embedding_ : ndarray (N, n_components), float32
+    embedding_ : ndarray (N, n_components)
+        float64 for float64 array input, float32 otherwise (store layers, float32 input).
     components_ : ndarray (n_components, D)
         Principal axes, each with its largest loading positive.
     mean_ : ndarray (D,)
@@ -122,7 +123,9 @@ class PCAEmbedding(BaseEmbedding):
         if k > min(feats.n_samples, feats.n_features):
             raise ValueError(
                 f"n_components={k} exceeds min(n_samples, n_features) = "
-                f"min({feats.n_samples}, {feats.n_features})"
+                f"{min(feats.n_samples, feats.n_features)} (n_samples = {feats.n_samples}, "
+                f"n_features = {feats.n_features}); use n_components <= "
+                f"{min(feats.n_samples, feats.n_features)}"
             )
         self.solver_ = self._resolve_solver(feats)
         logger.debug("PCA of %s with solver %s", feats.name, self.solver_)
@@ -205,7 +208,7 @@ class PCAEmbedding(BaseEmbedding):
         return signs
 
     def _project_blocks(self, feats: Features) -> np.ndarray:
-        out = np.empty((feats.n_samples, int(self.n_components)), dtype=np.float32)
+        out = np.empty((feats.n_samples, int(self.n_components)), dtype=feats.dtype)
         for start, rows in feats.blocks(desc=f"PCA {feats.name} (projecting)"):
             out[start : start + len(rows)] = (rows - self.mean_) @ self.components_.T
         return out
