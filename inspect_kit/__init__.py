@@ -1,9 +1,10 @@
 """inspect_kit: understand the structure of trained PyTorch networks.
 
 Capture layer activations into HDF5 stores, embed features (PCA, t-SNE, UMAP), visualise
-what units respond to, probe autoencoder latents and any layer linearly, and turn every
-result into an interactive Plotly figure. Submodules with more: ``inspect_kit.analysis``,
-``inspect_kit.figures``, ``inspect_kit.models``, ``inspect_kit.data``, ``inspect_kit.report``.
+what units respond to, probe autoencoder latents and any layer linearly, compare layers and
+models (CKA, RSA), and turn every result into an interactive Plotly figure. Submodules with
+more: ``inspect_kit.analysis``, ``inspect_kit.figures``, ``inspect_kit.models``,
+``inspect_kit.data``, ``inspect_kit.report``.
 """
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ from .analysis import featurevis  # noqa: E402
 from .analysis.embedding import Embedding, embed  # noqa: E402
 from .analysis.latent import LatentProbe  # noqa: E402
 from .analysis.probes import linear_probe, probe_profile  # noqa: E402
+from .analysis.similarity import Similarity, cka, similarity  # noqa: E402
 from .analysis.weights import conv_kernels  # noqa: E402
 from .capture import capture, list_layers  # noqa: E402
 from .figures import (  # noqa: E402
@@ -21,6 +23,7 @@ from .figures import (  # noqa: E402
     export_figure,
     plot_embedding,
     plot_embedding_grid,
+    plot_similarity,
     publication_layout,
     save_html,
 )
@@ -34,10 +37,12 @@ __all__ = [
     "ActivationStore",
     "Embedding",
     "LatentProbe",
+    "Similarity",
     "StoreError",
     "__version__",
     "build_report",
     "capture",
+    "cka",
     "conv_kernels",
     "embed",
     "explore",
@@ -48,7 +53,9 @@ __all__ = [
     "open_store",
     "plot_embedding",
     "plot_embedding_grid",
+    "plot_similarity",
     "probe_profile",
     "publication_layout",
     "save_html",
+    "similarity",
 ]

@@ -1,8 +1,8 @@
 """The ``inspect-kit`` command: profile a trained network from the shell.
 
 Each step on its own (``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``,
-``report``) for a user's model and data, and ``demo``, the whole profile on a small CNN
-trained on real brain MRI patches. ``inspect-kit COMMAND --help`` explains each.
+``compare``, ``report``) for a user's model and data, and ``demo``, the whole profile on a
+small CNN trained on real brain MRI patches. ``inspect-kit COMMAND --help`` explains each.
 
 Errors are one line on stderr (``inspect-kit: error: ...``) with exit status 2 for bad
 arguments and 1 for failures; ``--debug`` shows the traceback instead.
@@ -392,6 +392,34 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from inspect_kit.report.compare import compare_stores, format_matrix
+
+    sim, paths = compare_stores(
+        args.store,
+        args.other,
+        layers=_split_list(args.layers),
+        other_layers=_split_list(args.other_layers),
+        method=args.method,
+        kernel=args.kernel,
+        reduction=None if args.reduce == "flatten" else args.reduce,
+        batch_size=args.batch_size,
+        n_samples=args.samples,
+        out=args.out,
+        formats=_split_list(args.formats) or ["html"],
+        seed=args.seed,
+        refresh=args.refresh,
+        progress=_progress(args),
+    )
+    if args.json:
+        print(json.dumps({**sim.to_dict(), "figures": [str(p) for p in paths]}, indent=1))
+        return 0
+    print(format_matrix(sim))
+    for p in paths:
+        print(p)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from inspect_kit.report.pipeline import ReportOptions, report_from_store
 
@@ -485,6 +513,14 @@ file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
     "probe": """examples:
   inspect-kit probe acts.h5 --out probes/
   inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5""",
+    "compare": """examples:
+  inspect-kit compare acts.h5 --out figures/
+  inspect-kit compare run1.h5 run2.h5 --layers layer1,layer2,layer3,layer4 --formats html png
+  inspect-kit compare site_a.h5 site_b.h5 --method rsa --samples 500 --json
+
+With one store, its layers are compared with each other; with two (two seeds, two models, two
+sites' fine-tunes), every layer of the first with every layer of the second, on the samples
+both hold (matched by their dataset index). Results are cached in the first store.""",
     "report": """examples:
   inspect-kit report acts.h5 --out report.html
   inspect-kit report acts.h5 --model inspect_kit.models:SmallCNN --weights net.pt \\
@@ -506,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Understand what a trained PyTorch network has learned: capture layer "
-        "activations, embed them, visualise units, probe layers, and write a report.",
+        "activations, embed them, visualise units, probe and compare layers, and write a report.",
         epilog="examples:\n  inspect-kit demo --out demo_out\n"
         "  inspect-kit layers torchvision.models:resnet18\n"
         "  inspect-kit capture MODEL DATA --out acts.h5 && inspect-kit report acts.h5\n\n"
@@ -663,6 +699,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=None, help="folder for the figure")
     p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
     p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+    p = add(
+        "compare",
+        "Representation similarity (CKA or RSA) of every layer pair of one or two stores.",
+        cmd_compare,
+    )
+    p.add_argument("store", type=Path, help="activation store (.h5)")
+    p.add_argument(
+        "other", type=Path, nargs="?", default=None, help="a second store with the same samples"
+    )
+    p.add_argument("--layers", nargs="+", default=None, help="layers of STORE (default: all)")
+    p.add_argument(
+        "--other-layers",
+        nargs="+",
+        default=None,
+        help="layers of OTHER (default: all; without OTHER: --layers)",
+    )
+    p.add_argument("--method", choices=("cka", "rsa"), default="cka", help="CKA or RSA")
+    p.add_argument("--kernel", choices=("linear", "rbf"), default="linear", help="CKA kernel")
+    p.add_argument(
+        "--reduce",
+        choices=("flatten", "mean", "max"),
+        default="flatten",
+        help="compare full spatial maps (flatten) or per-channel pooled features",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=512, help="CKA minibatch size (samples)"
+    )
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        help="use a seeded subset of this many samples (RSA default: 1000)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the heatmap (default: figures/ next to STORE)",
+    )
+    p.add_argument(
+        "--formats", nargs="+", default=["html"], help="html (interactive), png, svg, pdf"
+    )
+    p.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    p.add_argument("--refresh", action="store_true", help="recompute a cached result")
+    p.add_argument("--seed", type=int, default=0, help="seed of the minibatches and the subset")
     _add_common(p)
 
     p = add("report", "One self-contained HTML report of a store (and its model).", cmd_report)

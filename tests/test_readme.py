@@ -21,6 +21,10 @@ CHAINS = {
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
     ),
+    "similarity": (
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
+        "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
+    ),
     "explore": (
         "import numpy as np\nimport inspect_kit\n",
         "import numpy as np\nimport inspect_kit\n",

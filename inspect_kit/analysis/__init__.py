@@ -1,11 +1,12 @@
 """Pure computation on stores and arrays: embeddings, feature visualization, weights, latent
-probing and linear probes. Nothing here plots."""
+probing, linear probes and representation similarity (CKA, RSA). Nothing here plots."""
 
 from . import featurevis
 from .embedding import Embedding, PCAEmbedding, TSNEEmbedding, UMAPEmbedding, embed
 from .latent import Interpolation, LatentProbe, Traversal, slerp
 from .metrics import embedding_quality, knn_accuracy, knn_transfer_accuracy, trustworthiness
 from .probes import ProbeProfile, ProbeResult, linear_probe, probe_profile
+from .similarity import Similarity, cka  # not its function: this name stays the module
 from .weights import conv_kernels
 
 __all__ = [
@@ -13,11 +14,13 @@ __all__ = [
     "Interpolation",
     "LatentProbe",
     "PCAEmbedding",
+    "Similarity",
     "ProbeProfile",
     "ProbeResult",
     "TSNEEmbedding",
     "Traversal",
     "UMAPEmbedding",
+    "cka",
     "conv_kernels",
     "embed",
     "embedding_quality",

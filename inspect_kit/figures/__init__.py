@@ -25,6 +25,7 @@ from .latent import (
 )
 from .probes import plot_probe_profile
 from .publication import column_width, is_grayscale_safe, publication_layout
+from .similarity import plot_similarity
 
 __all__ = [
     "ExportError",
@@ -44,6 +45,7 @@ __all__ = [
     "plot_probe_profile",
     "plot_randomization",
     "plot_reconstruction_errors",
+    "plot_similarity",
     "plot_trajectories",
     "plot_traversal",
     "plot_unit_gallery",

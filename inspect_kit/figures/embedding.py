@@ -204,6 +204,10 @@ def _quality_text(emb: Any) -> str:
         parts.append(
             f"placed-sample {m.get('n_neighbors', 10)}-NN accuracy {m['knn_transfer_accuracy']:.3f}"
         )
+    if m.get("label_mismatch"):
+        from inspect_kit.analysis.classes import NOT_CLASSES
+
+        parts.append(NOT_CLASSES)
     return " \u00b7 ".join(parts)
 
 

@@ -189,8 +189,11 @@ def plot_unit_gallery(
         zrange = (float(np.nanmin(images)), float(np.nanmax(images)))
 
     titles: list[str] = []
+    flat = getattr(result, "flat", None)
     for b, er in zip(picked, ex_rows, strict=True):
         label = result.labels[b]
+        if flat is not None and bool(flat[b]):
+            label += " · FLAT: no feature"
         if dim == 3:
             titles += [f"{label} · {p}" for p in PLANES]
         else:
@@ -286,9 +289,15 @@ def plot_unit_gallery(
     bottom = 40 + (3 * _SLIDER_PX if dim == 3 and sliders else 0)
     top = 110
     plot_px = row_px * len(picked)
+    n_flat = int(np.sum(flat)) if flat is not None else 0
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=title or f"Feature visualization: {result.objective}",
+        title=dict(
+            text=title or f"Feature visualization: {result.objective}",
+            subtitle=dict(text=(
+                f"{n_flat} of {len(flat)} units stayed flat (objective constant or image "
+                "without contrast): their images show no feature") if n_flat else None),
+        ),
         height=top + plot_px + bottom,
         width=max(700, 130 * (ncols + 1)),
         margin=dict(l=20, r=50, t=top, b=bottom),
@@ -549,8 +558,12 @@ def plot_randomization(
     specs += [[{} for _ in range(n_stages)] for _ in picked]
     stage_titles = ["trained" if s == "trained" else f"+ {s}" for s in result.stages]
     titles = [f"similarity to trained ({result.metric})"]
+    flat = getattr(result, "flat", None)
     for b in picked:
-        titles += [f"{result.labels[b]} · {t}" for t in stage_titles]
+        titles += [
+            f"{result.labels[b]} · {t}" + (" · FLAT" if flat is not None and flat[s, b] else "")
+            for s, t in enumerate(stage_titles)
+        ]
     fig = make_subplots(
         rows=1 + len(picked),
         cols=n_stages,
@@ -579,7 +592,7 @@ def plot_randomization(
     fig.add_trace(
         go.Scatter(
             x=x,
-            y=scores.mean(axis=1),
+            y=result.mean_scores if hasattr(result, "mean_scores") else scores.mean(axis=1),
             mode="lines+markers",
             line=dict(color=theme.OKABE_ITO[4], width=3),
             name="mean",
@@ -587,8 +600,8 @@ def plot_randomization(
         row=1,
         col=1,
     )
-    if result.reference is not None:
-        ref = float(np.mean(result.reference))
+    if result.reference is not None and np.isfinite(result.reference).any():
+        ref = float(np.nanmean(result.reference))
         fig.add_trace(
             go.Scatter(
                 x=[x[0], x[-1]],
@@ -612,9 +625,15 @@ def plot_randomization(
                 img = _plane_of(img, "axial")
             fig.add_trace(_image_trace(img, zrange, cs, f"{result.stages[s]}"), row=r, col=s + 1)
             _style_image_axes(fig, r, s + 1)
+    notes = list(getattr(result, "notes", []) or [])
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=title or f"Randomisation check: {result.objective}",
+        title=dict(
+            text=title or f"Randomisation check: {result.objective}",
+            subtitle=dict(text=(
+                "flat renders score no similarity (NaN): " + "; ".join(notes)[:300]
+            ) if notes else None),
+        ),
         height=320 + 130 * len(picked),
         width=max(700, 130 * n_stages + 100),
         margin=dict(l=50, r=20, t=80, b=30),

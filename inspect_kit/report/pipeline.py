@@ -1,9 +1,10 @@
 """The profile report and the demo: what ``inspect-kit report`` and ``inspect-kit demo`` run.
 
 :func:`build_report` profiles a store (and its model and inputs when given): embeddings,
-feature visualization, latent probing, probe profile, randomised-weights sanity check, one
-HTML report and every figure as PNG/SVG. :func:`run_demo` trains the default medical model
-and profiles it. The steps themselves live in :mod:`.steps`, the single-step commands in
+feature visualization, latent probing, probe profile, randomised-weights sanity check,
+representation similarity (CKA between layers, and with a randomised copy), one HTML report
+and every figure as PNG/SVG. :func:`run_demo` trains the default medical model and profiles
+it. The steps themselves live in :mod:`.steps`, the single-step commands in
 :mod:`.commands`.
 """
 
@@ -35,7 +36,10 @@ from .steps import (
     compute_embeddings,
     first_layer_kernels,
     latent_probe,
+    layer_similarity,
     random_weights_profile,
+    random_weights_similarity,
+    randomized_capture,
     run_featurevis,
 )
 
@@ -72,6 +76,7 @@ class ReportOptions:
     sanity_layers: list[str] | None = None
     sanity_stages: int = 3
     random_baseline: bool = True
+    similarity: bool = True
     latent: bool = True
     latent_dim: int = 8
     autoencoder_epochs: int = 25
@@ -243,9 +248,15 @@ def _build_report(
                 for v, c in zip(vals, counts, strict=True)
             )
             if store.predictions is not None:
-                dataset["accuracy of the stored predictions"] = float(
-                    np.mean(store.predictions == labels)
-                )
+                mismatch = store.label_mismatch
+                if mismatch:
+                    dataset["accuracy of the stored predictions"] = (
+                        f"not shown: the labels are not the model's classes ({mismatch})"
+                    )
+                else:
+                    dataset["accuracy of the stored predictions"] = float(
+                        np.mean(store.predictions == labels)
+                    )
         if inputs is not None and len(inputs) != len(store):
             idx = store.index
             if idx.max(initial=-1) < len(inputs):
@@ -314,28 +325,41 @@ def _build_report(
         elif model is None:
             logger.info("no model: skipping feature visualization and the sanity checks")
 
+        within = None
+        if opts.similarity:
+            with timed_step("layer similarity", timings):
+                within = layer_similarity(store, layers, seed=opts.seed, progress=opts.progress)
+
         random_profiles = None
-        if (
-            model is not None
-            and inputs is not None
-            and profile is not None
-            and opts.random_baseline
-        ):
+        random_similarity = None
+        if model is not None and inputs is not None and opts.random_baseline:
             with timed_step("random-weights baseline", timings):
-                random_profiles = {
-                    "trained": profile,
-                    "random weights": random_weights_profile(
-                        model,
-                        inputs,
-                        store,
-                        layers,
-                        cv=opts.probe_cv,
-                        seed=opts.seed,
-                        device=opts.device,
-                        progress=opts.progress,
-                        groups=groups,
-                    ),
-                }
+                with randomized_capture(
+                    model,
+                    inputs,
+                    store,
+                    layers,
+                    seed=opts.seed,
+                    device=opts.device,
+                    progress=opts.progress,
+                ) as random_store:
+                    if profile is not None:
+                        random_profiles = {
+                            "trained": profile,
+                            "random weights": random_weights_profile(
+                                random_store,
+                                layers,
+                                cv=opts.probe_cv,
+                                seed=opts.seed,
+                                progress=opts.progress,
+                                groups=groups,
+                                store=store,
+                            ),
+                        }
+                    if opts.similarity:
+                        random_similarity = random_weights_similarity(
+                            store, random_store, layers, seed=opts.seed, progress=opts.progress
+                        )
 
         latent = None
         if inputs is not None and opts.latent:
@@ -393,6 +417,10 @@ def _build_report(
                     report,
                     randomization=fv.randomization if fv is not None else None,
                     profiles=random_profiles,
+                )
+            if within is not None or random_similarity is not None:
+                summary["similarity"] = sections.similarity_section(
+                    report, within=within, random=random_similarity
                 )
             report.save(out)
     figures: list[Path] = []

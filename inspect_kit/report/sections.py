@@ -415,3 +415,66 @@ def probe_section(report: Report, profile: Any, *, latent_probe: Any = None) -> 
 
 def _safe(name: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name))
+
+
+def similarity_section(report: Report, *, within: Any = None, random: Any = None) -> dict:
+    """Representation similarity: CKA between the layers, and with a randomised copy."""
+    from inspect_kit.figures.similarity import plot_similarity
+
+    sec = report.section(
+        "Representation similarity",
+        intro=(
+            "Centered kernel alignment (CKA; Kornblith et al., 2019) compares two layers' "
+            "representations of the same samples: 1 when they differ only by a rotation or "
+            "a scaling, near 0 when unrelated. Debiased minibatch estimator (Nguyen et al., "
+            "2021)."
+        ),
+    )
+    summary: dict[str, Any] = {}
+    if within is not None:
+        sec.add_heading("Between the layers of the trained network")
+        sec.add_figure(plot_similarity(within), name="similarity_layers")
+        summary["layers"] = within.to_dict()
+    if random is not None:
+        sec.add_heading("Trained vs randomised weights")
+        sec.add_text(
+            "Each layer of the trained network against the same layers of a copy whose "
+            "weights were re-initialised (the copy of the sanity check above), on "
+            f"{random.params.get('reduction', 'mean')}-pooled features of the same samples. "
+            "Similarity that stays high shows what the architecture and the input impose; "
+            "where it falls, training changed the representation."
+        )
+        sec.add_figure(
+            plot_similarity(random, title="CKA: trained vs randomised weights"),
+            name="similarity_trained_vs_random",
+        )
+        diag = random.diagonal()
+        sec.add_table(
+            ["layer", "CKA(trained, randomised)"],
+            [[layer, float(v)] for layer, v in zip(random.layers, diag, strict=True)],
+        )
+        text, warn = random_similarity_verdict(random.layers, diag)
+        sec.add_callout(text, warn=warn)
+        summary["trained_vs_random"] = dict(zip(random.layers, map(float, diag), strict=True))
+    return summary
+
+
+def random_similarity_verdict(layers: list[str], diag: np.ndarray) -> tuple[str, bool]:
+    """What CKA with a randomised copy says, and whether it is a warning."""
+    finite = np.isfinite(diag)
+    if not finite.any():
+        return "CKA with the randomised copy is undefined (constant features).", True
+    values = np.where(finite, diag, np.nan)
+    low = int(np.nanargmin(values))
+    if np.nanmin(values) > 0.9:
+        return (
+            f"Every layer stays close to its randomised counterpart (CKA >= "
+            f"{np.nanmin(values):.2f}): these representations mostly reflect the input and the "
+            "architecture, not what training learned.",
+            True,
+        )
+    return (
+        f"CKA with the randomised copy falls to {values[low]:.2f} at {layers[low]} (from "
+        f"{values[0]:.2f} at {layers[0]}): training changed these representations.",
+        False,
+    )

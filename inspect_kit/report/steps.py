@@ -10,7 +10,8 @@ import copy
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,37 +225,33 @@ def randomized_copy(model: nn.Module, seed: int) -> nn.Module:
     return clone.eval()
 
 
-def random_weights_profile(
+@contextmanager
+def randomized_capture(
     model: nn.Module,
     inputs: np.ndarray,
     store: Any,
     layers: Sequence[str],
     *,
-    cv: int = 5,
     seed: int = 0,
     device: Any = None,
     progress: bool = True,
-    groups: Any = None,
-) -> Any:
-    """Probe profile of the same layers of a copy of ``model`` with re-initialised weights.
+) -> Iterator[Any]:
+    """A temporary store of the same layers of a copy of ``model`` with re-initialised weights.
 
-    The baseline a trained network's probe profile must beat: random convolutional features
-    are often linearly informative already.
+    The layers are pooled as the trained store's are when those are pooled by max or
+    flattened, else by channel mean (what the probes use). The store is deleted on exit.
     """
-    from inspect_kit.analysis.probes import probe_profile
     from inspect_kit.capture import capture
 
     rand = randomized_copy(model, seed + 1)
-    # the same features as the trained store's probes: its reduction, else the probes' mean
     stored = {store[layer].attrs.get("reduction") for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
-        path = Path(tmp) / "random.h5"
         rs = capture(
             rand,
             inputs,
             list(layers),
-            path,
+            Path(tmp) / "random.h5",
             reduce=reduce,
             labels=store.labels,
             thumbnails=None,
@@ -262,18 +259,79 @@ def random_weights_profile(
             progress=progress,
         )
         try:
-            return probe_profile(
-                rs,
-                layers,
-                target="label",
-                cv=cv,
-                random_state=seed,
-                progress=progress,
-                groups=None if groups is None else np.asarray(store.metadata[groups])
-                if isinstance(groups, str) else groups,
-            )
+            yield rs
         finally:
             rs.close()
+
+
+def random_weights_profile(
+    random_store: Any,
+    layers: Sequence[str],
+    *,
+    cv: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+    groups: Any = None,
+    store: Any = None,
+) -> Any:
+    """Probe profile of the layers of a randomised copy (see :func:`randomized_capture`).
+
+    The baseline a trained network's probe profile must beat: random convolutional features
+    are often linearly informative already. ``groups`` as for the trained probes: an array,
+    or a metadata key of the trained ``store`` (the random store holds no metadata).
+    """
+    from inspect_kit.analysis.probes import probe_profile
+
+    if isinstance(groups, str):
+        if store is None:
+            raise ValueError(f"groups={groups!r} names metadata: pass the trained store too")
+        groups = np.asarray(store.metadata[groups])
+    return probe_profile(
+        random_store,
+        layers,
+        target="label",
+        cv=cv,
+        random_state=seed,
+        progress=progress,
+        groups=groups,
+    )
+
+
+def random_weights_similarity(
+    store: Any,
+    random_store: Any,
+    layers: Sequence[str],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> Any:
+    """Linear CKA (debiased) of every trained layer with every layer of the randomised copy.
+
+    Compared on the features the random store holds: channel means of full maps, unless the
+    trained store pooled by max or flattened (then as stored).
+    """
+    from inspect_kit.analysis.similarity import similarity
+
+    pooled = {random_store[layer].attrs.get("reduction") for layer in layers}
+    reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
+    return similarity(
+        store,
+        random_store,
+        layers=list(layers),
+        other_layers=list(layers),
+        method="cka",
+        reduction=reduction,
+        random_state=seed,
+        cache=False,  # the random store is temporary: nothing to key a cache on
+        progress=progress,
+    )
+
+
+def layer_similarity(store: Any, layers: Sequence[str], *, seed: int = 0, progress: bool = True) -> Any:
+    """Linear CKA (debiased, minibatch) between every pair of the store's layers, cached."""
+    from inspect_kit.analysis.similarity import similarity
+
+    return similarity(store, layers=list(layers), random_state=seed, progress=progress)
 
 
 def latent_probe(

@@ -280,6 +280,32 @@ class ActivationStore:
         return self._sample_array(schema.LOGITS)
 
     @property
+    def n_outputs(self) -> int | None:
+        """Width of the stored logits (the model's number of classes), or None."""
+        if schema.LOGITS not in self._file or self._file[schema.LOGITS].ndim != 2:
+            return None
+        return int(self._file[schema.LOGITS].shape[1])
+
+    @property
+    def label_mismatch(self) -> str | None:
+        """Why the labels are not the model's classes (so no accuracy), or None.
+
+        See :func:`inspect_kit.analysis.classes.label_class_mismatch`; uses the logits' width
+        and the class names recorded under ``/inputs``.
+        """
+        from inspect_kit.analysis.classes import label_class_mismatch
+
+        labels, predictions = self.labels, self.predictions
+        if labels is None or predictions is None:
+            return None
+        found = self.load_result("inputs")
+        names = found[1].get("class_names") if found is not None else None
+        return label_class_mismatch(
+            labels, predictions, n_outputs=self.n_outputs,
+            class_names=[str(c) for c in names] if names is not None and len(names) else None,
+        )
+
+    @property
     def thumbnails(self) -> np.ndarray | None:
         """Small uint8 previews of the inputs, (N, h, w) or (N, h, w, 3), or None."""
         return self._sample_array(schema.THUMBNAIL)
@@ -435,8 +461,13 @@ class ActivationStore:
         extras += [f"meta:{k}" for k in self.metadata]
         lines.append(f"  per-sample {', '.join(extras) or '-'}")
         if self.labels is not None and self.predictions is not None and self.n_samples:
-            acc = float(np.mean(self.labels == self.predictions))
-            lines.append(f"  accuracy   {acc:.3f} (prediction vs label)")
+            mismatch = self.label_mismatch
+            if mismatch:
+                lines.append(f"  accuracy   not shown: the labels are not the model's classes "
+                             f"({mismatch})")
+            else:
+                acc = float(np.mean(self.labels == self.predictions))
+                lines.append(f"  accuracy   {acc:.3f} (prediction vs label)")
         lines.append("  layers:")
         for name in self.layers:
             v = self[name]

@@ -31,6 +31,8 @@ INPUT_DIGEST = "samples/input_crc32"
 COMPLETE = "complete"
 #: layer attribute: non-finite values seen in the layer
 NONFINITE_COUNT = "nonfinite_count"
+#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
+SIMILARITY = "similarity"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")

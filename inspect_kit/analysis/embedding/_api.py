@@ -98,6 +98,12 @@ class Embedding:
         for key, value in self.metadata.items():
             if len(value) != n:
                 raise ValueError(f"metadata[{key!r}] has {len(value)} entries for {n} points")
+        if "label_mismatch" not in self.metrics:
+            from inspect_kit.analysis.classes import label_class_mismatch
+
+            reason = label_class_mismatch(self.labels, self.predictions)
+            if reason:
+                self.metrics["label_mismatch"] = reason
 
     # -- views ---------------------------------------------------------------------------------
     @property
@@ -116,9 +122,16 @@ class Embedding:
         return len(self.coords)
 
     @property
+    def labels_are_classes(self) -> bool:
+        """False when the labels are not the model's classes (``metrics['label_mismatch']``
+        says why): then there is no accuracy and no "misclassified" sample."""
+        return not self.metrics.get("label_mismatch")
+
+    @property
     def correct(self) -> np.ndarray | None:
-        """Whether each prediction equals its label (None without both)."""
-        if self.labels is None or self.predictions is None:
+        """Whether each prediction equals its label (None without both, or when the labels
+        are not the model's classes: see :attr:`labels_are_classes`)."""
+        if self.labels is None or self.predictions is None or not self.labels_are_classes:
             return None
         return np.asarray(self.labels) == np.asarray(self.predictions)
 
@@ -201,6 +214,8 @@ class Embedding:
         )
         coords = self.estimator.transform(feats)
         metrics: dict[str, Any] = {}
+        if ctx.get("label_mismatch"):
+            metrics["label_mismatch"] = ctx["label_mismatch"]
         if ctx["labels"] is not None and self.labels is not None:
             k = int(self.metrics.get("n_neighbors") or 10)
             metrics["knn_transfer_accuracy"] = knn_transfer_accuracy(
@@ -231,6 +246,12 @@ class Embedding:
 
 
 # -- input resolution --------------------------------------------------------------------------
+def store_label_mismatch(store: Any) -> str | None:
+    """Why a store's labels are not its model's classes, or None."""
+    check = getattr(store, "label_mismatch", None)
+    return check if isinstance(check, str) else None
+
+
 def _is_store(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
@@ -303,6 +324,8 @@ def _resolve_input(
             "thumbnails": _subset(thumbnails if thumbnails is not None else store.thumbnails, pos),
             "positions": pos,
         }
+        if labels is None and predictions is None:
+            ctx["label_mismatch"] = store_label_mismatch(store)
         return feats, ctx
     if isinstance(data, Embedding):
         raise TypeError("embed() takes features (a store or an array), not an Embedding")
@@ -463,6 +486,8 @@ def _result(
     estimator: BaseEmbedding | None,
     from_cache: bool = False,
 ) -> Embedding:
+    if ctx.get("label_mismatch"):
+        metrics = {**metrics, "label_mismatch": ctx["label_mismatch"]}
     return Embedding(
         coords=coords,
         method=method,

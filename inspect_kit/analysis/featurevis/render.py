@@ -60,6 +60,11 @@ class FeatureVisResult:
     seed : int
     params : dict
         The other settings of the call (steps, lr, parameterisation, transforms, device ...).
+    flat : ndarray of bool, shape (B,)
+        Units whose render says nothing: the objective stayed constant across the steps (e.g.
+        exactly 0 for a unit behind a ReLU that never fires, whose gradient is 0), or the
+        image has (almost) no contrast. Their images are the starting noise or a uniform
+        grey, not what the unit responds to; a warning is logged and figures mark them.
     """
 
     images: np.ndarray
@@ -73,6 +78,16 @@ class FeatureVisResult:
     value_range: tuple[float, float] | None
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
+    flat: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.flat is None:
+            self.flat = flat_units(self.trajectory, self.images, self.value_range)
+
+    @property
+    def flat_labels(self) -> list[str]:
+        """Labels of the :attr:`flat` units."""
+        return [lab for lab, f in zip(self.labels, self.flat, strict=True) if f]
 
     @property
     def dim(self) -> int:
@@ -87,6 +102,35 @@ class FeatureVisResult:
             f"FeatureVisResult({self.objective}, images={tuple(self.images.shape)}, "
             f"steps={self.trajectory.shape[0]}, seed={self.seed})"
         )
+
+
+def flat_units(
+    trajectory: np.ndarray, images: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Which rendered units stayed flat, shape (B,) of bool.
+
+    A unit is flat when its objective did not change over the steps (peak-to-peak at most
+    1e-6 of its magnitude, and at least 2 steps), or when its image has no contrast
+    (standard deviation below 1e-3 of ``value_range``'s width, or of 1 without a range).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> traj = np.array([[0.0, 0.1], [0.0, 0.5], [0.0, 0.9]])
+    >>> flat_units(traj, np.random.default_rng(0).random((2, 1, 8, 8)), (0, 1)).tolist()
+    [True, False]
+    """
+    traj = np.asarray(trajectory, dtype=np.float64)
+    imgs = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    flat = np.zeros(imgs.shape[0], dtype=bool)
+    if traj.ndim == 2 and traj.shape[0] >= 2 and traj.shape[1] == imgs.shape[0]:
+        with np.errstate(invalid="ignore"):
+            span = np.ptp(traj, axis=0)
+            scale = np.maximum(1.0, np.abs(traj).max(axis=0))
+            flat |= np.isfinite(span) & (span <= 1e-6 * scale)
+    width = (value_range[1] - value_range[0]) if value_range is not None else 1.0
+    flat |= imgs.std(axis=1) < 1e-3 * width
+    return flat
 
 
 def intensity_window(level: float, width: float) -> tuple[float, float]:
@@ -364,7 +408,7 @@ def render(
 
     if not torch.isfinite(trajectory).all():
         logger.warning("the objective became non-finite during render; try a smaller lr")
-    return FeatureVisResult(
+    result = FeatureVisResult(
         images=images.detach().float().cpu().numpy(),
         inputs=inputs.detach().float().cpu().numpy(),
         trajectory=trajectory.cpu().numpy(),
@@ -387,3 +431,11 @@ def render(
             "mixed_precision": bool(mixed_precision),
         },
     )
+    if result.flat.any():
+        logger.warning(
+            "render: the objective stayed flat for %d of %d units (%s): their images show no "
+            "feature (e.g. a unit behind a ReLU that never fires has zero gradient); pick other "
+            "units, a layer before the activation, or a higher lr",
+            int(result.flat.sum()), len(result.flat), ", ".join(result.flat_labels[:8]),
+        )
+    return result

@@ -10,6 +10,7 @@ The trained model is never modified.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from inspect_kit.capture.layers import parse_layer_spec
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .render import render
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RandomizationResult", "image_similarity", "randomization_check"]
 
@@ -55,6 +58,11 @@ class RandomizationResult:
     value_range : (float, float) or None
         The value range the images were rendered in.
     seed, random_state : int
+    flat : ndarray (S, B) of bool
+        Renders that stayed flat (see ``FeatureVisResult.flat``). A flat image says nothing
+        about the weights (grey matches grey), so its score is NaN, not a similarity.
+    notes : list of str
+        Why scores are NaN (which units, which stages), empty when none are.
     """
 
     stages: list[str]
@@ -69,11 +77,18 @@ class RandomizationResult:
     seed: int
     random_state: int
     params: dict[str, Any] = field(default_factory=dict)
+    flat: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def mean_scores(self) -> np.ndarray:
-        """Mean similarity over units, per stage."""
-        return self.scores.mean(axis=1)
+        """Mean similarity over the units that have one (NaN ones left out), per stage."""
+        scores = np.asarray(self.scores, dtype=float)
+        out = np.full(scores.shape[0], np.nan)
+        ok = np.isfinite(scores)
+        counts = ok.sum(axis=1)
+        out[counts > 0] = np.where(ok, scores, 0.0).sum(axis=1)[counts > 0] / counts[counts > 0]
+        return out
 
 
 def _ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
@@ -159,15 +174,26 @@ def _default_layers(model: nn.Module, objective: Objective) -> list[str]:
 
 
 @torch.no_grad()
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    """Redraw each parameter from a Gaussian with its own mean and std (structure destroyed)."""
-    for p in module.parameters(recurse=False):
+def _randomize(module: nn.Module, generator: torch.Generator, name: str = "") -> None:
+    """Redraw every parameter of ``module`` and of all its descendants from a Gaussian with the
+    parameter's own mean and std (structure destroyed). A module without parameters, or one
+    whose parameters did not change, is an error: a no-op randomisation proves nothing."""
+    params = list(module.parameters())
+    if not params:
+        raise ValueError(
+            f"module {name!r} ({type(module).__name__}) has no parameters, nor have its "
+            "children: randomising it changes nothing; pick a module with weights"
+        )
+    before = [p.detach().clone() for p in params]
+    for p in params:
         flat = p.detach().float()
         std = float(flat.std()) if flat.numel() > 1 else 0.0
         if std == 0.0:
             std = float(flat.abs().mean()) or 1.0
         noise = torch.randn(p.shape, generator=generator) * std + float(flat.mean())
         p.copy_(noise.to(device=p.device, dtype=p.dtype))
+    if all(torch.equal(a, p) for a, p in zip(before, params, strict=True)):
+        raise ValueError(f"randomising {name!r} changed none of its parameters")
 
 
 def randomization_check(
@@ -192,8 +218,10 @@ def randomization_check(
     objective, input_shape
         As in :func:`~inspect_kit.analysis.featurevis.render.render`.
     layers : sequence of str, optional
-        Modules to randomise, in cascade order (top first). Default: every module with
-        parameters up to the deepest layer the objective reads, from the top down.
+        Modules to randomise, in cascade order (top first). A container (``"features.denseblock1"``)
+        is randomised recursively: every parameter of it and its descendants. A module with no
+        parameters anywhere below it is an error (it would randomise nothing). Default: every
+        module with parameters up to the deepest layer the objective reads, from the top down.
     metric : {"spearman", "ssim"}
         Similarity of each stage's images to the trained images.
     reference_seed : int or None
@@ -211,6 +239,13 @@ def randomization_check(
     Returns
     -------
     RandomizationResult
+        Units whose trained or randomised render stayed flat score NaN (``result.flat``,
+        ``result.notes`` say which): a flat image matches any other flat image.
+
+    Raises
+    ------
+    ValueError
+        A layer to randomise has no parameters (nothing would change).
 
     Examples
     --------
@@ -226,6 +261,13 @@ def randomization_check(
     names = list(layers) if layers is not None else _default_layers(model, obj)
     if names:
         resolve_layers(model, names)  # KeyError with close matches
+        found = dict(model.named_modules())
+        empty = [n for n in names if not any(True for _ in found[n].parameters())]
+        if empty:
+            raise ValueError(
+                f"layers {empty} have no parameters (nor have their children): randomising "
+                f"them changes nothing; modules with weights: {_parametrised_modules(model)[:12]}"
+            )
     render_kwargs = {**render_kwargs, "progress": False}
     vr = render_kwargs.get("value_range")
     data_range = float(vr[1] - vr[0]) if vr is not None else None
@@ -251,18 +293,40 @@ def randomization_check(
     generator = torch.Generator().manual_seed(int(random_state))
     images = [base.images]
     finals = [base.final_activations]
+    flats = [np.asarray(base.flat)]
     scores = [similarity(base.images, base.images)]
     for name in names:
-        _randomize(modules[name], generator)
+        _randomize(modules[name], generator, name)
         res = render(copy_, obj, input_shape, seed=seed, **render_kwargs)
         images.append(res.images)
         finals.append(res.final_activations)
+        flats.append(np.asarray(res.flat))
         scores.append(similarity(base.images, res.images))
         bar.update()
     bar.close()
+    flat = np.stack(flats)
+    score_arr = np.stack(scores).astype(float)
+    unusable = flat | flat[:1]  # a flat trained render makes every stage's comparison void
+    score_arr[unusable] = np.nan
+    notes = []
+    if flat[0].any():
+        labs = [lab for lab, f in zip(base.labels, flat[0], strict=True) if f]
+        notes.append(
+            f"the trained model's render stayed flat for {labs}: no similarity is reported "
+            "for them (a flat image matches any flat image)"
+        )
+    for stage, row in zip(names, flat[1:], strict=True):
+        new = row & ~flat[0]
+        if new.any():
+            labs = [lab for lab, f in zip(base.labels, new, strict=True) if f]
+            notes.append(f"after randomising {stage} the render stayed flat for {labs}: NaN")
+    for note in notes:
+        logger.warning("randomization check: %s", note)
+    if reference is not None and flat[0].any():
+        reference = np.where(flat[0], np.nan, reference)
     return RandomizationResult(
         stages=["trained", *names],
-        scores=np.stack(scores),
+        scores=score_arr,
         reference=reference,
         images=np.stack(images),
         final_activations=np.stack(finals),
@@ -273,4 +337,6 @@ def randomization_check(
         seed=int(seed),
         random_state=int(random_state),
         params=dict(base.params),
+        flat=flat,
+        notes=notes,
     )
