@@ -368,6 +368,7 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
         formats=_split_list(args.formats),
         seed=args.seed,
         device=args.device,
+        ignore_model_mismatch=args.ignore_model_mismatch,
         progress=_progress(args),
     )
     for p in paths:
@@ -659,7 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         type=Path,
         default=None,
-        help="store captured from this model: exemplars, unit selection, input shape",
+        help="store captured from this model: exemplars, unit selection, input shape. Its "
+        "model_sha256 is checked: a store from other weights gives no exemplars (a warning says "
+        "so) unless --ignore-model-mismatch",
+    )
+    p.add_argument(
+        "--ignore-model-mismatch",
+        action="store_true",
+        help="use the store's exemplars even when it was captured from other weights",
     )
     p.add_argument(
         "--input-shape",

@@ -15,7 +15,13 @@ import numpy as np
 from torch import nn
 
 from .output import check_formats, safe_name, timed_step, write_figures
-from .records import class_names_of, read_inputs_record, record_inputs, value_range_of
+from .records import (
+    class_names_of,
+    model_mismatch,
+    read_inputs_record,
+    record_inputs,
+    value_range_of,
+)
 from .steps import check_layers, compute_embeddings, run_featurevis
 
 logger = logging.getLogger(__name__)
@@ -212,8 +218,16 @@ def featurevis_units(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    ignore_model_mismatch: bool = False,
 ) -> list[Path]:
-    """The ``featurevis`` command: a gallery (and sanity check) written to ``out``."""
+    """The ``featurevis`` command: a gallery (and sanity check) written to ``out``.
+
+    The store's exemplars and unit selection only describe ``model`` when the store was
+    captured from it: when the store's ``model_sha256`` differs, a warning says so and the
+    gallery is rendered without exemplars or store-based unit selection (the store still gives
+    the input shape and range), unless ``ignore_model_mismatch`` (then they are used, with a
+    warning).
+    """
     formats = check_formats(formats or ("html", "png"))
     from inspect_kit.figures.featurevis import plot_randomization, plot_unit_gallery
     from inspect_kit.models.registry import load_model
@@ -231,6 +245,20 @@ def featurevis_units(
                 "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
                 "written by inspect-kit capture"
             )
+        exemplar_store = opened
+        mismatch = model_mismatch(model, opened) if opened is not None else None
+        if mismatch and ignore_model_mismatch:
+            logger.warning(
+                "%s: using its exemplars anyway (--ignore-model-mismatch); they show what the "
+                "captured model's units respond to", mismatch,
+            )
+        elif mismatch:
+            logger.warning(
+                "%s: its exemplars would show what another model's units respond to, so the "
+                "gallery has none (units are not chosen from the store either); capture a store "
+                "from this model, or pass --ignore-model-mismatch to use them anyway", mismatch,
+            )
+            exemplar_store = None
         vrange = value_range or record.get("value_range")
         if vrange is None:
             vrange = (0.0, 1.0)
@@ -241,12 +269,12 @@ def featurevis_units(
             model,
             layer=layer,
             input_shape=shape,
-            store=opened,
+            store=exemplar_store,
             units=units,
             n_units=top,
             value_range=vrange,
             steps=steps,
-            exemplars=exemplars,
+            exemplars=exemplars if exemplar_store is not None else 0,
             sanity=sanity,
             class_names=class_names_of(record),
             seed=seed,

@@ -10,10 +10,12 @@ it. The steps themselves live in :mod:`.steps`, the single-step commands in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from .records import (
     class_names_of,
     load_recorded_inputs,
     load_recorded_model,
+    model_mismatch,
     read_inputs_record,
     record_inputs,
     value_range_of,
@@ -450,7 +453,6 @@ def report_from_store(
     options: ReportOptions | None = None,
 ) -> PipelineResult:
     """The ``report`` command: profile a store, rebuilding model and inputs from its record."""
-    from inspect_kit.capture import state_dict_sha256
     from inspect_kit.models.registry import load_model
     from inspect_kit.store import open_store
 
@@ -461,15 +463,18 @@ def report_from_store(
     with open_store(store_path) as store:
         record = read_inputs_record(store)
         sha = store.provenance.get("model_sha256")
+    store_view = SimpleNamespace(provenance={"model_sha256": sha})
     model = None
     if model_spec:
         model = load_model(model_spec, weights=weights, model_args=model_args, device=opts.device)
-        if sha and state_dict_sha256(model) != sha:
+        mismatch = model_mismatch(model, store_view) if sha else None
+        if mismatch:
             logger.warning(
-                "the model given has other weights than the captured one (sha256 %s); the "
-                "feature visualization and sanity checks describe the model given",
-                str(sha)[:12],
+                "%s: the feature visualization and sanity checks describe the model given, "
+                "without the store's exemplars (they would show another model's units)",
+                mismatch,
             )
+            opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
         model = load_recorded_model(record, opts.device, expected_sha256=sha)
     inputs = None

@@ -47,6 +47,32 @@ def read_inputs_record(store: Any) -> dict[str, Any]:
     return dict(found[1]) if found is not None else {}
 
 
+def model_mismatch(model: nn.Module, store: Any) -> str | None:
+    """Why ``model`` is not the model ``store`` was captured from, or None.
+
+    Compares the state-dict SHA-256 of ``model`` with the store's ``model_sha256``
+    provenance; a store without one cannot be checked (None, logged at info level).
+
+    Examples
+    --------
+    >>> model_mismatch(net, open_store("acts.h5"))       # doctest: +SKIP
+    'the store was captured from weights with sha256 3f2a9c1e0b7d, this model has 9e41...'
+    """
+    from inspect_kit.capture import state_dict_sha256
+
+    expected = (getattr(store, "provenance", None) or {}).get("model_sha256")
+    if not expected:
+        logger.info("the store records no model_sha256: its model cannot be checked")
+        return None
+    actual = state_dict_sha256(model)
+    if actual == expected:
+        return None
+    return (
+        f"the store was captured from weights with sha256 {str(expected)[:12]}, this model has "
+        f"{actual[:12]}"
+    )
+
+
 def class_names_of(record: Mapping[str, Any]) -> list[str] | None:
     """The class names a record holds, or None."""
     names = record.get("class_names")
