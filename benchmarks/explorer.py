@@ -39,7 +39,7 @@ from inspect_kit.analysis.embedding import Embedding  # noqa: E402
 from inspect_kit.data import load_mni_patches  # noqa: E402
 from inspect_kit.figures.embedding import plot_embedding  # noqa: E402
 from inspect_kit.figures.explorer import FigureView, explore  # noqa: E402
-from inspect_kit.figures.thumbnails import make_thumbnails  # noqa: E402
+from inspect_kit.imaging import make_thumbnails  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from inspect_kit.analysis.embedding.registry import default_methods, method_names, normalise
+
 PROG = "inspect-kit"
 logger = logging.getLogger("inspect_kit.cli")
 
@@ -322,10 +324,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=_progress(args),
     )
+    from inspect_kit.capture.distributed import is_rank_zero
     from inspect_kit.store import open_store
 
-    with open_store(store_path) as store:
-        print(store.summary())
+    if is_rank_zero():  # under torchrun, rank 0 reports the joined store
+        with open_store(store_path) as store:
+            print(store.summary())
     return 0
 
 
@@ -425,7 +429,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from inspect_kit.report.pipeline import ReportOptions, report_from_store
 
     opts = ReportOptions(
-        methods=tuple(_split_list(args.methods) or ("pca", "tsne", "umap")),
+        methods=tuple(_split_list(args.methods) or default_methods()),
         layers=_split_list(args.layers),
         formats=tuple(_split_list(args.formats) or ()),
         featurevis=not args.no_featurevis,
@@ -538,6 +542,17 @@ figure as PNG (300 dpi) and SVG under OUT/figures/.""",
 }
 
 
+def _add_methods(p: argparse.ArgumentParser, default: list[str] | None) -> None:
+    """``--methods``, with the names of the embedding registry."""
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=default,
+        help=f"embedding methods: {', '.join(method_names())} (default: "
+        f"{' '.join(default_methods())})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``inspect-kit`` argument parser."""
     parser = _Parser(
@@ -620,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.", cmd_embed)
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"], help="pca, tsne, umap")
+    _add_methods(p, default=list(default_methods()))
     p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D or 3D maps")
     p.add_argument(
         "--color",
@@ -778,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs for the autoencoder probe (default: as recorded by capture)",
     )
     p.add_argument("--layers", nargs="+", default=None, help="layers (default: all stored)")
-    p.add_argument("--methods", nargs="+", default=None, help="embedding methods")
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats",
         nargs="+",
@@ -799,9 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "The whole profile on a CNN trained on brain MRI patches (MNI152).", cmd_demo)
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
-    p.add_argument(
-        "--methods", nargs="+", default=None, help="embedding methods (default: pca tsne umap)"
-    )
+    _add_methods(p, default=None)
     p.add_argument(
         "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
     )
@@ -842,17 +855,16 @@ def _logging(quiet: bool) -> Iterator[None]:
 
 
 _FORMATS = ("html", "png", "svg", "pdf", "jpg", "jpeg", "webp")
-_METHODS = ("pca", "tsne", "umap")
 
 
 def _validate(args: argparse.Namespace) -> None:
     """Checks argparse cannot make on comma-separated lists (exit status 2, before any work)."""
-    for attr, valid, what in (
-        ("formats", _FORMATS, "figure format"),
-        ("methods", _METHODS, "embedding method"),
+    for attr, valid, what, key in (
+        ("formats", _FORMATS, "figure format", lambda v: v.lower().lstrip(".")),
+        ("methods", method_names(), "embedding method", normalise),
     ):
         values = _split_list(getattr(args, attr, None)) or []
-        bad = [v for v in values if v.lower().lstrip(".") not in valid]
+        bad = [v for v in values if key(v) not in valid]
         if bad:
             raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
 

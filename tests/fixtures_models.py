@@ -20,17 +20,15 @@ mni3d_cnn      SmallCNN(n_classes=3, dim=3, pool_size=3) trained on mni3d.X_trai
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 from sklearn.model_selection import train_test_split
 
 from inspect_kit.data import DIGIT_CLASSES, load_digits_images, load_mni_patches
 from inspect_kit.models import SmallCNN, fit_classifier
+from tests._threads import one_thread
 
 
 @dataclass(frozen=True)
@@ -53,20 +51,8 @@ def _split(X: np.ndarray, y: np.ndarray, class_names) -> DataSplit:
     return DataSplit(X_tr, y_tr, X_te, y_te, tuple(class_names))
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    # Several pytest workers share 2 cores; torch's intra-op threads then spin-wait on each
-    # other and small-batch training gets 10-20x slower. One thread is fastest here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _train(model: SmallCNN, data: DataSplit, epochs: int) -> SmallCNN:
-    with _one_thread():
+    with one_thread():
         fit_classifier(
             model, data.X_train, data.y_train, epochs=epochs, lr=3e-3, seed=0, progress=False
         )

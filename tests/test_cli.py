@@ -130,9 +130,8 @@ def test_demo_numbers_are_plausible(demo):
 @pytestmark_demo
 @pytest.mark.slow
 @pytest.mark.browser
-def test_demo_report_in_a_real_browser(demo):
+def test_demo_report_in_a_real_browser(demo, browser):
     from tests.report.test_report import (
-        browser_session,
         hover_first_thumbnail_figure,
         severe,
         wait_plots,
@@ -141,17 +140,16 @@ def test_demo_report_in_a_real_browser(demo):
     report = demo / "report.html"
     n_figs = report.read_text().count("Plotly.newPlot")
     assert n_figs >= 10
-    with browser_session() as browser:
-        browser.get(report.as_uri())
-        assert wait_plots(browser, n_figs) == n_figs
-        assert severe(browser) == []
-        _, box = hover_first_thumbnail_figure(browser)
-        assert box is not None and box[0] == "block" and box[1] == "data:image/png;base64,"
-        # a saved figure opens too, and draws its text
-        browser.get((demo / "figures" / "probe_profile.svg").as_uri())
-        assert browser.execute_script("return document.documentElement.tagName").lower() == "svg"
-        assert browser.execute_script("return document.querySelectorAll('text').length") > 5
-        assert severe(browser) == []
+    browser.get(report.as_uri())
+    assert wait_plots(browser, n_figs) == n_figs
+    assert severe(browser) == []
+    _, box = hover_first_thumbnail_figure(browser)
+    assert box is not None and box[0] == "block" and box[1] == "data:image/png;base64,"
+    # a saved figure opens too, and draws its text
+    browser.get((demo / "figures" / "probe_profile.svg").as_uri())
+    assert browser.execute_script("return document.documentElement.tagName").lower() == "svg"
+    assert browser.execute_script("return document.querySelectorAll('text').length") > 5
+    assert severe(browser) == []
 
 
 # -- each subcommand -----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from pathlib import Path
 import plotly.io as pio
 import pytest
 
+from inspect_kit.analysis.embedding import registry
+
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
@@ -13,6 +15,10 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 # files ("activations.h5") and are covered by the tests of the functions they call.
 CHAINS = {
     "capture-and-h5py": ("import torch, inspect_kit", "import h5py, numpy as np"),
+    "embedding-method": (
+        "import numpy as np\nfrom inspect_kit.analysis.embedding import BaseEmbedding",
+        "import numpy as np\nfrom inspect_kit.analysis.embedding import BaseEmbedding",
+    ),
     "featurevis": (
         "from inspect_kit import featurevis as fv",
         "from inspect_kit.figures.featurevis import plot_randomization",
@@ -21,6 +27,7 @@ CHAINS = {
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
     ),
+    "dask-scale": ("import numpy as np, torch, inspect_kit", "import numpy as np, torch, inspect_kit"),
     "similarity": (
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
@@ -51,6 +58,8 @@ def test_readme_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pio.renderers, "default", "json")  # fig.show() must not open a browser
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    # methods a block registers stay inside this test
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     ns: dict = {}
     for block in _chain(*CHAINS[name]):
         exec(compile(block, f"README:{name}", "exec"), ns)

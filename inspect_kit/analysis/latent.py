@@ -23,7 +23,9 @@ from tqdm.auto import tqdm
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
 from inspect_kit.capture import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
-from inspect_kit.capture.thumbnails import make_thumbnails
+from inspect_kit.imaging import thumbnails_from_tensor
+
+from .embedding import PCAEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -283,9 +285,10 @@ class LatentProbe(BaseEstimator):
         Shape of one code as the encoder returns it.
     variational_ : bool
     code_mean_, code_std_ : ndarray (latent_size,)
-    components_ : ndarray (latent_size, latent_size)
-        Principal directions of the codes (rows), by decreasing variance.
-    explained_variance_ratio_ : ndarray (latent_size,)
+    components_ : ndarray (min(N, latent_size), latent_size)
+        Principal directions of the codes (rows), by decreasing variance, each with its
+        largest loading positive (:class:`~inspect_kit.analysis.embedding.PCAEmbedding`).
+    explained_variance_ratio_ : ndarray (min(N, latent_size),)
     correlations_ : dict of str -> ndarray (latent_size,)
         Per dimension: Pearson r with each continuous target, correlation ratio eta (0-1)
         with each categorical one (labels, string or integer metadata).
@@ -302,12 +305,12 @@ class LatentProbe(BaseEstimator):
     >>> from inspect_kit.models import ConvAutoencoder, fit_autoencoder
     >>> X, y = load_digits_images(16)
     >>> ae = ConvAutoencoder((1, 16, 16), latent_dim=8)
-    >>> _ = fit_autoencoder(ae, X, epochs=10, progress=False)  # doctest: +SKIP
-    >>> probe = LatentProbe(ae).fit(X, labels=y)  # doctest: +SKIP
-    >>> probe.traverse(dim=[0, 1], steps=9).images.shape  # doctest: +SKIP
+    >>> _ = fit_autoencoder(ae, X[:200], epochs=1, progress=False)  # a real run trains longer
+    >>> probe = LatentProbe(ae, progress=False).fit(X[:200], labels=y[:200])
+    >>> probe.codes_.shape, probe.components_.shape
+    ((200, 8), (8, 8))
+    >>> probe.traverse([0, 1], steps=9).images.shape
     (2, 9, 1, 16, 16)
-    >>> probe.probe("label").score  # doctest: +SKIP
-    0.9
     """
 
     def __init__(
@@ -367,19 +370,26 @@ class LatentProbe(BaseEstimator):
         return np.concatenate(out, axis=0)
 
     def encode(self, x: Any) -> np.ndarray:
-        """Codes (N, latent_size) of inputs ``x`` (N, C, ...); the mean for a VAE.
+        """Codes (N, latent_size) of inputs ``x``; the mean for a VAE.
+
+        ``x`` is anything :meth:`fit` takes (array, tensor, Dataset, DataLoader, batches).
 
         Examples
         --------
-        >>> probe.encode(X[:4]).shape  # doctest: +SKIP
+        >>> from inspect_kit.models import ConvAutoencoder
+        >>> probe = LatentProbe(ConvAutoencoder((1, 16, 16), latent_dim=8), progress=False)
+        >>> probe.encode(np.zeros((4, 1, 16, 16), np.float32)).shape
         (4, 8)
         """
+        stream = make_stream(x, batch_size=self.batch_size)
         with self._codec.inference(self._device()) as device:
             out = []
-            for s in range(0, len(x), self.batch_size):
-                mu, _ = self._codec.encode(self._input_tensor(x[s : s + self.batch_size], device))
+            for batch in stream.batches:
+                mu, _ = self._codec.encode(self._input_tensor(batch.x, device))
                 self._seen_latent_shape = tuple(mu.shape[1:])
                 out.append(mu.reshape(len(mu), -1).float().cpu().numpy())
+        if not out:
+            raise ValueError("x holds no samples")
         return np.concatenate(out, axis=0)
 
     def decode(self, codes: Any) -> np.ndarray:
@@ -453,9 +463,7 @@ class LatentProbe(BaseEstimator):
                     errors.append(err.cpu().numpy())
                     if self.thumbnails:
                         pair = torch.cat([x.float(), recon.float()], dim=-1)
-                        thumbs.append(
-                            make_thumbnails(pair, max_side=2 * self.thumbnail_size).cpu().numpy()
-                        )
+                        thumbs.append(thumbnails_from_tensor(pair, size=2 * self.thumbnail_size))
                     if self.n_worst:
                         self._keep_worst(
                             worst_x, worst_r, worst_e, x, recon, err, sum(map(len, codes)) - len(x)
@@ -488,17 +496,13 @@ class LatentProbe(BaseEstimator):
 
         self.code_mean_ = self.codes_.mean(axis=0)
         self.code_std_ = self.codes_.std(axis=0)
-        # Principal directions from the (k, k) scatter matrix: cheap for any N.
-        centred = (self.codes_ - self.code_mean_).astype(np.float64)
+        # Principal directions: PCAEmbedding's exact covariance solver, cheap for any N.
         k = self.codes_.shape[1]
-        evals, evecs = np.linalg.eigh(centred.T @ centred)
-        order = np.argsort(-evals, kind="stable")
-        components = evecs[:, order].T
-        # A deterministic sign: the largest loading of each direction is positive.
-        signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
-        self.components_ = components * np.where(signs == 0, 1.0, signs)[:, None]
-        var = np.clip(evals[order], 0.0, None)
-        self.explained_variance_ratio_ = var / var.sum() if var.sum() > 0 else var
+        pca = PCAEmbedding(
+            n_components=min(k, n), solver="covariance", metrics=False, progress=False
+        ).fit(self.codes_)
+        self.components_ = pca.components_
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_
 
         if self.n_worst:
             e = np.concatenate(worst_e)
@@ -628,8 +632,11 @@ class LatentProbe(BaseEstimator):
 
         Examples
         --------
-        >>> t = probe.traverse([0, 1], steps=7)  # doctest: +SKIP
-        >>> t.images.shape  # doctest: +SKIP
+        >>> from inspect_kit.models import ConvAutoencoder
+        >>> X = np.random.default_rng(0).random((32, 1, 16, 16), dtype=np.float32)
+        >>> probe = LatentProbe(ConvAutoencoder((1, 16, 16), latent_dim=8), progress=False)
+        >>> t = probe.fit(X).traverse([0, 1], steps=7)
+        >>> t.images.shape
         (2, 7, 1, 16, 16)
         """
         self._check_fitted()
@@ -707,8 +714,11 @@ class LatentProbe(BaseEstimator):
 
         Examples
         --------
-        >>> path = probe.interpolate(X[0], X[1], steps=7, mode="slerp")  # doctest: +SKIP
-        >>> path.images.shape  # doctest: +SKIP
+        >>> from inspect_kit.models import ConvAutoencoder
+        >>> X = np.random.default_rng(0).random((32, 1, 16, 16), dtype=np.float32)
+        >>> probe = LatentProbe(ConvAutoencoder((1, 16, 16), latent_dim=8), progress=False)
+        >>> path = probe.fit(X).interpolate(X[0], X[1], steps=7, mode="slerp")
+        >>> path.images.shape
         (7, 1, 16, 16)
         """
         if mode not in ("linear", "slerp"):

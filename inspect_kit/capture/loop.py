@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
 from ..store import open_store, schema
 from ..store.integrity import sample_digests, superblock_state
 from ..store.reader import ActivationStore
@@ -26,9 +27,11 @@ from .hooks import LayerRecorder, model_state_preserved, on_device
 from .inputs import InputBatch, make_stream
 from .layers import resolve_layers
 from .reductions import resolve_dtype, resolve_reduction
-from .thumbnails import make_thumbnails
 
 logger = logging.getLogger(__name__)
+
+#: longest side, in pixels, of the input previews a capture stores
+THUMBNAIL_SIZE = 64
 
 
 def state_dict_sha256(model: nn.Module) -> str:
@@ -225,6 +228,8 @@ def capture(
     overwrite: bool = False,
     queue_size: int = 4,
     progress: bool = True,
+    compression: str | None = None,
+    distributed: bool | None = None,
 ) -> ActivationStore:
     """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
 
@@ -255,9 +260,10 @@ def capture(
     labels, metadata : array-like, dict of array-like, optional
         Per-sample labels and metadata aligned with the data's order (they override labels
         found in the batches).
-    thumbnails : {"slice", "mip", None}
-        Store small uint8 previews of image-like inputs (a volume's middle slice or its
-        maximum-intensity projection); None stores none.
+    thumbnails : {"slice", "mip", "ortho", None}
+        Store small uint8 previews of image-like inputs, at most 64 pixels a side (a volume's
+        middle slice, its maximum-intensity projection, or its three orthogonal middle
+        slices; see :mod:`inspect_kit.imaging`); None stores none.
     resume : bool
         Continue a store whose capture did not finish, skipping the samples it holds. The data
         must come in the same order.
@@ -267,6 +273,17 @@ def capture(
         Batches that may wait for the background writer; bounds host memory.
     progress : bool
         Show a progress bar.
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the activation datasets, recorded in the store's ``compression`` attribute:
+        gzip (level 4, byte shuffle; small, slower), lzf (fast, moderate), or Blosc LZ4 with
+        byte shuffle (fast and small; needs hdf5plugin, which readers then need too).
+        Chunks follow the samples either way.
+    distributed : bool, optional
+        Whether this call is one rank of a ``torchrun`` job. Default: yes when
+        ``torch.distributed`` is initialised with more than one rank; True also initialises
+        the process group from torchrun's environment. Each rank then captures every
+        world_size-th sample into ``<path>.parts/rank-NNNNN.h5`` and rank 0 joins the parts
+        into one store at ``path`` (HDF5 virtual datasets); see the README.
 
     Returns
     -------
@@ -275,19 +292,48 @@ def capture(
 
     Examples
     --------
-    >>> import torch, inspect_kit
+    >>> import tempfile, torch, inspect_kit
+    >>> folder = tempfile.TemporaryDirectory()
     >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
     >>> store = inspect_kit.capture(model, torch.rand(10, 1, 8, 8), ["0", "1"],
-    ...                             "acts.h5", reduce="mean", progress=False)  # doctest: +SKIP
-    >>> store["1"].shape                                                        # doctest: +SKIP
+    ...                             f"{folder.name}/acts.h5", reduce="mean", progress=False)
+    >>> store["1"].shape
     (10, 4)
+    >>> store.close(); folder.cleanup()
     """
     path = Path(path)
+    from .distributed import capture_distributed, wanted
+
+    if wanted(distributed):
+        return capture_distributed(
+            model,
+            data,
+            layers,
+            path,
+            batch_size=batch_size,
+            labels=labels,
+            metadata=metadata,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            capture_fn=capture,
+            reduce=reduce,
+            dtype=dtype,
+            device=device,
+            thumbnails=thumbnails,
+            queue_size=queue_size,
+            compression=compression,
+        )
     modules = resolve_layers(model, layers)
     reduce_name, reduce_fn = resolve_reduction(reduce)
     store_dtype = resolve_dtype(dtype)
-    if thumbnails not in (None, "slice", "mip"):
-        raise ValueError(f"thumbnails={thumbnails!r}; use 'slice', 'mip' or None")
+    if thumbnails is not None:
+        if thumbnails not in THUMBNAIL_MODES + ("mid",):
+            raise ValueError(
+                f"thumbnails={thumbnails!r}; use one of {', '.join(map(repr, THUMBNAIL_MODES))} "
+                "or None"
+            )
+        thumbnails = check_mode(thumbnails)
     resuming = _check_path(path, resume=resume, overwrite=overwrite)
     stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
 
@@ -302,6 +348,7 @@ def capture(
         "batch_size": batch_size,
         "device": None if device is None else str(device),
         "thumbnails": thumbnails,
+        "compression": compression,
         "data": stream.description,
     }
     if resuming and _check_resumable(path, config, sha):
@@ -330,8 +377,16 @@ def capture(
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_sha256": sha,
         "config": config,
+        schema.COMPRESSION: compression or "none",
     }
-    writer = StoreWriter(path, attrs, resume=resuming, queue_size=queue_size)
+    writer = StoreWriter(
+        path,
+        attrs,
+        resume=resuming,
+        queue_size=queue_size,
+        expected_rows=stream.n_samples,
+        compression=compression,
+    )
     skip = writer.n_done
     ok = False
     expected: set[str] | None = None
@@ -416,10 +471,11 @@ def capture(
                 extra: dict[str, torch.Tensor] = {}
                 if logits is not None:
                     extra["__logits"], extra["__pred"] = logits, pred
-                if thumbnails is not None:
-                    thumb = make_thumbnails(x, mode=thumbnails, spacing=_plane_spacing(b.meta))
-                    if thumb is not None:
-                        extra["__thumb"] = thumb
+                thumb = None
+                if thumbnails is not None:  # from the host copy when there is one: no sync
+                    thumb = thumbnails_from_tensor(
+                        b.x, mode=thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
+                    )
                 host, ready, release = copier.copy({**tensors, **extra})
                 if attrs["model_sha256"] == "pending":
                     attrs["model_sha256"] = sha_job.result()  # read when the file is created
@@ -430,7 +486,7 @@ def capture(
                         label=b.y,
                         prediction=host.get("__pred"),
                         logits=host.get("__logits"),
-                        thumbnail=host.get("__thumb"),
+                        thumbnail=thumb,
                         meta=b.meta,
                         inputs=_host_bytes(b.x),
                         number=number,

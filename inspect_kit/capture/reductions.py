@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..arrays import spatial_pool
+
 Reduction = Callable[[torch.Tensor], torch.Tensor]
 
 #: names users may pass as ``reduce=``
@@ -13,11 +15,11 @@ REDUCTIONS = ("none", "mean", "max", "flatten")
 
 
 def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
-    return t.mean(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
+    return spatial_pool(t, "mean")
 
 
 def _spatial_max(t: torch.Tensor) -> torch.Tensor:
-    return t.amax(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
+    return spatial_pool(t, "max")
 
 
 def _flatten(t: torch.Tensor) -> torch.Tensor:

@@ -20,15 +20,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
+
 from . import theme
 from .html import META_KEY, ThumbnailFigure
-from .thumbnails import build_atlas, make_thumbnails, resize_thumbnails
 
 #: above this many points 2D scatters use WebGL (Scattergl)
 GL_THRESHOLD = 5000
 #: at most this many distinct integer values are coloured as categories
 MAX_CATEGORIES = 30
-_METHOD_NAMES = {"pca": "PC", "tsne": "t-SNE ", "umap": "UMAP "}
 _CUSTOM_INDEX, _CUSTOM_TILE = 0, 1
 
 
@@ -179,8 +179,10 @@ def _thumb_tiles(embs: Sequence[Any], size: int | None) -> tuple[dict | None, li
 
 
 def _axis_titles(emb: Any) -> list[str]:
-    prefix = _METHOD_NAMES.get(emb.method, f"{emb.method} ")
-    ratio = emb.params.get("explained_variance_ratio") if emb.method == "pca" else None
+    from inspect_kit.analysis.embedding.registry import axis_label, is_linear
+
+    prefix = axis_label(emb.method)
+    ratio = emb.params.get("explained_variance_ratio") if is_linear(emb.method) else None
     titles = []
     for i in range(min(3, emb.n_components)):
         t = f"{prefix}{i + 1}"
@@ -471,7 +473,9 @@ def plot_embedding(
     else:
         fig.update_xaxes(title=axes[0])
         fig.update_yaxes(title=axes[1] if len(axes) > 1 else "")
-        if emb.method != "pca":  # neighbour maps: equal scales, no meaningful units
+        from inspect_kit.analysis.embedding.registry import is_linear
+
+        if not is_linear(emb.method):  # neighbour maps: equal scales, no meaningful units
             fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return _finish(fig, atlas, thumbnail_scale)
 

@@ -764,9 +764,9 @@ def explore(
     embs, store, rows, layer_opts = _explore_inputs(
         data, layers, method, samples, dict(embed_kwargs, reduce=reduce)
     )
-    from inspect_kit.analysis.embedding._api import ESTIMATORS
+    from inspect_kit.analysis.embedding.registry import method_names
 
-    methods = list(ESTIMATORS) if store is not None else sorted({e.method for e in embs})
+    methods = list(method_names()) if store is not None else sorted({e.method for e in embs})
     if images and len(embs[0]) > MAX_IMAGE_POINTS:
         logger.warning(
             "images as points for %d samples: only useful up to a few thousand", len(embs[0])

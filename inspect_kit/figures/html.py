@@ -1,7 +1,7 @@
 """Self-contained HTML for figures, with thumbnails that appear when hovering a point.
 
 Plotly's hover labels hold text only, so a figure that carries thumbnails (see
-:func:`inspect_kit.figures.thumbnails.build_atlas`; they live in
+:func:`inspect_kit.imaging.build_atlas`; they live in
 ``layout.meta["inspect_kit_thumbnails"]`` with each point's tile in its ``customdata``) gets a
 small script that shows the hovered point's thumbnail in an ``<img>`` beside the cursor.
 

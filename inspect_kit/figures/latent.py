@@ -405,8 +405,9 @@ def plot_latent_scatter(
     --------
     >>> fig = plot_latent_scatter(probe.embed("umap"), color="reconstruction_error")  # doctest: +SKIP
     """
-    names = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-    method = names.get(getattr(embedding, "method", ""), getattr(embedding, "method", ""))
+    from inspect_kit.analysis.embedding.registry import display_name
+
+    method = display_name(getattr(embedding, "method", ""))
     hint = " (hover: input | reconstruction)" if getattr(embedding, "thumbnails", None) is not None else ""
     return plot_embedding(
         embedding,

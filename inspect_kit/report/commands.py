@@ -7,6 +7,7 @@ thin parser, and the same steps can be called from Python.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ def capture_user_data(
     ...                   out="acts.h5", layers=["layer4"], reduce="mean")  # doctest: +SKIP
     """
     from inspect_kit.capture import capture
+    from inspect_kit.capture.distributed import barrier, process_group_from_env
     from inspect_kit.data.formats import load_data
     from inspect_kit.models.registry import load_model
 
@@ -100,23 +102,32 @@ def capture_user_data(
     with timed_step("loading model", timings):
         model = load_model(model_spec, weights=weights, model_args=model_args, device=device)
     layers = list(layers) if layers else default_capture_layers(model)
-    with timed_step(f"capturing {len(layers)} layers", timings):
-        store = capture(
-            model,
-            user.dataset,
-            layers,
-            out,
-            reduce=reduce,
-            dtype=dtype,
-            device=device,
-            batch_size=batch_size,
-            labels=user.labels,
-            metadata=user.metadata or None,
-            thumbnails=thumbnails,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-        )
+    # under torchrun every rank captures its share; rank 0 alone records the inputs
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
+    with process_group_from_env(device) as rank:
+        with timed_step(f"capturing {len(layers)} layers", timings):
+            store = capture(
+                model,
+                user.dataset,
+                layers,
+                out,
+                reduce=reduce,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+                labels=user.labels,
+                metadata=user.metadata or None,
+                thumbnails=thumbnails,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        if rank != 0:
+            store.close()
+        barrier()  # the other ranks have closed the store before rank 0 writes to it
+    if rank != 0:
+        return Path(out)
     try:
         record_inputs(
             store,
@@ -160,10 +171,11 @@ def embed_layers(
 ) -> list[dict[str, Any]]:
     """Embed layers of a store, write one small-multiples figure per method; return metrics."""
     formats = check_formats(formats or ("html", "png"))
+    from inspect_kit.analysis.embedding.registry import default_methods, display_name
     from inspect_kit.figures.embedding import plot_embedding_grid
     from inspect_kit.store import open_store
 
-    methods = list(methods or ("pca", "tsne", "umap"))
+    methods = list(methods or default_methods())
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
@@ -181,7 +193,7 @@ def embed_layers(
         )
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
-                by_layer, color=color, label_names=names, title=f"{method} of each layer"
+                by_layer, color=color, label_names=names, title=f"{display_name(method)} of each layer"
             )
             for layer, emb in by_layer.items():
                 m = emb.metrics

@@ -8,16 +8,15 @@ Examples
 --------
 >>> report = Report("Profile of SmallCNN")
 >>> sec = report.section("Embeddings", intro="PCA, t-SNE and UMAP of each layer.")
->>> sec.add_table(["layer", "trustworthiness"], [["conv1", 0.91]])
+>>> sec.add_table(["layer", "trustworthiness"], [["conv1", 0.91]]).title
+'Embeddings'
 >>> report.save("report.html")                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from inspect_kit.figures.html import to_html
+from inspect_kit.imaging import to_data_uri
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +91,6 @@ def _fmt(value: Any) -> tuple[str, bool]:
     if value is None:
         return "–", False
     return str(value), False
-
-
-def png_data_uri(image: np.ndarray | bytes) -> str:
-    """A ``data:image/png`` URI of PNG bytes or a uint8 array (H, W) / (H, W, 3)."""
-    if not isinstance(image, bytes | bytearray):
-        from PIL import Image
-
-        arr = np.asarray(image)
-        if arr.dtype != np.uint8:
-            raise TypeError(f"images must be uint8 arrays or PNG bytes, got {arr.dtype}")
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="PNG")
-        image = buf.getvalue()
-    return "data:image/png;base64," + base64.b64encode(bytes(image)).decode("ascii")
 
 
 @dataclass
@@ -223,7 +209,7 @@ class Section:
         w = f' width="{int(width)}"' if width else ""
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
         self.blocks.append(
-            f'<figure class="image"><img src="{png_data_uri(image)}" alt="{html.escape(caption or "")}"{w}>{cap}</figure>'
+            f'<figure class="image"><img src="{to_data_uri(image)}" alt="{html.escape(caption or "")}"{w}>{cap}</figure>'
         )
         return self
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.analysis.embedding.registry import default_methods, get_method
+
 from .output import check_formats, limit_threads, timed_step, write_figures
 from .records import (
     DEMO_DATA,
@@ -49,7 +51,6 @@ from .steps import (
 logger = logging.getLogger(__name__)
 
 DEMO_LAYERS = ("relu1", "relu2", "relu3", "fc")
-_METHODS = ("pca", "tsne", "umap")
 
 __all__ = [
     "DemoSize",
@@ -65,7 +66,7 @@ __all__ = [
 class ReportOptions:
     """What :func:`build_report` computes, and how much of it."""
 
-    methods: tuple[str, ...] = ("pca", "tsne", "umap")
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     layers: list[str] | None = None
     formats: tuple[str, ...] = ("png", "svg")
     featurevis: bool = True
@@ -551,13 +552,12 @@ def run_demo(
     Examples
     --------
     >>> res = run_demo("demo_out")          # doctest: +SKIP
-    >>> res.report
+    >>> res.report                          # doctest: +SKIP
     PosixPath('demo_out/report.html')
     """
     check_formats(formats or ())
-    unknown = [m for m in methods or () if str(m).lower().replace("-", "") not in _METHODS]
-    if unknown:
-        raise ValueError(f"unknown embedding method(s) {unknown}; use pca, tsne or umap")
+    for m in methods or ():
+        get_method(m)  # ValueError naming the registered methods
     with limit_threads(threads):
         return _run_demo(
             out,
@@ -659,7 +659,7 @@ def _run_demo(
         finally:
             store.close()
     opts = ReportOptions(
-        methods=tuple(methods or ("pca", "tsne", "umap")),
+        methods=tuple(methods or default_methods()),
         formats=tuple(formats if formats is not None else ("png", "svg")),
         n_units=size.n_units,
         featurevis_steps=size.featurevis_steps,

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .document import Report
+from inspect_kit.analysis.embedding.registry import display_name
 
-_METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+from .document import Report
 
 
 def _num(value: Any) -> float | None:
@@ -122,7 +122,7 @@ def embedding_section(
     for method, by_layer in embeddings.items():
         if not by_layer:
             continue
-        name = _METHOD_NAMES.get(method, method)
+        name = display_name(method)
         fig = plot_embedding_grid(
             dict(by_layer), label_names=class_names, title=f"{name} of each layer"
         )

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from inspect_kit.arrays import spatial_pool
+
 
 def class_selectivity(activations: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Class selectivity index of each unit: ``(mu_max - mu_rest) / (mu_max + mu_rest)``.
@@ -39,8 +41,7 @@ def class_selectivity(activations: np.ndarray, labels: np.ndarray) -> np.ndarray
     array([1., 0.])
     """
     acts = np.asarray(activations, dtype=np.float64)
-    if acts.ndim > 2:
-        acts = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2)
+    acts = spatial_pool(acts)
     if acts.ndim != 2:
         raise ValueError(f"activations must be (N, C) or (N, C, ...), got shape {acts.shape}")
     labels = np.asarray(labels)
@@ -72,8 +73,7 @@ def select_units(
         The selectivity of every unit (None without labels).
     """
     acts = np.asarray(activations, dtype=np.float64)
-    if acts.ndim > 2:
-        acts = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2)
+    acts = spatial_pool(acts)
     spread = acts.std(axis=0)
     live = spread > 1e-8 * max(1.0, float(np.abs(acts).max(initial=0.0)))
     scores = None

@@ -20,6 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from inspect_kit.analysis.embedding.registry import get_method
+from inspect_kit.arrays import spatial_pool
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,7 +47,7 @@ def compute_embeddings(
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         out[method] = {}
-        extra = {} if method.lower() == "pca" else {"n_jobs": n_jobs}
+        extra = {"n_jobs": n_jobs} if get_method(method).accepts("n_jobs") else {}
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             out[method][layer] = embed(
@@ -73,9 +76,7 @@ def unit_means(store: Any, layer: str) -> np.ndarray:
     parts = []
     for _, rows in store.iter_chunks(layer):
         rows = np.asarray(rows, dtype=np.float32)
-        parts.append(
-            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
-        )
+        parts.append(spatial_pool(rows))
     return np.concatenate(parts)
 
 
@@ -181,7 +182,7 @@ def run_featurevis(
         steps=steps,
         value_range=value_range,
         device=device,
-        seed=seed,
+        random_state=seed,
         progress=progress,
     )
     if target != layer:
@@ -206,7 +207,6 @@ def run_featurevis(
             steps=sanity_steps or steps,
             value_range=value_range,
             device=device,
-            seed=seed,
             random_state=seed,
             progress=progress,
         )

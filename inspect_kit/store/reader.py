@@ -348,6 +348,32 @@ class ActivationStore:
         arr = self[layer][:]
         return arr.astype(dtype, copy=False) if dtype is not None else arr
 
+    def to_dask(self, layer: str) -> Any:
+        """A lazy ``dask.array.Array`` of a layer, chunked on the HDF5 chunks along samples.
+
+        Each task opens the file by path, so the array computes on a ``dask.distributed``
+        cluster whose workers share the filesystem. Needs ``pip install 'inspect-kit[scale]'``.
+
+        Examples
+        --------
+        >>> store.to_dask("conv2").mean(axis=0).compute()      # doctest: +SKIP
+        """
+        from .views import to_dask
+
+        return to_dask(self, layer)
+
+    def to_xarray(self, layer: str) -> Any:
+        """The layer as an ``xarray.DataArray`` (dims sample, channel, spatial axes; samples'
+        index, label, prediction and metadata as coordinates) over :meth:`to_dask`.
+
+        Examples
+        --------
+        >>> store.to_xarray("conv2").groupby("label").mean("sample")   # doctest: +SKIP
+        """
+        from .views import to_xarray
+
+        return to_xarray(self, layer)
+
     def iter_chunks(
         self, layer: str, batch_size: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:

@@ -111,6 +111,22 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
         )
 
 
+#: root attribute naming the stores' compression filter (absent or "none": uncompressed)
+COMPRESSION = "compression"
+
+
+def load_filters(compression: Any) -> None:
+    """Register the HDF5 filter plugins a store's ``compression`` needs (Blosc: hdf5plugin)."""
+    if compression == "blosc":
+        try:
+            import hdf5plugin  # noqa: F401 - registers the Blosc filter with HDF5
+        except ImportError as err:
+            raise ImportError(
+                "this store is compressed with Blosc, which needs the hdf5plugin package: "
+                "pip install 'inspect-kit[scale]' (or hdf5plugin)"
+            ) from err
+
+
 def open_h5_read(path: str | Path) -> h5py.File:
     """Open a store read-only in SWMR mode, with errors that say what the path is.
 
@@ -153,6 +169,7 @@ def open_h5_read(path: str | Path) -> h5py.File:
         raise StoreError(f"{path} is damaged: HDF5 cannot open it ({h5_cause(err)})") from err
     try:
         check_schema(f, path)
+        load_filters(decode_attr(f.attrs.get(COMPRESSION, "none")))
     except Exception:
         f.close()
         raise

@@ -98,6 +98,26 @@ def _chunk_rows(row_shape: tuple[int, ...], itemsize: int, batch: int = 1) -> in
     return batch * per
 
 
+#: compression= choices; "blosc" (LZ4 with byte shuffle) needs the hdf5plugin package
+COMPRESSIONS = (None, "gzip", "lzf", "blosc")
+
+
+def compression_options(compression: str | None) -> dict[str, Any]:
+    """h5py create_dataset keywords for a ``compression=`` choice."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression={compression!r} is not one of None, 'gzip', 'lzf', 'blosc'")
+    if compression is None:
+        return {}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    schema.load_filters("blosc")
+    import hdf5plugin
+
+    return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+
+
 def _field_name(path: str) -> str:
     """How a user knows a per-sample field: labels, metadata 'site', layer 'conv1' ..."""
     names = {
@@ -213,9 +233,24 @@ class StoreWriter:
         Continue an existing store instead of creating one.
     queue_size : int
         Batches that may wait for the writer; bounds host memory.
+    expected_rows : int, optional
+        Samples the capture will write, when known: chunks hold no more rows than this.
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the numeric datasets (chunking along samples stays).
     """
 
-    def __init__(self, path: Path, attrs: dict[str, Any], *, resume: bool, queue_size: int = 4):
+    def __init__(
+        self,
+        path: Path,
+        attrs: dict[str, Any],
+        *,
+        resume: bool,
+        queue_size: int = 4,
+        expected_rows: int | None = None,
+        compression: str | None = None,
+    ):
+        self._expected_rows = expected_rows
+        self._filters = compression_options(compression)
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self._attrs = attrs
@@ -311,14 +346,23 @@ class StoreWriter:
         row_shape = tuple(arr.shape[1:])
         dtype = _h5_dtype(arr)
         string = dtype == h5py.string_dtype()
+        batch = max(1, arr.shape[0])
+        rows = _chunk_rows(row_shape, 8 if string else arr.dtype.itemsize, batch)
+        if self._expected_rows:  # HDF5 allocates whole chunks: none larger than the store
+            rows = min(rows, int(self._expected_rows))
+        if self._filters and not string:
+            # A compressed chunk rewritten by the next batch is stored anew (HDF5 does not
+            # reuse the old space), so chunks hold a divisor of the batch: every batch then
+            # writes whole chunks once.
+            rows = next(r for r in range(min(rows, batch), 0, -1) if batch % r == 0)
         self._ds[path] = ds = self._file.create_dataset(
             path,
             shape=(0,) + row_shape,
             maxshape=(None,) + row_shape,
-            chunks=(_chunk_rows(row_shape, 8 if string else arr.dtype.itemsize, len(arr)),)
-            + row_shape,
+            chunks=(rows,) + row_shape,
             dtype=dtype,
             fletcher32=FLETCHER32 and not string,  # no filters on variable-length strings
+            **({} if string else self._filters),
         )
         for k, v in (attrs or {}).items():
             ds.attrs[k] = schema.encode_attr(v)

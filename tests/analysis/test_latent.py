@@ -6,8 +6,6 @@ codes captured by inspect_kit.capture's hooks, and numpy's quantiles and correla
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -18,17 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from inspect_kit.analysis.latent import LatentProbe, correlation_ratio, slerp
 from inspect_kit.models import ConvAutoencoder, fit_autoencoder
-
-
-@contextlib.contextmanager
-def one_thread():
-    # pytest workers share 2 cores; torch's intra-op threads spin-wait on each other there.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from tests._threads import one_thread
 
 
 def torch_encode(model, X):

@@ -352,16 +352,17 @@ def test_multi_sequence_nifti_and_any_channel_count(tmp_path):
 
 
 def test_thumbnails_keep_the_physical_aspect():
-    from inspect_kit.capture.thumbnails import make_thumbnails
+    from inspect_kit.imaging import make_thumbnails, thumbnails_from_tensor
 
     x = torch.zeros(1, 1, 3, 40, 8)
     x[..., 10:30, :] = 1.0  # a band: 20 rows x 8 columns
-    plain = make_thumbnails(x)
+    plain = thumbnails_from_tensor(x)
     assert plain.shape == (1, 40, 8)  # 8 columns of 5 mm squeezed into 8 pixels
-    thumb = make_thumbnails(x, spacing=[[1.0, 5.0]])  # rows 1 mm, columns 5 mm: 40 x 40 mm
+    thumb = thumbnails_from_tensor(x, spacing=[[1.0, 5.0]])  # rows 1 mm, columns 5 mm: 40 x 40 mm
     assert thumb.shape == (1, 40, 40)
+    np.testing.assert_array_equal(thumb, make_thumbnails(x.numpy(), 64, spacing=[[1.0, 5.0]]))
     bright = thumb[0] > 127
-    rows, cols = np.flatnonzero(bright.any(1).numpy()), np.flatnonzero(bright.any(0).numpy())
+    rows, cols = np.flatnonzero(bright.any(1)), np.flatnonzero(bright.any(0))
     assert cols.size == 40 and abs(rows.size - 20) <= 1  # 20 mm x 40 mm: wider than tall
 
 

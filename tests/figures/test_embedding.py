@@ -13,7 +13,7 @@ from inspect_kit.capture import capture
 from inspect_kit.figures import theme
 from inspect_kit.figures.embedding import plot_embedding, plot_embedding_grid
 from inspect_kit.figures.html import META_KEY, ThumbnailFigure, save_html, to_html
-from inspect_kit.figures.thumbnails import decode_data_uri
+from inspect_kit.imaging import decode_data_uri
 
 LAYERS = ["relu1", "relu2", "flatten"]
 

@@ -8,9 +8,7 @@ saved page in headless chromium (hovered point's thumbnail decoded and compared 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import h5py
 import nbformat
@@ -25,8 +23,6 @@ from inspect_kit.figures.embedding import plot_embedding
 from inspect_kit.figures.explorer import Explorer, FigureView, explore, plotly_js
 
 N_POINTS = 2000
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
@@ -229,30 +225,9 @@ def test_notebook_outputs_are_widgets_and_small(store, tmp_path):
 
 # -- the saved page in a real browser ---------------------------------------------------------
 @pytest.fixture(scope="module")
-def driver():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (Path(CHROMEDRIVER).exists() and (Path(CHROMIUM).exists() or shutil.which("chromium"))):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--enable-unsafe-swiftshader",
-        "--window-size=1300,1000",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    drv.set_page_load_timeout(120)
-    try:
-        yield drv
-    finally:
-        drv.quit()
+def driver(browser):
+    """The shared headless chromium of the tests (tests/_browser.py)."""
+    return browser
 
 
 def _wait(drv, script: str, timeout: float = 60.0, *args):
@@ -455,7 +430,7 @@ def test_jupyterlab_hover_and_lasso_reach_python(store, driver, tmp_path):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.by import By
 
-    from inspect_kit.figures.thumbnails import decode_data_uri
+    from inspect_kit.imaging import decode_data_uri
 
     root = tmp_path / "root"
     root.mkdir()

@@ -10,6 +10,8 @@ import torch
 from inspect_kit.analysis import featurevis as fv
 from inspect_kit.analysis.weights import conv_kernels
 from inspect_kit.figures import featurevis as ff
+from tests._browser import chromium
+from tests._threads import one_thread
 
 
 def heatmaps(fig):
@@ -18,10 +20,8 @@ def heatmaps(fig):
 
 @pytest.fixture(scope="module")
 def digits_render(digits_cnn, digits):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # several test workers share 2 cores
     acts = []
-    try:
+    with one_thread():
         res = fv.render(
             digits_cnn,
             fv.channel("conv2", [0, 3, 5]),
@@ -36,8 +36,6 @@ def digits_render(digits_cnn, digits):
                 digits_cnn(torch.as_tensor(digits.X_test))
         finally:
             h.remove()
-    finally:
-        torch.set_num_threads(threads)
     thumbs = np.round(digits.X_test[:, 0] * 255).astype(np.uint8)
     ex = fv.top_exemplars(
         acts[0].numpy(), "conv2", k=6, units=[5, 0, 3], thumbnails=thumbs, progress=False
@@ -89,7 +87,7 @@ def volume_result(n=2, shape=(1, 5, 6, 7)):
         layer="conv2",
         objective="channel(conv2, [0, 1])",
         value_range=(0.0, 1.0),
-        seed=0,
+        random_state=0,
     )
 
 
@@ -162,26 +160,14 @@ def test_randomisation_figure(digits_cnn):
 
 @pytest.mark.browser
 def test_3d_gallery_renders_and_slides_in_a_browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium")
     from selenium.webdriver.support.ui import WebDriverWait
 
     res = volume_result()
     fig = ff.plot_unit_gallery(res)
     path = tmp_path / "gallery.html"
     fig.write_html(path, include_plotlyjs=True, full_html=True)
-    opts = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-    ):
-        opts.add_argument(arg)
-    opts.binary_location = "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    try:
+    with chromium() as driver:
         driver.get(path.as_uri())
         WebDriverWait(driver, 30).until(
             lambda d: d.execute_script(
@@ -202,5 +188,3 @@ def test_3d_gallery_renders_and_slides_in_a_browser(tmp_path):
         np.testing.assert_allclose(np.asarray(z, dtype=float), res.images[1, 0][1], rtol=1e-6)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, json.dumps(errors)[:500]
-    finally:
-        driver.quit()

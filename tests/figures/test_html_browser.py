@@ -6,7 +6,6 @@ hover code runs); the thumbnail the page then shows is decoded and compared to t
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -18,38 +17,9 @@ from inspect_kit.capture import capture
 from inspect_kit.data import load_digits_images
 from inspect_kit.figures.embedding import plot_embedding, plot_embedding_grid
 from inspect_kit.figures.html import save_html, to_html
-from inspect_kit.figures.thumbnails import decode_data_uri
+from inspect_kit.imaging import decode_data_uri
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-@pytest.fixture(scope="module")
-def driver():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (Path(CHROMEDRIVER).exists() and (Path(CHROMIUM).exists() or shutil.which("chromium"))):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--enable-unsafe-swiftshader",
-        "--window-size=1300,1000",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    drv.set_page_load_timeout(120)
-    yield drv
-    drv.quit()
-
 
 @pytest.fixture(scope="module")
 def store(digits, digits_cnn, tmp_path_factory):
@@ -164,25 +134,25 @@ def _box_display(drv, fig: int) -> str:
 
 
 # -- tests --------------------------------------------------------------------------------------
-def test_saved_html_renders_offline_and_hover_shows_the_samples_thumbnail(driver, store, tmp_path):
+def test_saved_html_renders_offline_and_hover_shows_the_samples_thumbnail(browser, store, tmp_path):
     emb = embed(store, "flatten", "pca", progress=False)
     path = save_html(plot_embedding(emb), tmp_path / "pca.html")
-    _open(driver, path)
-    assert _errors(driver) == []
-    assert _network_requests(driver) == []
+    _open(browser, path)
+    assert _errors(browser) == []
+    assert _network_requests(browser) == []
     for curve, point in [(0, 3), (4, 10), (9, 0)]:
-        x, y = _point_xy(driver, 0, curve, point)
-        sample, pixels = _hover(driver, 0, x, y)
+        x, y = _point_xy(browser, 0, curve, point)
+        sample, pixels = _hover(browser, 0, x, y)
         np.testing.assert_array_equal(pixels, _rgba(emb.thumbnails[sample]))
-    _move(driver, 2, 2)
+    _move(browser, 2, 2)
     deadline = time.perf_counter() + 5
-    while _box_display(driver, 0) != "none" and time.perf_counter() < deadline:
+    while _box_display(browser, 0) != "none" and time.perf_counter() < deadline:
         time.sleep(0.05)
-    assert _box_display(driver, 0) == "none"  # unhover hides it
-    assert _errors(driver) == []
+    assert _box_display(browser, 0) == "none"  # unhover hides it
+    assert _errors(browser) == []
 
 
-def test_several_figures_on_one_page_share_plotlyjs(driver, store, tmp_path):
+def test_several_figures_on_one_page_share_plotlyjs(browser, store, tmp_path):
     """As the report (and Jupyter) will do: plotly.js once, each figure its own thumbnails."""
     single = plot_embedding(embed(store, "flatten", "pca", progress=False))
     grid = plot_embedding_grid(
@@ -197,20 +167,20 @@ def test_several_figures_on_one_page_share_plotlyjs(driver, store, tmp_path):
     assert page.count("* plotly.js v") == 1
     path = tmp_path / "page.html"
     path.write_text(page, encoding="utf-8")
-    _open(driver, path, n_figures=2)
-    assert _errors(driver) == []
-    driver.execute_script("document.querySelectorAll('.plotly-graph-div')[1].scrollIntoView();")
+    _open(browser, path, n_figures=2)
+    assert _errors(browser) == []
+    browser.execute_script("document.querySelectorAll('.plotly-graph-div')[1].scrollIntoView();")
     # a point of the grid's second panel
     curve = next(i for i, t in enumerate(grid.data) if t.xaxis == "x2")
-    x, y = _point_xy(driver, 1, curve, 5)
-    sample, pixels = _hover(driver, 1, x, y)
+    x, y = _point_xy(browser, 1, curve, 5)
+    sample, pixels = _hover(browser, 1, x, y)
     expected = store.thumbnails[sample]
     np.testing.assert_array_equal(pixels, _rgba(expected))
-    assert _box_display(driver, 0) == "none"
-    assert _errors(driver) == []
+    assert _box_display(browser, 0) == "none"
+    assert _errors(browser) == []
 
 
-def test_3d_scatter_hover_shows_thumbnail(driver, tmp_path):
+def test_3d_scatter_hover_shows_thumbnail(browser, tmp_path):
     X, y = load_digits_images(size=16)
     # cube corners, less the two on the default camera's line of sight, and the centre:
     # point 6 projects to the middle of the scene
@@ -220,20 +190,20 @@ def test_3d_scatter_hover_shows_thumbnail(driver, tmp_path):
     emb = Embedding(coords=coords, method="umap", labels=y[:7], thumbnails=thumbs)
     fig = plot_embedding(emb, color=None, marker_size=14)
     path = save_html(fig, tmp_path / "three.html")
-    _open(driver, path)
-    x, y_px = driver.execute_script("""
+    _open(browser, path)
+    x, y_px = browser.execute_script("""
         var gd = document.querySelector('.plotly-graph-div'), fl = gd._fullLayout;
         var s = fl._size, d = fl.scene.domain, r = gd.getBoundingClientRect();
         return [r.left + s.l + s.w * (d.x[0] + d.x[1]) / 2,
                 r.top + s.t + s.h * (1 - (d.y[0] + d.y[1]) / 2)];""")
-    sample, pixels = _hover(driver, 0, x, y_px)
+    sample, pixels = _hover(browser, 0, x, y_px)
     assert sample == 6
     np.testing.assert_array_equal(pixels, _rgba(thumbs[6]))
-    assert _errors(driver) == []
+    assert _errors(browser) == []
 
 
 @pytest.mark.slow
-def test_50k_points_open_and_hover(driver, tmp_path):
+def test_50k_points_open_and_hover(browser, tmp_path):
     """50,000 distinct digit thumbnails (shifted, with noise) on a WebGL scatter."""
     X, y = load_digits_images(size=16)
     rng = np.random.default_rng(0)
@@ -257,17 +227,17 @@ def test_50k_points_open_and_hover(driver, tmp_path):
     fig = plot_embedding(emb, thumbnail_size=16)
     path = save_html(fig, tmp_path / "big.html")
     size_mb = path.stat().st_size / 2**20
-    load_s = _open(driver, path, timeout=180)
+    load_s = _open(browser, path, timeout=180)
     print(f"\n50k points: HTML {size_mb:.1f} MB, loaded in {load_s:.1f} s")
     assert size_mb < 40
-    assert _errors(driver) == []
-    x, y_px = _point_xy(driver, 0, 2, 100)
-    sample, pixels = _hover(driver, 0, x, y_px, timeout=60)
+    assert _errors(browser) == []
+    x, y_px = _point_xy(browser, 0, 2, 100)
+    sample, pixels = _hover(browser, 0, x, y_px, timeout=60)
     np.testing.assert_array_equal(pixels, _rgba(thumbs[sample]))
 
 
 @pytest.mark.slow
-def test_jupyter_display_hovers_like_the_saved_file(driver, store, tmp_path):
+def test_jupyter_display_hovers_like_the_saved_file(browser, store, tmp_path):
     """In a real kernel, `fig` and `fig.show()` output HTML that carries the hover script."""
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
@@ -297,9 +267,9 @@ def test_jupyter_display_hovers_like_the_saved_file(driver, store, tmp_path):
         + "</body></html>",
         encoding="utf-8",
     )
-    _open(driver, path, n_figures=2)
-    assert _errors(driver) == []
-    driver.execute_script("document.querySelectorAll('.plotly-graph-div')[1].scrollIntoView();")
-    x, y = _point_xy(driver, 1, 3, 2)
-    sample, pixels = _hover(driver, 1, x, y)
+    _open(browser, path, n_figures=2)
+    assert _errors(browser) == []
+    browser.execute_script("document.querySelectorAll('.plotly-graph-div')[1].scrollIntoView();")
+    x, y = _point_xy(browser, 1, 3, 2)
+    sample, pixels = _hover(browser, 1, x, y)
     np.testing.assert_array_equal(pixels, _rgba(store.thumbnails[sample]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -21,6 +20,7 @@ from inspect_kit.figures.latent import (
 )
 from inspect_kit.figures.probes import plot_probe_profile
 from inspect_kit.models import ConvAutoencoder
+from tests._browser import chromium
 
 
 @pytest.fixture(scope="module")
@@ -174,28 +174,6 @@ def test_probe_profile_figure_with_chance_line():
     assert len(two.data) == 4 and two.data[2].name == "other"
 
 
-@contextlib.contextmanager
-def _chrome():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--window-size=1100,800",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 # A real mouse move over the third point of the second trace (Plotly.Fx.hover emits no
 # plotly_hover event, so the page's own hover handler would never run).
 HOVER_JS = """
@@ -216,14 +194,14 @@ return [img.src, gd._hoverdata[0].customdata[0], box.style.display];
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_hover_shows_the_samples_input_and_reconstruction(probe, tmp_path):
-    from inspect_kit.figures.thumbnails import decode_data_uri
+    from inspect_kit.imaging import decode_data_uri
 
     fig = plot_latent_scatter(probe.embed("pca"))
     path = tmp_path / "latent.html"
     fig.write_html(path)
     traversal = tmp_path / "traversal.html"
     plot_traversal(probe.traverse([0, 1], steps=4)).write_html(traversal)
-    with _chrome() as driver:
+    with chromium() as driver:
         driver.get(traversal.as_uri())
         n_images = driver.execute_script(
             "return document.querySelectorAll('.heatmaplayer image, .hm image').length;"

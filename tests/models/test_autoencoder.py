@@ -3,8 +3,6 @@ on real shipped data (sklearn digits, MNI152 patches) against the mean-image bas
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -12,17 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from inspect_kit.models import ConvAutoencoder, fit_autoencoder
 from inspect_kit.models.autoencoder import autoencoder_loss
-
-
-@contextlib.contextmanager
-def one_thread():
-    # pytest workers share 2 cores; torch's intra-op threads spin-wait on each other there.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from tests._threads import one_thread
 
 
 def held_out_mse(model, X):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,9 +11,6 @@ import pytest
 
 from inspect_kit.report import Report
 from inspect_kit.report.selection import class_selectivity, select_units
-
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
 
 
 # -- the document ----------------------------------------------------------------------------------
@@ -80,38 +74,6 @@ def test_select_units_skips_dead_units_and_works_without_labels():
 
 
 # -- in a real browser ------------------------------------------------------------------------------
-@contextmanager
-def browser_session() -> Iterator[Any]:
-    """Headless Debian chromium driven by chromedriver, with the console log kept."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not Path(CHROMEDRIVER).exists():
-        pytest.skip("chromedriver not installed")
-    opts = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--window-size=1400,1000",
-    ):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with browser_session() as driver:
-        yield driver
-
-
 @pytest.fixture(scope="module")
 def thumbnail_report(tmp_path_factory) -> Path:
     """A report holding an embedding figure whose points carry input thumbnails."""

@@ -28,7 +28,7 @@ def test_units_that_are_off_for_the_start_image_still_move(mni2d_cnn):
     # zero from the grey start (no gradient); through bn3 every unit reaches a positive value.
     model = copy.deepcopy(mni2d_cnn)
     units = list(range(32))
-    kw = dict(steps=48, value_range=(-3.5, 3.5), seed=0, progress=False)
+    kw = dict(steps=48, value_range=(-3.5, 3.5), random_state=0, progress=False)
     direct = render(model, channel("relu3", units), (1, 16, 16), **kw)
     through_bn = render(
         model, channel(optimisation_target(model, "relu3"), units), (1, 16, 16), **kw

@@ -18,16 +18,10 @@ from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
 from ._pca import PCAEmbedding
-from ._tsne import TSNEEmbedding
-from ._umap import UMAPEmbedding
+from .registry import display_name, get_method
 
 logger = logging.getLogger(__name__)
 
-ESTIMATORS: dict[str, type[BaseEmbedding]] = {
-    "pca": PCAEmbedding,
-    "tsne": TSNEEmbedding,
-    "umap": UMAPEmbedding,
-}
 #: parameters that change speed or display but not the coordinates (left out of cache keys)
 _NOT_IN_KEY = ("progress", "n_jobs", "memory_limit")
 CACHE_VERSION = 1
@@ -42,7 +36,8 @@ class Embedding:
     coords : ndarray (N, n_components), float32
         Also available as ``embedding_``.
     method : str
-        'pca', 'tsne' or 'umap'.
+        A registered method ('pca', 'tsne', 'umap', ...; see
+        :func:`~inspect_kit.analysis.embedding.register_method`).
     layer : str or None
         Layer of the store the features came from.
     params : dict
@@ -64,10 +59,12 @@ class Embedding:
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "conv3", method="umap")    # doctest: +SKIP
-    >>> emb.embedding_.shape, emb.metrics["trustworthiness"]     # doctest: +SKIP
-    ((1797, 2), 0.99)
-    >>> placed = emb.transform(test_store)                       # doctest: +SKIP
+    >>> X = np.random.default_rng(0).normal(size=(200, 8, 4, 4)).astype(np.float32)
+    >>> emb = embed(X[:150], method="pca", progress=False)   # pooled to (150, 8)
+    >>> emb.embedding_.shape, emb.title
+    ((150, 2), 'PCA of features')
+    >>> emb.transform(X[150:]).coords.shape                   # place new samples
+    (50, 2)
     """
 
     coords: np.ndarray
@@ -138,8 +135,7 @@ class Embedding:
     @property
     def title(self) -> str:
         """Short description, e.g. ``"t-SNE of fc"``."""
-        names = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-        return f"{names.get(self.method, self.method)} of {self.layer or 'features'}"
+        return f"{display_name(self.method)} of {self.layer or 'features'}"
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -350,15 +346,6 @@ def _resolve_input(
 
 
 # -- estimators --------------------------------------------------------------------------------
-def _normalise_method(method: str) -> str:
-    key = str(method).lower().replace("-", "").replace("_", "")
-    if key not in ESTIMATORS:
-        raise ValueError(
-            f"unknown method={method!r}; use one of {', '.join(map(repr, ESTIMATORS))}"
-        )
-    return key
-
-
 def make_estimator(
     method: str,
     n_components: int = 2,
@@ -371,12 +358,15 @@ def make_estimator(
 ) -> BaseEmbedding:
     """The estimator :func:`embed` uses for ``method``, with unknown parameters rejected.
 
+    ``method`` is any name in the registry
+    (:func:`~inspect_kit.analysis.embedding.method_names`).
+
     Examples
     --------
     >>> make_estimator("tsne", perplexity=20).perplexity
     20
     """
-    cls = ESTIMATORS[_normalise_method(method)]
+    cls = get_method(method).load()
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in method_params:
         if key not in valid:
@@ -386,11 +376,14 @@ def make_estimator(
                 f"unknown parameter {key!r} for method={cls.method!r}{hint} "
                 f"(valid: {', '.join(valid)})"
             )
-    kwargs: dict[str, Any] = dict(
-        n_components=n_components, random_state=random_state, reduce=reduce, progress=progress
+    common: dict[str, Any] = dict(
+        n_components=n_components,
+        random_state=random_state,
+        reduce=reduce,
+        progress=progress,
+        pca_components=pca_components,
     )
-    if "pca_components" in valid:
-        kwargs["pca_components"] = pca_components
+    kwargs = {k: v for k, v in common.items() if k in valid}
     kwargs.update(method_params)
     return cls(**kwargs)
 
@@ -525,7 +518,7 @@ def embed(
     progress: bool = True,
     **method_params: Any,
 ) -> Embedding:
-    """Embed a layer's features in 2 or 3 dimensions with PCA, t-SNE or UMAP.
+    """Embed a layer's features in 2 or 3 dimensions with PCA, t-SNE, UMAP or a registered method.
 
     Parameters
     ----------
@@ -534,7 +527,9 @@ def embed(
         with it) or activations as an array.
     layer : str, optional
         Layer of the store (optional when it holds one layer).
-    method : {'pca', 'tsne', 'umap'}
+    method : str
+        'pca', 'tsne', 'umap' or any method added with
+        :func:`~inspect_kit.analysis.embedding.register_method`.
     n_components : int
         2 or 3 for a map.
     random_state : int or None
@@ -578,9 +573,13 @@ def embed(
 
     Examples
     --------
-    >>> emb = inspect_kit.embed(store, "fc", method="umap")         # doctest: +SKIP
-    >>> emb.metrics["trustworthiness"], emb.coords.shape             # doctest: +SKIP
-    (0.97, (1797, 2))
+    With a store (``inspect_kit.embed(store, "fc", method="umap")``) labels, thumbnails and
+    the cache come along; an array works the same way:
+
+    >>> X = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    >>> emb = embed(X, method="pca", n_components=3, progress=False)
+    >>> emb.coords.shape, 0.5 < emb.metrics["trustworthiness"] <= 1.0
+    ((100, 3), True)
     """
     if isinstance(data, str | Path):
         from inspect_kit.store import open_store

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from inspect_kit.arrays import POOLINGS, spatial_pool
+
 logger = logging.getLogger(__name__)
 
 #: names accepted by ``reduce=``
@@ -53,10 +55,8 @@ def reduce_rows(rows: np.ndarray, reduce: str | Callable | None) -> np.ndarray:
         return rows[:, None]
     if rows.ndim == 2:
         return rows
-    if label == "mean":
-        return rows.reshape(n, rows.shape[1], -1).mean(axis=2, dtype=np.float64)
-    if label == "max":
-        return rows.reshape(n, rows.shape[1], -1).max(axis=2)
+    if label in POOLINGS:
+        return spatial_pool(rows, label, dtype=np.float64 if label == "mean" else None)
     if label == "flatten":
         return rows.reshape(n, -1)
     raise ValueError(

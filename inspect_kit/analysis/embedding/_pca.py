@@ -13,7 +13,48 @@ from ._features import Features
 
 logger = logging.getLogger(__name__)
 
-SOLVERS = ("auto", "memory", "covariance", "incremental")
+SOLVERS = ("auto", "memory", "covariance", "incremental", "dask")
+#: above this many features the Dask solver uses a randomized SVD instead of the exact tsqr
+DASK_EXACT_MAX_FEATURES = 4096
+
+
+def _reduce_block(block: np.ndarray, reduce: Any, dtype: Any) -> np.ndarray:
+    """One Dask block of raw rows to feature rows (module level: picklable for workers)."""
+    from ._features import reduce_rows
+
+    return np.asarray(reduce_rows(block, reduce), dtype=dtype)
+
+
+def dask_features(feats: Features) -> Any:
+    """The feature rows of ``feats`` as a lazy ``(N, D)`` Dask array, chunked along samples.
+
+    A store layer is read through :meth:`ActivationStore.to_dask` (tasks open the file by
+    path, so a ``dask.distributed`` cluster can compute it); an in-memory array is wrapped.
+    """
+    import dask.array as da
+
+    data = feats.data
+    store = getattr(data, "_store", None)
+    if store is not None and hasattr(store, "to_dask"):
+        x = store.to_dask(data.name)
+    else:
+        x = da.from_array(np.asarray(data), chunks=(feats.block_rows,) + feats.source_shape)
+    if feats.samples is not None:
+        x = x[feats.samples]
+    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    kwargs: dict[str, Any] = {}
+    if x.ndim == 1:
+        kwargs["new_axis"] = 1
+    elif x.ndim > 2:
+        kwargs["drop_axis"] = list(range(2, x.ndim))
+    return x.map_blocks(
+        _reduce_block,
+        feats.reduce,
+        feats.dtype,
+        chunks=(x.chunks[0], (feats.n_features,)),
+        dtype=feats.dtype,
+        **kwargs,
+    )
 
 
 def _signs(components: np.ndarray) -> np.ndarray:
@@ -36,6 +77,11 @@ class PCAEmbedding(BaseEmbedding):
         ``'covariance'`` streams blocks of rows, accumulating the mean and covariance in
         float64 (exact; memory O(block + D^2)). ``'incremental'`` streams blocks through
         :class:`sklearn.decomposition.IncrementalPCA` (approximate; memory O(block + k D)).
+        ``'dask'`` computes with Dask's own linear algebra on whatever scheduler is active
+        (a ``dask.distributed`` ``Client`` included): the exact tall-skinny QR SVD
+        (``da.linalg.svd``, tsqr) of the centred rows in float64, or ``svd_compressed``
+        (randomized, 4 power iterations) above 4096 features; store layers are read
+        through :meth:`ActivationStore.to_dask`. ``pip install 'inspect-kit[scale]'``.
         ``'auto'`` picks 'memory' when the features fit in ``memory_limit``, else
         'covariance' when a D x D matrix does, else 'incremental'.
     memory_limit : int
@@ -131,6 +177,8 @@ class PCAEmbedding(BaseEmbedding):
         logger.debug("PCA of %s with solver %s", feats.name, self.solver_)
         if self.solver_ == "memory":
             return self._fit_memory(feats)
+        if self.solver_ == "dask":
+            return self._fit_dask(feats)
         if self.solver_ == "covariance":
             self._fit_covariance(feats)
         else:
@@ -174,6 +222,34 @@ class PCAEmbedding(BaseEmbedding):
         evals = np.clip(evals[order], 0, None)
         total_var = float(np.clip(np.trace(cov), 1e-300, None))
         self._set(evecs[:, order].T, mean, evals, evals / total_var)
+
+    def _fit_dask(self, feats: Features) -> np.ndarray:
+        try:
+            import dask
+            import dask.array as da
+        except ImportError as err:  # pragma: no cover - dask is in the scale extra
+            raise ImportError(
+                "solver='dask' needs dask; install it with pip install 'inspect-kit[scale]'"
+            ) from err
+        k = int(self.n_components)
+        x = dask_features(feats).astype(np.float64)
+        mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
+        if not finite:
+            feats.to_numpy()  # names the non-finite rows (raises ValueError)
+        centred = x - mean
+        n = feats.n_samples
+        if feats.n_features <= DASK_EXACT_MAX_FEATURES:
+            _, s, vt = da.linalg.svd(centred)
+        else:
+            _, s, vt = da.linalg.svd_compressed(
+                centred, k, n_power_iter=4, seed=self.random_state, compute=False
+            )
+        s, vt, total = dask.compute(s[:k], vt[:k], (centred**2).sum())
+        var = s**2 / max(n - 1, 1)
+        total_var = float(total) / max(n - 1, 1)
+        self._set(vt, mean, var, var / max(total_var, 1e-300))
+        coords = (centred @ da.from_array(self.components_.T)).compute()
+        return coords.astype(feats.dtype)
 
     def _fit_incremental(self, feats: Features) -> None:
         from sklearn.decomposition import IncrementalPCA

@@ -63,11 +63,15 @@ class TSNEEmbedding(BaseEmbedding):
 
     Examples
     --------
-    >>> X = np.random.default_rng(0).normal(size=(300, 20))
-    >>> tsne = TSNEEmbedding(perplexity=10, n_iter=100, progress=False).fit(X)
-    >>> tsne.embedding_.shape
-    (300, 2)
-    >>> tsne.transform(X[:5]).shape
+    >>> X = np.random.default_rng(0).normal(size=(80, 20))
+    >>> tsne = TSNEEmbedding(perplexity=10, n_iter=50, backend="sklearn", progress=False)
+    >>> tsne.fit(X).embedding_.shape
+    (80, 2)
+
+    The default openTSNE backend also places new samples on the map (its numba code is
+    compiled on first use, ~20 s, so this line is not run as a doctest):
+
+    >>> TSNEEmbedding(perplexity=10).fit(X).transform(X[:5]).shape   # doctest: +SKIP
     (5, 2)
     """
 

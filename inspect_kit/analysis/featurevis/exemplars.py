@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from inspect_kit.arrays import spatial_pool
+
 __all__ = ["Exemplars", "top_exemplars"]
 
 _REDUCE = ("mean", "max")
@@ -81,8 +83,7 @@ def _reduce_rows(rows: np.ndarray, reduce: str, source_shape: Sequence[int] | No
         raise ValueError(f"expected activations (N, C, ...), got rows of shape {rows.shape}")
     if rows.ndim == 2:
         return rows.astype(np.float64, copy=False)
-    flat = rows.reshape(rows.shape[0], rows.shape[1], -1).astype(np.float64, copy=False)
-    return flat.max(axis=2) if reduce == "max" else flat.mean(axis=2)
+    return spatial_pool(rows, "max" if reduce == "max" else "mean", dtype=np.float64)
 
 
 def _array_chunks(arr: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from inspect_kit.capture import model_state_preserved, on_device, resolve_layers
+from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .param import ParamSpec, fourier
@@ -57,7 +58,9 @@ class FeatureVisResult:
     objective : str
         Description of the objective.
     value_range : tuple of float or None
-    seed : int
+    random_state : int
+        The seed the run used (drawn when ``render`` got a Generator or None): passing it
+        back as ``random_state`` repeats the run. ``seed`` is an alias.
     params : dict
         The other settings of the call (steps, lr, parameterisation, transforms, device ...).
     flat : ndarray of bool, shape (B,)
@@ -76,7 +79,7 @@ class FeatureVisResult:
     layer: str | None
     objective: str
     value_range: tuple[float, float] | None
-    seed: int
+    random_state: int
     params: dict[str, Any] = field(default_factory=dict)
     flat: np.ndarray | None = None
 
@@ -90,6 +93,11 @@ class FeatureVisResult:
         return [lab for lab, f in zip(self.labels, self.flat, strict=True) if f]
 
     @property
+    def seed(self) -> int:
+        """Alias of :attr:`random_state` (the name before 0.2)."""
+        return self.random_state
+
+    @property
     def dim(self) -> int:
         """2 for images, 3 for volumes."""
         return self.images.ndim - 2
@@ -100,7 +108,7 @@ class FeatureVisResult:
     def __repr__(self) -> str:
         return (
             f"FeatureVisResult({self.objective}, images={tuple(self.images.shape)}, "
-            f"steps={self.trajectory.shape[0]}, seed={self.seed})"
+            f"steps={self.trajectory.shape[0]}, random_state={self.random_state})"
         )
 
 
@@ -268,9 +276,10 @@ def render(
     batch_size: int | None = None,
     lr: float = 0.05,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    random_state: RandomState = 0,
     mixed_precision: bool = False,
     progress: bool = True,
+    seed: int | None = None,
 ) -> FeatureVisResult:
     """Optimise inputs that maximise ``objective`` (activation maximization).
 
@@ -303,14 +312,18 @@ def render(
         Adam learning rate.
     device : str or torch.device, optional
         Where to run (default: the model's device). The model is moved back afterwards.
-    seed : int
+    random_state : int, numpy.random.Generator or None
         Seeds the initialisation and the transforms (a local ``torch.Generator``; the global
-        RNG is not touched). Runs are bitwise reproducible on the CPU; on CUDA, atomic adds
-        in ``grid_sample``'s backward leave floating-point-level differences.
+        RNG is not touched): an int, a Generator to draw the seed from, or None for a fresh
+        one. The seed used is recorded as ``result.random_state``. Runs are bitwise
+        reproducible on the CPU; on CUDA, atomic adds in ``grid_sample``'s backward leave
+        floating-point-level differences.
     mixed_precision : bool
         Run the model under autocast (float16 with loss scaling on CUDA, bfloat16 on CPU).
     progress : bool
         Show a progress bar.
+    seed : int, optional
+        Deprecated name of ``random_state``.
 
     Returns
     -------
@@ -326,6 +339,7 @@ def render(
     >>> res.images.shape
     (2, 1, 16, 16)
     """
+    seed = resolve_seed(deprecated_seed(seed, random_state, "render"))
     obj = as_objective(objective)
     shape = tuple(int(s) for s in input_shape)
     if len(shape) not in (3, 4):
@@ -418,7 +432,7 @@ def render(
         layer=obj.units[0] if obj.units is not None else None,
         objective=obj.description,
         value_range=vrange,
-        seed=int(seed),
+        random_state=seed,
         params={
             "steps": steps,
             "lr": float(lr),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from inspect_kit.capture import resolve_layers
 from inspect_kit.capture.layers import parse_layer_spec
+from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .render import render
@@ -30,6 +32,8 @@ from .render import render
 logger = logging.getLogger(__name__)
 
 __all__ = ["RandomizationResult", "image_similarity", "randomization_check"]
+
+_UNSET: Any = object()  # tells a deprecated argument that was not passed from any value
 
 _METRICS = ("spearman", "ssim")
 
@@ -47,8 +51,9 @@ class RandomizationResult:
         Similarity of each stage's image to the trained image, per unit (stage 0 is the
         trained model against itself, 1 by construction).
     reference : ndarray (B,) or None
-        Similarity of the trained model's images for two different seeds: what "the same
-        picture" scores, given the randomness of the optimisation itself.
+        Similarity of the trained model's images for two different seeds (``random_state``
+        and ``random_state + 1``): what "the same picture" scores, given the randomness of
+        the optimisation itself.
     images : ndarray (S, B, C, ...)
         The rendered images of every stage.
     final_activations : ndarray (S, B)
@@ -57,7 +62,10 @@ class RandomizationResult:
     objective : str
     value_range : (float, float) or None
         The value range the images were rendered in.
-    seed, random_state : int
+    random_state : int
+        The seed of the check (drawn when it got a Generator or None): every render used
+        it, the reference render ``random_state + 1``, the weight randomisation it too.
+        ``seed`` is an alias.
     flat : ndarray (S, B) of bool
         Renders that stayed flat (see ``FeatureVisResult.flat``). A flat image says nothing
         about the weights (grey matches grey), so its score is NaN, not a similarity.
@@ -74,11 +82,15 @@ class RandomizationResult:
     metric: str
     objective: str
     value_range: tuple[float, float] | None
-    seed: int
     random_state: int
     params: dict[str, Any] = field(default_factory=dict)
     flat: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def seed(self) -> int:
+        """Alias of :attr:`random_state` (the render seed, before 0.2 a separate argument)."""
+        return self.random_state
 
     @property
     def mean_scores(self) -> np.ndarray:
@@ -203,10 +215,11 @@ def randomization_check(
     *,
     layers: Sequence[str] | None = None,
     metric: str = "spearman",
-    reference_seed: int | None = 1,
-    random_state: int = 0,
-    seed: int = 0,
+    reference: bool = True,
+    random_state: RandomState = 0,
     progress: bool = True,
+    seed: int | None = None,
+    reference_seed: Any = _UNSET,
     **render_kwargs: Any,
 ) -> RandomizationResult:
     """Cascading weight randomisation: does the visualization depend on the learned weights?
@@ -224,15 +237,18 @@ def randomization_check(
         module with parameters up to the deepest layer the objective reads, from the top down.
     metric : {"spearman", "ssim"}
         Similarity of each stage's images to the trained images.
-    reference_seed : int or None
-        Also render the trained model with this seed, to report how similar two
-        visualizations of the *same* model are (``reference``); None skips it.
-    random_state : int
-        Seed of the weight randomisation.
-    seed : int
-        Seed of every render (the same for all stages).
+    reference : bool
+        Also render the trained model with the next seed, to report how similar two
+        visualizations of the *same* model are (``result.reference``).
+    random_state : int, numpy.random.Generator or None
+        The one seed of the check: every stage renders with it (so stages differ only by
+        their weights), the reference render uses ``random_state + 1``, and the weight
+        randomisation draws from it. Recorded as ``result.random_state``.
     progress : bool
         Show a progress bar over stages.
+    seed, reference_seed : int, optional
+        Deprecated: ``seed`` is ``random_state``; ``reference_seed=None`` is
+        ``reference=False``.
     **render_kwargs
         Passed to ``render`` (steps, value_range, preprocess, param, transforms, device ...).
 
@@ -257,6 +273,17 @@ def randomization_check(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    random_state = resolve_seed(deprecated_seed(seed, random_state, "randomization_check"))
+    reference_at = random_state + 1
+    if reference_seed is not _UNSET:
+        warnings.warn(
+            "randomization_check(reference_seed=...) is deprecated; pass reference=False to "
+            "skip the reference render (it uses random_state + 1)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        reference = reference_seed is not None
+        reference_at = reference_seed if reference_seed is not None else reference_at
     obj = as_objective(objective)
     names = list(layers) if layers is not None else _default_layers(model, obj)
     if names:
@@ -276,16 +303,16 @@ def randomization_check(
         return image_similarity(a, b, metric, data_range)
 
     bar = tqdm(
-        total=len(names) + 1 + (reference_seed is not None),
+        total=len(names) + 1 + bool(reference),
         desc="randomization check",
         disable=not progress,
     )
-    base = render(model, obj, input_shape, seed=seed, **render_kwargs)
+    base = render(model, obj, input_shape, random_state=random_state, **render_kwargs)
     bar.update()
-    reference = None
-    if reference_seed is not None:
-        other = render(model, obj, input_shape, seed=reference_seed, **render_kwargs)
-        reference = similarity(base.images, other.images)
+    reference_scores = None
+    if reference:
+        other = render(model, obj, input_shape, random_state=reference_at, **render_kwargs)
+        reference_scores = similarity(base.images, other.images)
         bar.update()
 
     copy_ = copy.deepcopy(model)
@@ -297,7 +324,7 @@ def randomization_check(
     scores = [similarity(base.images, base.images)]
     for name in names:
         _randomize(modules[name], generator, name)
-        res = render(copy_, obj, input_shape, seed=seed, **render_kwargs)
+        res = render(copy_, obj, input_shape, random_state=random_state, **render_kwargs)
         images.append(res.images)
         finals.append(res.final_activations)
         flats.append(np.asarray(res.flat))
@@ -322,20 +349,19 @@ def randomization_check(
             notes.append(f"after randomising {stage} the render stayed flat for {labs}: NaN")
     for note in notes:
         logger.warning("randomization check: %s", note)
-    if reference is not None and flat[0].any():
-        reference = np.where(flat[0], np.nan, reference)
+    if reference_scores is not None and flat[0].any():
+        reference_scores = np.where(flat[0], np.nan, reference_scores)
     return RandomizationResult(
         stages=["trained", *names],
         scores=score_arr,
-        reference=reference,
+        reference=reference_scores,
         images=np.stack(images),
         final_activations=np.stack(finals),
         labels=base.labels,
         metric=metric,
         objective=obj.description,
         value_range=base.value_range,
-        seed=int(seed),
-        random_state=int(random_state),
+        random_state=random_state,
         params=dict(base.params),
         flat=flat,
         notes=notes,

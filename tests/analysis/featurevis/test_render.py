@@ -115,12 +115,20 @@ def test_class_logits_make_images_the_model_calls_that_class(digits_cnn):
 
 def test_a_seed_makes_renders_reproducible(digits_cnn):
     kw = dict(steps=8, value_range=(0, 1), progress=False)
-    a = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
-    b = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
-    c = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=5, **kw)
+    a = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=4, **kw)
+    b = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=4, **kw)
+    c = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=5, **kw)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.trajectory, b.trajectory)
     assert not np.array_equal(a.images, c.images)
+    assert a.random_state == 4 and a.seed == 4
+    # a Generator draws the seed; the result records it, so the run can be repeated
+    d = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=np.random.default_rng(0), **kw)
+    e = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=d.random_state, **kw)
+    np.testing.assert_array_equal(d.images, e.images)
+    with pytest.warns(DeprecationWarning, match="random_state=4"):
+        old = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
+    np.testing.assert_array_equal(old.images, a.images)
 
 
 def test_model_comes_back_as_it_went_in(digits_cnn):

@@ -52,7 +52,7 @@ def test_layers_above_the_objective_do_not_change_the_picture(digits_cnn):
         layers=["fc", "conv2"],
         steps=16,
         value_range=(0, 1),
-        reference_seed=None,
+        reference=False,
         metric="ssim",
         progress=False,
     )
@@ -100,7 +100,7 @@ def test_similarity_metrics_against_scipy_and_skimage():
 
 
 def test_randomisation_of_a_copy_uses_its_own_generator(digits_cnn):
-    kw = dict(steps=4, value_range=(0, 1), progress=False, reference_seed=None)
+    kw = dict(steps=4, value_range=(0, 1), progress=False, reference=False)
     a = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1:0", (1, 16, 16), **kw)
     b = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1:0", (1, 16, 16), **kw)
     c = fv.randomization_check(
@@ -108,3 +108,36 @@ def test_randomisation_of_a_copy_uses_its_own_generator(digits_cnn):
     )
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images[1], c.images[1])
+
+
+def test_one_random_state_seeds_the_check_and_old_names_still_work(digits_cnn):
+    kw = dict(layers=["fc"], steps=2, value_range=(0, 1), progress=False)
+    new = fv.randomization_check(
+        digits_cnn, fv.channel("conv2", 0), (1, 16, 16), random_state=3, reference=False, **kw
+    )
+    assert new.random_state == 3 and new.seed == 3 and new.reference is None
+    with pytest.warns(DeprecationWarning) as caught:
+        old = fv.randomization_check(
+            digits_cnn, fv.channel("conv2", 0), (1, 16, 16), seed=3, reference_seed=None, **kw
+        )
+    assert {"seed", "reference_seed"} <= {
+        w for r in caught for w in ("seed", "reference_seed") if f"({w}=" in str(r.message)
+    }
+    np.testing.assert_array_equal(old.images, new.images)
+    drawn = fv.randomization_check(
+        digits_cnn,
+        fv.channel("conv2", 0),
+        (1, 16, 16),
+        random_state=np.random.default_rng(5),
+        reference=False,
+        **kw,
+    )
+    again = fv.randomization_check(
+        digits_cnn,
+        fv.channel("conv2", 0),
+        (1, 16, 16),
+        random_state=drawn.random_state,
+        reference=False,
+        **kw,
+    )
+    np.testing.assert_array_equal(drawn.images, again.images)
