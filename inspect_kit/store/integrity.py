@@ -84,6 +84,26 @@ def open_swmr_read(path: str | Path) -> h5py.File:
     return h5py.File(h5py.h5f.open(os.fsencode(str(path)), flags, fapl=fapl))
 
 
+def open_h5(path: str | Path) -> h5py.File:
+    """Open an HDF5 file of a store read-only, the way every reader of stores does.
+
+    A cleanly closed file opens without SWMR (HDF5 then checks its size itself, and a damaged
+    block fails at once); one being written (or killed) opens in SWMR mode with bounded
+    retries. No file lock either way, so a reader never blocks a capture.
+    """
+    swmr = superblock_state(path)[0] is not True
+    try:
+        if swmr:
+            return open_swmr_read(path)
+        return h5py.File(path, "r", libver="latest", locking=False)
+    except OSError as err:
+        if "locking flag" not in str(err):
+            raise
+        # this process writes the file (a capture feeding from a generator that reads the
+        # store): HDF5 shares that open file, which wants the same locking flag
+        return h5py.File(path, "r", libver="latest", swmr=swmr)
+
+
 def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:
     """First row of a chunk holding committed rows that lies past ``size`` bytes, or None."""
     if ds.chunks is None or rows == 0:

@@ -138,23 +138,10 @@ def open_h5_read(path: str | Path) -> h5py.File:
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
     if not h5py.is_hdf5(path):
         raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
-    from .integrity import open_swmr_read, superblock_state  # integrity needs StoreError
+    from .integrity import open_h5  # integrity needs StoreError from here
 
-    # A cleanly closed file opens without SWMR: then HDF5 checks its size itself, and a
-    # damaged block fails at once instead of being re-read for minutes by SWMR's retries.
-    swmr = superblock_state(path)[0] is not True
     try:
-        try:
-            if swmr:
-                f = open_swmr_read(path)
-            else:
-                f = h5py.File(path, "r", libver="latest", locking=False)
-        except OSError as err:
-            if "locking flag" not in str(err):
-                raise
-            # this process writes the file (a capture feeding from a generator that reads
-            # the store): HDF5 shares that open file, which wants the same locking flag
-            f = h5py.File(path, "r", libver="latest", swmr=swmr)
+        f = open_h5(path)
     except OSError as err:
         text = str(err)
         if isinstance(err, PermissionError) or "unable to lock" in text or "already open" in text:
