@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -869,13 +870,49 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"unknown {what}(s) {', '.join(bad)}; use {', '.join(valid)}")
 
 
+#: terminal escape sequences (colours, cursor moves) some libraries put in their messages
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
 def _message(err: BaseException) -> str:
     if isinstance(err, KeyError) and err.args:
         text = str(err.args[0])
     else:
         text = str(err)
+    text = _ESCAPES.sub("", text)
+    text = "".join(c if c.isprintable() else " " for c in text)  # no control characters
     text = " ".join(text.split())  # one line
     return text or type(err).__name__
+
+
+#: commands whose --out is one file in an existing folder; the others make their folder
+_FILE_OUT = ("capture", "report")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Fail before any work when ``--out`` cannot be written (a file in the way, no access).
+
+    The message names the path and the reason, like every data error.
+    """
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    out = Path(out)
+    if args.command in _FILE_OUT:
+        if out.is_dir():
+            raise ValueError(f"{out}: is a folder; give the file to write, e.g. {out / 'out.h5'}")
+        folder = out.parent
+    else:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: is a file; give a folder for the output")
+        folder = out
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{out}: cannot be written: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: cannot be written: no permission to write in {existing}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -898,6 +935,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get("INSPECT_KIT_DEBUG") == "1"
     try:
         _validate(args)
+        _check_out(args)
         with _logging(getattr(args, "quiet", False)):
             if getattr(args, "threads", None) is None:
                 return int(args.func(args) or 0)

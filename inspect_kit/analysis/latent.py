@@ -24,6 +24,7 @@ from inspect_kit.analysis.probes import ProbeResult, linear_probe
 from inspect_kit.capture import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
 from inspect_kit.imaging import thumbnails_from_tensor
+from inspect_kit.store import schema
 
 from .embedding import PCAEmbedding
 
@@ -776,7 +777,7 @@ class LatentProbe(BaseEstimator):
         )
 
     # -- persistence -----------------------------------------------------------------------
-    def to_store(self, store: Any, group: str = "latent") -> LatentProbe:
+    def to_store(self, store: Any, group: str = schema.LATENT) -> LatentProbe:
         """Write codes, reconstruction errors, correlations and worst cases under ``/<group>``.
 
         Parameters
@@ -828,7 +829,7 @@ class LatentProbe(BaseEstimator):
             if self.correlations_:
                 names = list(self.correlations_)
                 store.save_result(
-                    f"{group}/correlations",
+                    schema.latent_correlations_group(group),
                     {"values": np.stack([self.correlations_[k] for k in names])},
                     {"targets": names, "kinds": [self.correlation_kinds_[k] for k in names]},
                 )

@@ -39,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from inspect_kit.analysis.embedding import reduce_rows
+from inspect_kit.store import schema
 
 logger = logging.getLogger(__name__)
 
@@ -643,7 +644,7 @@ def probe_profile(
         )
         if save:
             store.save_result(
-                f"probes/{target_name}",
+                schema.probe_group(target_name),
                 {
                     "score": profile.scores,
                     "score_std": profile.score_std,

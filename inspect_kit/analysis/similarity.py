@@ -613,8 +613,8 @@ def _store_identity(store: Any) -> dict[str, Any]:
     prov = store.provenance
     return {
         "path": str(store.path.resolve()),
-        "model_sha256": prov.get("model_sha256"),
-        "created": prov.get("created"),
+        "model_sha256": prov.get(schema.MODEL_SHA256_ATTR),
+        "created": prov.get(schema.CREATED_ATTR),
         "n_samples": int(store.n_samples),
     }
 

@@ -185,17 +185,17 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
     """Validate an existing store against this call before touching it; True if complete."""
     with open_store(path) as old:
         prov = old.provenance
-        prev = prov.get("config") or {}
+        prev = prov.get(schema.CONFIG_ATTR) or {}
         for key in ("layers", "reduce", "dtype"):
             if prev.get(key) != config.get(key):
                 raise ValueError(
                     f"cannot resume {path}: it was captured with {key}={prev.get(key)!r} but this "
                     f"call has {key}={config.get(key)!r}; use the same arguments or a new path"
                 )
-        if prov.get("model_sha256") != sha:
+        if prov.get(schema.MODEL_SHA256_ATTR) != sha:
             raise ValueError(
                 f"cannot resume {path}: it was captured from a model with different weights "
-                f"(sha256 {str(prov.get('model_sha256'))[:12]} vs {sha[:12]}); use a new path"
+                f"(sha256 {str(prov.get(schema.MODEL_SHA256_ATTR))[:12]} vs {sha[:12]}); use a new path"
             )
         complete = old.complete
     if complete and superblock_state(path)[0] is False:
@@ -369,14 +369,14 @@ def capture(
         raise ValueError("data yielded no samples; nothing to capture")
 
     attrs = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "inspect_kit_version": __version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "model_sha256": sha,
-        "config": config,
+        schema.SCHEMA_VERSION_ATTR: schema.SCHEMA_VERSION,
+        schema.INSPECT_KIT_VERSION_ATTR: __version__,
+        schema.TORCH_VERSION_ATTR: torch.__version__,
+        schema.NUMPY_VERSION_ATTR: np.__version__,
+        schema.CREATED_ATTR: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        schema.MODEL_CLASS_ATTR: f"{type(model).__module__}.{type(model).__qualname__}",
+        schema.MODEL_SHA256_ATTR: sha,
+        schema.CONFIG_ATTR: config,
         schema.COMPRESSION: compression or "none",
     }
     writer = StoreWriter(
@@ -443,11 +443,11 @@ def capture(
                     expected = keys
                     for key, c in rec.outputs.items():
                         layer_attrs = {
-                            "module_path": c.module_path,
-                            "module_type": c.module_type,
-                            "call_index": c.call_index,
-                            "reduction": reduce_name,
-                            "source_shape": list(c.source_shape[1:]),
+                            schema.MODULE_PATH_ATTR: c.module_path,
+                            schema.MODULE_TYPE_ATTR: c.module_type,
+                            schema.CALL_INDEX_ATTR: c.call_index,
+                            schema.REDUCTION_ATTR: reduce_name,
+                            schema.SOURCE_SHAPE_ATTR: list(c.source_shape[1:]),
                         }
                         if c.tensor.dtype == torch.bfloat16:
                             layer_attrs[schema.STORED_AS] = schema.BFLOAT16

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from inspect_kit.data._errors import DataFileError, describe_error, reading_file
 from inspect_kit.data._optional import require
 from inspect_kit.data.geometry import Volume
 
@@ -312,7 +313,9 @@ def read_frames(frames: Sequence[DicomFrame], where: str = "") -> list[np.ndarra
                     arr = arr * np.float32(ds.DoseGridScaling)
             except Exception as err:
                 suffix = f" ({where})" if where else ""
-                raise OSError(f"could not read DICOM file {fr.path}{suffix}: {err}") from err
+                raise DataFileError(
+                    f"{fr.path}: not a readable DICOM file{suffix} ({describe_error(err)})"
+                ) from err
             current = (fr.path, arr)
         arr: np.ndarray = current[1]  # type: ignore[assignment]
         plane = arr if fr.frame is None else arr[fr.frame]
@@ -389,10 +392,8 @@ def dicom_frames(path: Path, ds: Any) -> list[DicomFrame]:
 def read_dicom_header(path: Path) -> Any:
     """The header of a DICOM image file (no pixel data), or an error that names the file."""
     pydicom = require("pydicom")
-    try:
+    with reading_file(path, "DICOM file"):
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable DICOM file: {err}") from err
     if "Rows" not in ds or "Columns" not in ds:
         raise ValueError(
             f"{path} has no pixel data (Modality {ds.get('Modality', '?')}, "

@@ -34,7 +34,23 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from inspect_kit.data._errors import DataFileError, reading_file
 from inspect_kit.data._optional import require
+
+
+def _image_what(path: Path) -> str:
+    suf = path.suffix.lower().lstrip(".")
+    return f"{'JPEG' if suf == 'jpg' else suf.upper()} image" if suf else "image"
+
+
+_H5_HINT = "the file may be truncated or damaged"
+
+
+def _open_h5(path: Path | str) -> Any:
+    """``h5py.File(path, 'r')``, or a :class:`DataFileError` naming the file."""
+    h5py = require("h5py")
+    with reading_file(path, "HDF5 file", _H5_HINT):
+        return h5py.File(path, "r")
 
 logger = logging.getLogger(__name__)
 
@@ -227,10 +243,8 @@ class _FileDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         path = self.paths[i]
-        try:
+        with reading_file(path, "file"):
             arr = self.read(path)
-        except Exception as err:
-            raise OSError(f"could not read {path}: {err}") from err
         return self.process(arr)
 
 
@@ -251,21 +265,25 @@ class _ArrayDataset(Dataset):
         self.channel_axis_added = channel_axis_added
         self._n = int(array.shape[0]) if array is not None else 0
         if h5 is not None:
-            with require("h5py").File(h5[0], "r") as f:
+            with _open_h5(h5[0]) as f:
                 self._n = int(f[h5[1]].shape[0])
 
     def _rows(self) -> Any:
         if self._h5 is None:
             return self._array
         if self._file is None:  # opened per process (DataLoader workers fork)
-            self._file = require("h5py").File(self._h5[0], "r")
+            self._file = _open_h5(self._h5[0])
         return self._file[self._h5[1]]
 
     def __len__(self) -> int:
         return self._n
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        row = np.asarray(self._rows()[int(i)])
+        if self._h5 is None:
+            row = np.asarray(self._array[int(i)])
+        else:
+            with reading_file(self._h5[0], "HDF5 file", _H5_HINT):
+                row = np.asarray(self._rows()[int(i)])
         if self.channel_axis_added:
             row = row[None]
         row = _scale_integers(row)
@@ -303,7 +321,7 @@ def _image_mode(mode: str, channels: int | None) -> str | None:
 def _read_image(path: Path, channels: int | None) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
+    with reading_file(path, _image_what(path)), Image.open(path) as im:
         target = _image_mode(im.mode, channels)
         if target is not None:
             arr = np.asarray(im.convert(target))
@@ -323,7 +341,9 @@ def _read_image(path: Path, channels: int | None) -> np.ndarray:
 def _image_shape(path: Path, channels: int | None) -> tuple[int, ...]:
     from PIL import Image
 
-    with Image.open(path) as im:
+    # the header only (decoding every image twice would double the reading time); a file
+    # damaged further in fails when it is read, with the same message naming it
+    with reading_file(path, _image_what(path)), Image.open(path) as im:
         w, h = im.size
         mode = im.mode
     if channels is not None:
@@ -445,7 +465,11 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    expected = "expected a text file of 'filename,label' rows"
+    with open(path, "rb") as fb:
+        if b"\x00" in fb.read(4096):
+            raise DataFileError(f"{path}: not a text CSV file (it holds binary data); {expected}")
+    with reading_file(path, "CSV file", expected), open(path, newline="", encoding="utf-8-sig") as f:
         sample = f.read(4096)
         f.seek(0)
         try:
@@ -454,10 +478,10 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
             dialect = csv.excel
         rows = [r for r in csv.reader(f, dialect) if r and any(c.strip() for c in r)]
     if not rows:
-        raise ValueError(f"label file {path} is empty; expected rows 'filename,label'")
+        raise DataFileError(f"{path}: the label file is empty; {expected}")
     if len(rows[0]) < 2:
-        raise ValueError(
-            f"label file {path} has {len(rows[0])} column(s); expected two: 'filename,label'"
+        raise DataFileError(
+            f"{path}: the label file has {len(rows[0])} column(s); expected two: 'filename,label'"
         )
     head = [c.strip().lower() for c in rows[0][:2]]
     if head[0] in _HEADER_WORDS and head[1] in _HEADER_WORDS:
@@ -523,13 +547,13 @@ def _read_array_labels(spec: str) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"label source {path} does not exist")
     if _suffix(path) == ".npz":
-        with np.load(path, allow_pickle=False) as z:
+        with _open_npz(path) as z:
             key = key or next((k for k in ARRAY_Y_KEYS if k in z.files), None)
             if key is None or key not in z.files:
                 raise KeyError(f"{path} has no array {key!r}; it holds {', '.join(z.files)}")
-            return np.asarray(z[key])
-    h5py = require("h5py")
-    with h5py.File(path, "r") as f:
+            with reading_file(path, ".npz file"):
+                return np.asarray(z[key])
+    with _open_h5(path) as f:
         if key is None or key not in f:
             raise KeyError(
                 f"{path} has no dataset {key!r}; name one as {path}:<dataset> "
@@ -572,6 +596,25 @@ def _check_size(size: Sequence[int] | None, ndim: int, what: str) -> tuple[int, 
 
 
 # -- the entry point -----------------------------------------------------------------------------
+def readable_source(source: str | Path) -> str | None:
+    """None when ``source`` is data :func:`load_data` reads; otherwise why it is not.
+
+    Checks only that the path exists and has a supported form (a folder, a ``.npz`` file, an
+    HDF5 file), without reading it: what a store records as its data is re-read only then.
+
+    Examples
+    --------
+    >>> readable_source("/no/such/folder")
+    '/no/such/folder does not exist'
+    """
+    path, _ = _split_key(str(source))
+    if not path.exists():
+        return f"{path} does not exist"
+    if path.is_dir() or _suffix(path) in (".npz", ".h5", ".hdf5", ".hdf"):
+        return None
+    return f"{path} is not a folder, a .npz file or an HDF5 file"
+
+
 def load_data(
     source: str | Path,
     *,
@@ -879,6 +922,22 @@ def _labels_from_spec(
     return _encode_labels([table[str(i)] for i in range(n)])
 
 
+def _open_npz(path: Path) -> Any:
+    """``np.load(path)`` without pickles, or a :class:`DataFileError` naming the file."""
+    with reading_file(path, ".npz file", "save arrays with np.savez(path, x=images)"):
+        return np.load(path, allow_pickle=False)
+
+
+def _check_numeric(arr: Any, source: str) -> None:
+    """Inputs must be numbers: strings, objects or records cannot feed a model."""
+    kind = np.dtype(arr.dtype).kind
+    if kind not in "biuf":
+        raise DataFileError(
+            f"{source}: holds {np.dtype(arr.dtype)} values, not numbers; the inputs must be "
+            "a numeric array of images or volumes"
+        )
+
+
 def _load_npz(
     path: Path,
     key: str | None,
@@ -888,8 +947,13 @@ def _load_npz(
     norm: Any,
     channels: int | None = None,
 ) -> UserData:
-    with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
         files = list(z.files)
+        if not files:
+            raise DataFileError(
+                f"{path}: the .npz file holds no arrays; save the inputs in it, e.g. "
+                "np.savez(path, x=images, y=labels)"
+            )
         if key is None:
             key = next((k for k in ARRAY_X_KEYS if k in files), None)
             if key is None and len(files) == 1:
@@ -899,9 +963,11 @@ def _load_npz(
                 f"{path} has no input array {key!r}; name it as {path}:<key> "
                 f"(it holds {', '.join(files)})"
             )
-        x = np.asarray(z[key])
-        y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
-        y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
+        with reading_file(path, ".npz file"):
+            x = np.asarray(z[key])
+            y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
+            y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
+    _check_numeric(x, f"{path}:{key}")
     add_c = _array_layout(x.shape, f"{path}:{key}")
     ndim = x.ndim - 1 + int(add_c)
     size_t = _check_size(size, ndim, "array")
@@ -938,8 +1004,7 @@ def _load_h5(
     norm: Any,
     channels: int | None = None,
 ) -> UserData:
-    h5py = require("h5py")
-    with h5py.File(path, "r") as f:
+    with _open_h5(path) as f:
         names = _h5_datasets(f)
         if key is None or key not in f or not hasattr(f[key], "shape"):
             raise KeyError(
@@ -947,6 +1012,7 @@ def _load_h5(
                 f"(it holds {', '.join(names) or 'no datasets'})"
             )
         shape = tuple(int(s) for s in f[key].shape)
+        _check_numeric(f[key], f"{path}:{key}")
     add_c = _array_layout(shape, f"{path}:{key}")
     size_t = _check_size(size, len(shape) - 1 + int(add_c), "array")
     label_arr, class_names = None, None

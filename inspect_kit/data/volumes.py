@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from inspect_kit.data._errors import reading_file
 from inspect_kit.data._optional import require
 from inspect_kit.data.dicom import (
     SERIES_TAGS,
@@ -79,11 +80,9 @@ def _nifti_volume(paths: Sequence[Path]) -> Volume:
     nib = require("nibabel")
     parts: list[Volume] = []
     for path in paths:
-        try:
+        with reading_file(path, "NIfTI file"):
             img = nib.load(str(path))
             arr = np.asarray(img.dataobj, dtype=np.float32)
-        except Exception as err:
-            raise OSError(f"could not read NIfTI file {path}: {err}") from err
         parts.append(Volume(_channels_first(arr, path), np.asarray(img.affine, dtype=np.float64)))
     ref = parts[0]
     parts = [ref] + [resample_like(p, ref.array.shape[1:4], ref.affine) for p in parts[1:]]
@@ -104,10 +103,8 @@ def _channels_first(arr: np.ndarray, path: Path) -> np.ndarray:
 
 def _nifti_header(path: Path) -> tuple[int, tuple[int, int, int], np.ndarray]:
     nib = require("nibabel")
-    try:
+    with reading_file(path, "NIfTI file"):
         img = nib.load(str(path))
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable NIfTI file: {err}") from err
     shape = tuple(int(s) for s in img.shape)
     if len(shape) == 2:
         shape = shape + (1,)

@@ -6,6 +6,15 @@ A model is named by the callable that builds it: ``torchvision.models:resnet18``
 on the command line, JSON there), weights from a file saved with ``torch.save`` (a
 ``state_dict``, or a checkpoint dict holding one under ``state_dict``/``model_state_dict``/
 ``model``), read with ``torch.load(weights_only=True)`` so that no pickled code runs.
+
+Two ways in, with different trust:
+
+* :func:`load_model` is for a model **the user names** (the command line, a notebook): any
+  importable ``module:callable`` or ``file.py:callable`` -- the user chose that code.
+* :func:`load_zoo_model` is for a model **named in a file** (a store's ``/inputs`` record,
+  written by someone else): only a constructor of a well-known model zoo listed in
+  :data:`MODEL_ZOOS`, looked up by name inside that zoo, with keyword arguments that are plain
+  JSON. Nothing else is imported or called; :class:`UntrustedModelError` says so.
 """
 
 from __future__ import annotations
@@ -14,9 +23,12 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import logging
+import math
 import sys
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +38,182 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
+
+
+# -- the model zoos a file may name --------------------------------------------------------------
+# This is the one place that decides which code a store's record can lead to. A zoo maps a bare
+# name to one of its model constructors, or to None when the name is not one of them; no name is
+# ever traversed as a dotted path, and nothing outside these four namespaces is imported.
+
+
+def _torchvision_factory(name: str) -> Callable[..., Any] | None:
+    import torchvision.models as zoo
+
+    if name not in zoo.list_models():  # the builders torchvision registers, nothing else
+        return None
+    return zoo.get_model_builder(name)
+
+
+def _timm_factory(name: str) -> Callable[..., Any] | None:
+    import timm
+
+    if not timm.is_model(name):
+        return None
+
+    def build(**kwargs: Any) -> nn.Module:
+        return timm.create_model(name, **kwargs)
+
+    build.__name__ = name
+    return build
+
+
+def _is_module_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, nn.Module)
+
+
+def _monai_factory(name: str) -> Callable[..., Any] | None:
+    import monai.networks.nets as zoo
+
+    obj = zoo.__dict__.get(name)
+    if _is_module_class(obj):
+        return obj
+    # functions such as resnet18 that declare they return a network
+    if inspect.isfunction(obj) and str(obj.__module__).startswith("monai.networks.nets"):
+        try:
+            returns = typing.get_type_hints(obj).get("return")
+        except Exception:  # unresolvable annotations: not a declared model constructor
+            return None
+        return obj if _is_module_class(returns) else None
+    return None
+
+
+def _inspect_kit_factory(name: str) -> Callable[..., Any] | None:
+    import inspect_kit.models as zoo
+
+    obj = zoo.__dict__.get(name) if name in getattr(zoo, "__all__", ()) else None
+    return obj if _is_module_class(obj) else None
+
+
+#: The model zoos a store's record may name, and how a bare name is looked up in each.
+MODEL_ZOOS: dict[str, Callable[[str], Callable[..., Any] | None]] = {
+    "torchvision.models": _torchvision_factory,
+    "timm": _timm_factory,
+    "monai.networks.nets": _monai_factory,
+    "inspect_kit.models": _inspect_kit_factory,
+}
+
+#: Factory arguments that fetch weights from the network or read files: never from a record.
+FETCHING_ARGS = frozenset(
+    {
+        "weights",
+        "weights_backbone",
+        "pretrained",
+        "pretrained_backbone",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "checkpoint_path",
+        "cache_dir",
+        "pretrained_url",
+        "path_or_repo_id",
+        "filename",
+    }
+)
+
+
+def _fetching(name: str) -> bool:
+    low = name.lower()
+    return name in FETCHING_ARGS or any(w in low for w in ("pretrained", "checkpoint", "url"))
+
+
+class UntrustedModelError(ValueError):
+    """A model named in a file that is not a constructor of a well-known model zoo.
+
+    Examples
+    --------
+    >>> load_zoo_model("subprocess:run")                      # doctest: +SKIP
+    Traceback (most recent call last):
+    UntrustedModelError: 'subprocess:run' is not a model of torchvision.models, timm, ...
+    """
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    module_name, sep, attr = str(spec).rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(
+            f"model {spec!r} is not of the form 'package.module:factory' "
+            "(e.g. torchvision.models:resnet18, or path/to/net.py:Net)"
+        )
+    return module_name, attr
+
+
+def zoo_factory(spec: str) -> Callable[..., Any]:
+    """The model constructor ``'zoo:name'`` names, for a zoo of :data:`MODEL_ZOOS`.
+
+    Nothing outside those zoos is imported: any other module, a file, a dotted or private name,
+    or a name that is not one of the zoo's models raises :class:`UntrustedModelError`.
+
+    Examples
+    --------
+    >>> zoo_factory("torchvision.models:resnet18").__name__
+    'resnet18'
+    """
+    zoos = ", ".join(MODEL_ZOOS)
+    module_name, _, name = str(spec).rpartition(":")
+    lookup = MODEL_ZOOS.get(module_name)
+    if lookup is None:
+        raise UntrustedModelError(f"{spec!r} is not a model of a known model zoo ({zoos})")
+    if not name.isidentifier() or name.startswith("_"):
+        raise UntrustedModelError(
+            f"{spec!r}: {name!r} is not the plain name of a model in {module_name}"
+        )
+    factory = lookup(name)
+    if factory is None:
+        raise UntrustedModelError(f"{spec!r}: {module_name} has no model named {name!r}")
+    return factory
+
+
+def check_json_args(args: Any, what: str = "model arguments") -> dict[str, Any]:
+    """``args`` as a dict of plain JSON values (str, number, bool, None, lists and dicts of them).
+
+    Anything else -- objects, arrays, non-finite floats, non-string keys -- raises ValueError,
+    so arguments read from a file can only ever be data.
+
+    Examples
+    --------
+    >>> check_json_args({"num_classes": 3, "channels": [16, 32]})
+    {'num_classes': 3, 'channels': [16, 32]}
+    """
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(args).__name__}")
+
+    def check(value: Any, where: str) -> None:
+        if value is None or isinstance(value, bool | int | str):
+            return
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{what}: {where} is {value}, not a finite number")
+            return
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                check(item, f"{where}[{i}]")
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{what}: {where} has a key {key!r} that is not a string")
+                check(item, f"{where}.{key}")
+            return
+        raise ValueError(
+            f"{what}: {where} is a {type(value).__name__}; only plain JSON values are allowed"
+        )
+
+    for key, value in args.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(f"{what}: {key!r} is not a keyword argument name")
+        check(value, key)
+    return dict(args)
 
 
 def _import_module(name: str) -> Any:
@@ -58,12 +246,12 @@ def resolve_factory(spec: str) -> Any:
     >>> resolve_factory("torchvision.models:resnet18").__name__
     'resnet18'
     """
-    module_name, sep, attr = str(spec).rpartition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(
-            f"model {spec!r} is not of the form 'package.module:factory' "
-            "(e.g. torchvision.models:resnet18, or path/to/net.py:Net)"
-        )
+    module_name, attr = _split_spec(spec)
+    if module_name in MODEL_ZOOS:
+        try:  # a zoo's own lookup first: timm:resnet18 names timm.create_model("resnet18")
+            return zoo_factory(spec)
+        except UntrustedModelError:
+            pass
     obj = _import_module(module_name)
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -183,8 +371,54 @@ def load_model(
     >>> net.fc.out_features
     3
     """
-    factory = resolve_factory(spec)
-    kwargs = dict(model_args or {})
+    return _build(resolve_factory(spec), spec, weights, dict(model_args or {}), device, strict)
+
+
+def load_zoo_model(
+    spec: str,
+    *,
+    weights: str | Path | None = None,
+    model_args: Any = None,
+    device: str | torch.device | None = None,
+    strict: bool = True,
+) -> nn.Module:
+    """Rebuild a model named in a file (a store's record): zoo constructors and JSON only.
+
+    Like :func:`load_model`, but ``spec`` must name a model of a zoo in :data:`MODEL_ZOOS`
+    (``torchvision.models:resnet18``, ``timm:resnet18``, ``monai.networks.nets:DenseNet121``,
+    ``inspect_kit.models:SmallCNN``) and ``model_args`` must be plain JSON without arguments
+    that fetch or read weights (:data:`FETCHING_ARGS`); weights come only from ``weights``,
+    read with ``torch.load(weights_only=True)``. Anything else raises
+    :class:`UntrustedModelError` before any code is imported.
+
+    Examples
+    --------
+    >>> net = load_zoo_model("torchvision.models:resnet18", model_args={"num_classes": 3})
+    >>> net.fc.out_features
+    3
+    """
+    factory = zoo_factory(spec)
+    try:
+        kwargs = check_json_args(model_args)
+    except ValueError as err:
+        raise UntrustedModelError(str(err)) from None
+    fetching = sorted(k for k in kwargs if _fetching(k))
+    if fetching:
+        raise UntrustedModelError(
+            f"model arguments {', '.join(fetching)} would fetch or read weights; a recorded "
+            "model takes its weights only from its weights file"
+        )
+    return _build(factory, spec, weights, kwargs, device, strict)
+
+
+def _build(
+    factory: Callable[..., Any],
+    spec: str,
+    weights: str | Path | None,
+    kwargs: dict[str, Any],
+    device: str | torch.device | None,
+    strict: bool,
+) -> nn.Module:
     try:
         model = factory(**kwargs)
     except TypeError as err:

@@ -107,6 +107,7 @@ def capture_user_data(
         device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per rank of the node
     with process_group_from_env(device) as rank:
         with timed_step(f"capturing {len(layers)} layers", timings):
+            Path(out).parent.mkdir(parents=True, exist_ok=True)  # as report and demo make theirs
             store = capture(
                 model,
                 user.dataset,

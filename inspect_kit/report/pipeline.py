@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from inspect_kit.analysis.embedding.registry import default_methods, get_method
+from inspect_kit.store import schema
 
 from .output import check_formats, limit_threads, timed_step, write_figures
 from .records import (
@@ -113,10 +114,10 @@ def _layer_rows(store: Any, layers: Sequence[str]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "module_type": a.get("module_type", ""),
+                "module_type": a.get(schema.MODULE_TYPE_ATTR, ""),
                 "shape": str(tuple(v.shape[1:])),
-                "source_shape": str(tuple(a.get("source_shape", ()))),
-                "reduction": a.get("reduction") or "none",
+                "source_shape": str(tuple(a.get(schema.SOURCE_SHAPE_ATTR, ()))),
+                "reduction": a.get(schema.REDUCTION_ATTR) or "none",
             }
         )
     return rows
@@ -128,7 +129,7 @@ def _model_info(
     provenance: Mapping[str, Any],
     extra: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": provenance.get("model_class")}
+    info: dict[str, Any] = {"class": provenance.get(schema.MODEL_CLASS_ATTR)}
     if record.get("model"):
         info["factory"] = record["model"]
     if record.get("model_args"):
@@ -138,7 +139,7 @@ def _model_info(
     if model is not None:
         info["parameters"] = int(sum(p.numel() for p in model.parameters()))
         info["modules"] = int(sum(1 for _ in model.modules()) - 1)
-    info["state_dict sha256"] = str(provenance.get("model_sha256", ""))[:16]
+    info["state_dict sha256"] = str(provenance.get(schema.MODEL_SHA256_ATTR, ""))[:16]
     if record.get("sample_shape"):
         info["input shape"] = tuple(record["sample_shape"])
     info.update(extra or {})
@@ -236,7 +237,7 @@ def _build_report(
         labels = store.labels
         title = (
             title
-            or f"inspect_kit profile of {str(prov.get('model_class', 'model')).split('.')[-1]}"
+            or f"inspect_kit profile of {str(prov.get(schema.MODEL_CLASS_ATTR, 'model')).split('.')[-1]}"
         )
         report = Report(
             title, subtitle=f"{store_path.name}: {len(store)} samples, {len(layers)} layers"
@@ -463,8 +464,8 @@ def report_from_store(
         raise FileNotFoundError(f"store {store_path} does not exist")
     with open_store(store_path) as store:
         record = read_inputs_record(store)
-        sha = store.provenance.get("model_sha256")
-    store_view = SimpleNamespace(provenance={"model_sha256": sha})
+        sha = store.provenance.get(schema.MODEL_SHA256_ATTR)
+    store_view = SimpleNamespace(provenance={schema.MODEL_SHA256_ATTR: sha})
     model = None
     if model_spec:
         model = load_model(model_spec, weights=weights, model_args=model_args, device=opts.device)
@@ -477,7 +478,18 @@ def report_from_store(
             )
             opts = dataclasses.replace(opts, exemplars=0)
     elif opts.featurevis or opts.random_baseline:
-        model = load_recorded_model(record, opts.device, expected_sha256=sha)
+        from inspect_kit.models.registry import UntrustedModelError
+
+        try:
+            model = load_recorded_model(
+                record, opts.device, expected_sha256=sha, store_path=store_path
+            )
+        except UntrustedModelError as err:
+            if opts.featurevis:
+                raise
+            # only the random-weights baseline wanted it: the report stands without
+            logger.warning("%s", err)
+            model = None
     inputs = None
     if data:
         from inspect_kit.data.formats import load_data

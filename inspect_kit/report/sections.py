@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from inspect_kit.analysis.embedding.registry import display_name
+from inspect_kit.store import schema
 
 from .document import Report
 
@@ -69,19 +70,19 @@ def model_section(
     prov = {
         k: provenance.get(k)
         for k in (
-            "created",
-            "model_class",
-            "model_sha256",
-            "inspect_kit_version",
-            "torch_version",
-            "numpy_version",
-            "schema_version",
-            "complete",
+            schema.CREATED_ATTR,
+            schema.MODEL_CLASS_ATTR,
+            schema.MODEL_SHA256_ATTR,
+            schema.INSPECT_KIT_VERSION_ATTR,
+            schema.TORCH_VERSION_ATTR,
+            schema.NUMPY_VERSION_ATTR,
+            schema.SCHEMA_VERSION_ATTR,
+            schema.COMPLETE_ATTR,
         )
         if k in provenance
     }
     sec.add_key_values(prov)
-    config = provenance.get("config")
+    config = provenance.get(schema.CONFIG_ATTR)
     if isinstance(config, Mapping):
         sec.add_key_values({f"capture {k}": _short(v) for k, v in config.items()})
     if timings:

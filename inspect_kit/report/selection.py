@@ -13,6 +13,7 @@ import numpy as np
 from torch import nn
 
 from inspect_kit.arrays import spatial_pool
+from inspect_kit.store import schema
 
 
 def class_selectivity(activations: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -92,7 +93,7 @@ def spatial_layers(store: Any) -> list[str]:
     """Stored layers whose activations are maps larger than 1 pixel: (N, C, H, W) or 3D."""
     out = []
     for name in store.layers:
-        shape = store[name].attrs.get("source_shape") or list(store[name].shape[1:])
+        shape = store[name].attrs.get(schema.SOURCE_SHAPE_ATTR) or list(store[name].shape[1:])
         if len(shape) >= 3 and int(np.prod(shape[1:])) > 1:
             out.append(name)
     return out

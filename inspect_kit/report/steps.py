@@ -22,6 +22,7 @@ from torch import nn
 
 from inspect_kit.analysis.embedding.registry import get_method
 from inspect_kit.arrays import spatial_pool
+from inspect_kit.store import schema
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,8 @@ def randomized_capture(
     from inspect_kit.capture import capture
 
     rand = randomized_copy(model, seed + 1)
-    stored = {store[layer].attrs.get("reduction") for layer in layers}
+    # the same features as the trained store's probes: its reduction, else the probes' mean
+    stored = {store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
         rs = capture(
@@ -312,7 +314,7 @@ def random_weights_similarity(
     """
     from inspect_kit.analysis.similarity import similarity
 
-    pooled = {random_store[layer].attrs.get("reduction") for layer in layers}
+    pooled = {random_store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
     return similarity(
         store,

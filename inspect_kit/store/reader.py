@@ -403,7 +403,7 @@ class ActivationStore:
     @property
     def complete(self) -> bool:
         """True once the capture finished cleanly (as of this snapshot)."""
-        return bool(self._attrs.get(schema.COMPLETE, False))
+        return bool(self._attrs.get(schema.COMPLETE_ATTR, False))
 
     # -- results saved by analyses -----------------------------------------------------------
     def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:

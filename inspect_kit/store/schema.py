@@ -16,26 +16,93 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 
+# -- groups ------------------------------------------------------------------------------------
+#: captured data: per-sample columns, and one dataset per captured layer call
 SAMPLES = "samples"
 LAYERS = "layers"
-INDEX = "samples/index"
-LABEL = "samples/label"
-PREDICTION = "samples/prediction"
-LOGITS = "samples/logits"
-META = "samples/meta"
-THUMBNAIL = "samples/thumbnail"
-#: CRC-32 of each captured input's bytes: the fingerprint a resume compares the data with
-INPUT_DIGEST = "samples/input_crc32"
+#: analyses' results (written with ``ActivationStore.save_result``)
+EMBEDDINGS = "embeddings"
+LATENT = "latent"
+PROBES = "probes"
+#: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
+SIMILARITY = "similarity"
+#: how the model and data were named at capture: data, never code
+INPUTS = "inputs"
+#: groups that hold results rather than captured data
+RESULT_GROUPS = (EMBEDDINGS, LATENT, PROBES, SIMILARITY, INPUTS)
+#: every top-level group a store can hold
+GROUPS = (SAMPLES, LAYERS, *RESULT_GROUPS)
 
-#: root attribute: false until the capture finished cleanly
-COMPLETE = "complete"
+# -- per-sample columns ------------------------------------------------------------------------
+INDEX = f"{SAMPLES}/index"
+LABEL = f"{SAMPLES}/label"
+PREDICTION = f"{SAMPLES}/prediction"
+LOGITS = f"{SAMPLES}/logits"
+META = f"{SAMPLES}/meta"
+THUMBNAIL = f"{SAMPLES}/thumbnail"
+#: CRC-32 of each captured input's bytes: the fingerprint a resume compares the data with
+INPUT_DIGEST = f"{SAMPLES}/input_crc32"
 #: layer attribute: non-finite values seen in the layer
 NONFINITE_COUNT = "nonfinite_count"
-#: analyses' results: ``similarity/<method>/<key>`` (CKA/RSA matrices with their parameters)
-SIMILARITY = "similarity"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
+
+# -- root attributes (provenance) -------------------------------------------------------------
+SCHEMA_VERSION_ATTR = "schema_version"
+INSPECT_KIT_VERSION_ATTR = "inspect_kit_version"
+TORCH_VERSION_ATTR = "torch_version"
+NUMPY_VERSION_ATTR = "numpy_version"
+CREATED_ATTR = "created"
+MODEL_CLASS_ATTR = "model_class"
+MODEL_SHA256_ATTR = "model_sha256"
+CONFIG_ATTR = "config"
+#: false until the capture finished cleanly
+COMPLETE_ATTR = "complete"
+ROOT_ATTRS = (
+    SCHEMA_VERSION_ATTR,
+    INSPECT_KIT_VERSION_ATTR,
+    TORCH_VERSION_ATTR,
+    NUMPY_VERSION_ATTR,
+    CREATED_ATTR,
+    MODEL_CLASS_ATTR,
+    MODEL_SHA256_ATTR,
+    CONFIG_ATTR,
+    COMPLETE_ATTR,
+)
+
+# -- layer dataset attributes -----------------------------------------------------------------
+MODULE_PATH_ATTR = "module_path"
+MODULE_TYPE_ATTR = "module_type"
+CALL_INDEX_ATTR = "call_index"
+REDUCTION_ATTR = "reduction"
+SOURCE_SHAPE_ATTR = "source_shape"
+LAYER_ATTRS = (
+    MODULE_PATH_ATTR,
+    MODULE_TYPE_ATTR,
+    CALL_INDEX_ATTR,
+    REDUCTION_ATTR,
+    SOURCE_SHAPE_ATTR,
+)
+
+#: sub-group of a latent result holding its correlations with the per-sample columns
+LATENT_CORRELATIONS = "correlations"
+
+
+def embedding_group(layer: str, method: str) -> str:
+    """Where an embedding of ``layer`` by ``method`` is cached: ``embeddings/<layer>/<method>``."""
+    return f"{EMBEDDINGS}/{layer}/{method}"
+
+
+def probe_group(target: str) -> str:
+    """Where a probe profile of ``target`` is kept: ``probes/<target>``."""
+    return f"{PROBES}/{target}"
+
+
+def latent_correlations_group(group: str = LATENT) -> str:
+    """Where a latent probe's correlations are kept: ``latent/correlations``."""
+    return f"{group}/{LATENT_CORRELATIONS}"
+
 
 #: attribute that marks a dataset stored as raw bfloat16 bits in uint16
 STORED_AS = "stored_as"
@@ -98,12 +165,12 @@ class StoreError(ValueError):
 
 def check_schema(f: h5py.File, path: str | Path) -> None:
     """Raise :class:`StoreError` unless ``f`` is a store of a schema this version reads."""
-    if "schema_version" not in f.attrs or SAMPLES not in f:
+    if SCHEMA_VERSION_ATTR not in f.attrs or SAMPLES not in f:
         raise StoreError(
-            f"{path} is an HDF5 file but not an inspect_kit store (it has no 'schema_version' "
+            f"{path} is an HDF5 file but not an inspect_kit store (it has no '{SCHEMA_VERSION_ATTR}' "
             f"attribute and no /{SAMPLES} group); make one with inspect_kit.capture(...)"
         )
-    version = int(f.attrs["schema_version"])
+    version = int(f.attrs[SCHEMA_VERSION_ATTR])
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} was written with store schema version {version}, but this inspect_kit reads "
@@ -136,15 +203,15 @@ def open_h5_read(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
-    if not h5py.is_hdf5(path):
-        raise StoreError(f"{path} is not an HDF5 file, so it cannot be an inspect_kit store")
-    from .integrity import open_h5  # integrity needs StoreError from here
-
     try:
+        if not h5py.is_hdf5(path):
+            raise StoreError(f"{path}: not an HDF5 file, so it cannot be an inspect_kit store")
+        from .integrity import open_h5  # integrity needs StoreError from here
+
         f = open_h5(path)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # h5py raises either for a damaged superblock
         text = str(err)
-        if isinstance(err, PermissionError) or "unable to lock" in text or "already open" in text:
+        if isinstance(err, BlockingIOError | PermissionError) or "already open" in text:
             raise
         sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
         if "truncated file" in text and sizes:
@@ -153,7 +220,10 @@ def open_h5_read(path: str | Path) -> h5py.File:
                 f"{int(sizes[2]):,} when it was closed (an interrupted copy or download?); "
                 "copy it again from the original"
             ) from err
-        raise StoreError(f"{path} is damaged: HDF5 cannot open it ({h5_cause(err)})") from err
+        raise StoreError(
+            f"{path}: not a readable HDF5 file ({h5_cause(err)}); the store may be truncated "
+            "or damaged"
+        ) from err
     try:
         check_schema(f, path)
         load_filters(decode_attr(f.attrs.get(COMPRESSION, "none")))

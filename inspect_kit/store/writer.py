@@ -307,7 +307,7 @@ class StoreWriter:
                 attrs = f[f"{schema.LAYERS}/{name}"].attrs
                 if schema.NONFINITE_COUNT not in attrs:
                     attrs[schema.NONFINITE_COUNT] = np.int64(0)
-            f.attrs[schema.COMPLETE] = False
+            f.attrs[schema.COMPLETE_ATTR] = False
             self._ds = {p: f[p] for p in [schema.INDEX, *self._per_sample_paths(f)] if p in f}
             self._digests = schema.INPUT_DIGEST in f
             self._fields = {
@@ -372,7 +372,7 @@ class StoreWriter:
         self._file = f = self._h5(self.partial, "w")
         for k, v in self._attrs.items():
             f.attrs[k] = schema.encode_attr(v)
-        f.attrs[schema.COMPLETE] = False
+        f.attrs[schema.COMPLETE_ATTR] = False
         f.create_group(schema.SAMPLES)
         f.create_group(schema.LAYERS)
         for order, (name, arr) in enumerate(batch.layers.items()):
@@ -553,7 +553,7 @@ class StoreWriter:
                     attrs.modify(schema.NONFINITE_COUNT, np.int64(total))
                 if complete:
                     f.flush()
-                    f.attrs.modify(schema.COMPLETE, True)
+                    f.attrs.modify(schema.COMPLETE_ATTR, True)
                 f.flush()
             except Exception as err:  # noqa: BLE001 - raised below, once
                 self._error = err

@@ -267,7 +267,9 @@ def test_pooling_in_the_probe_equals_pooling_at_capture(digits, digits_cnn, tmp_
     try:
         a = probe_profile(full, reduce="mean", progress=False)
         b = probe_profile(pooled, progress=False)
-        np.testing.assert_allclose(a.scores, b.scores, atol=1e-9)
+        # the pooled features agree to float32 rounding, which can flip the prediction of a
+        # sample on the decision boundary: one flip moves a cross-validated accuracy by 1/N
+        np.testing.assert_allclose(a.scores, b.scores, atol=2 / len(y))
         flat = probe_profile(full, layers=["relu3"], reduce="flatten", progress=False)
         assert flat.results[0].n_features == int(np.prod(full["relu3"].shape[1:]))
         assert flat.scores[0] > b.scores[0] - 0.05  # keeping the spatial layout loses nothing

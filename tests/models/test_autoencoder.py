@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from inspect_kit.models import ConvAutoencoder, fit_autoencoder
 from inspect_kit.models.autoencoder import autoencoder_loss
 from tests._threads import one_thread
+from tests.numeric import tolerance
 
 
 def held_out_mse(model, X):
@@ -69,9 +70,14 @@ def test_bad_arguments_name_the_expected_form():
 
 
 def test_loss_oracle_mse_and_kl():
-    x = torch.rand(2, 1, 4, 4)
-    recon = torch.rand(2, 1, 4, 4)
-    assert float(autoencoder_loss(recon, x)) == pytest.approx(float(((recon - x) ** 2).mean()))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 4, 4, generator=gen)
+    recon = torch.rand(2, 1, 4, 4, generator=gen)
+    # float32 means of 32 squares, summed in whatever order each path takes
+    tol = tolerance(recon, recon, terms=32)["rtol"]
+    assert float(autoencoder_loss(recon, x)) == pytest.approx(
+        float(((recon - x) ** 2).mean()), rel=tol
+    )
     # KL(N(mu, 1) || N(0, 1)) = mu^2 / 2 per dimension; 3 dims with mu = 1 -> 1.5 per sample
     mu, logvar = torch.ones(2, 3), torch.zeros(2, 3)
     loss = autoencoder_loss((recon, mu, logvar), x, beta=2.0)

@@ -17,6 +17,7 @@ from inspect_kit.models import (
     fit_classifier,
     predict_logits,
 )
+from tests.numeric import EPS32
 
 
 def _ce(model, batch):
@@ -103,13 +104,14 @@ def test_early_stopping_restores_the_best_weights():
     assert hist["epochs_run"] == hist["best_epoch"] + 1 + 3 < 50
     assert hist["best_val_loss"] == pytest.approx(val.min())
     assert val[-1] > val.min()  # it did get worse before stopping
-    # the restored weight gives exactly the best validation loss
-    assert ((model.w.detach() - 1.0) ** 2).item() == pytest.approx(val.min(), rel=1e-6)
+    # the restored weight gives the best validation loss (a float32 mean over 8 samples)
+    rel = 16 * EPS32 * np.sqrt(8)
+    assert ((model.w.detach() - 1.0) ** 2).item() == pytest.approx(val.min(), rel=rel)
 
     kept = _Scalar()
     fit(kept, torch.full((8,), 5.0), _pull, epochs=50, lr=0.3,
         val_data=torch.full((8,), 1.0), patience=3, restore_best=False, progress=False)  # fmt: skip
-    assert ((kept.w.detach() - 1.0) ** 2).item() == pytest.approx(val[-1], rel=1e-6)
+    assert ((kept.w.detach() - 1.0) ** 2).item() == pytest.approx(val[-1], rel=rel)
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def test_class_selectivity_matches_hand_computation():
     assert units == [0, 2]
     # spatial maps are averaged first
     maps = np.repeat(acts[:, :, None, None], 4, axis=2).repeat(4, axis=3)
-    np.testing.assert_allclose(class_selectivity(maps, labels), si)
+    np.testing.assert_allclose(class_selectivity(maps, labels), si, rtol=1e-12, atol=1e-12)
 
 
 def test_select_units_skips_dead_units_and_works_without_labels():

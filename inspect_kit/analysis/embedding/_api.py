@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from inspect_kit.store import schema
+
 from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
@@ -390,7 +392,7 @@ def make_estimator(
 
 # -- cache -------------------------------------------------------------------------------------
 def _cache_group(layer: str, method: str) -> str:
-    return f"embeddings/{layer}/{method}"
+    return schema.embedding_group(layer, method)
 
 
 def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from inspect_kit.arrays import spatial_pool
+from inspect_kit.store import schema
 
 __all__ = ["Exemplars", "top_exemplars"]
 
@@ -154,7 +155,7 @@ def top_exemplars(
         view = source[layer]  # KeyError with close matches for an unknown layer
         n = len(view)
         name = layer
-        source_shape = view.attrs.get("source_shape")
+        source_shape = view.attrs.get(schema.SOURCE_SHAPE_ATTR)
         chunks = source.iter_chunks(layer, batch_size=batch_size)
         dataset_index = np.asarray(source.index)
         thumbs_all = source.thumbnails if thumbnails is None else thumbnails

@@ -6,6 +6,7 @@ import pytest
 from inspect_kit.analysis.featurevis import top_exemplars
 from inspect_kit.capture import capture
 from inspect_kit.store import open_store
+from tests.numeric import assert_close
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def test_store_exemplars_match_brute_force(digits_store, reduce):
     acts = digits_store.to_numpy("conv2")
     ex = top_exemplars(digits_store, "conv2", k=5, reduce=reduce, batch_size=100, progress=False)
     rows, vals = brute_force(acts, 5, reduce)
-    np.testing.assert_allclose(ex.activations, vals, rtol=1e-5)
+    # float32 spatial means (or maxima) reduced block by block vs all at once
+    assert_close(ex.activations, vals, terms=int(np.prod(acts.shape[2:])))
     np.testing.assert_array_equal(ex.rows, rows)
     np.testing.assert_array_equal(ex.index, digits_store.index[rows])
     np.testing.assert_array_equal(ex.thumbnails, digits_store.thumbnails[rows])
