@@ -477,8 +477,8 @@ def capture(
                         b.x, mode=thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
                     )
                 host, ready, release = copier.copy({**tensors, **extra})
-                if attrs["model_sha256"] == "pending":
-                    attrs["model_sha256"] = sha_job.result()  # read when the file is created
+                if attrs[schema.MODEL_SHA256_ATTR] == "pending":
+                    attrs[schema.MODEL_SHA256_ATTR] = sha_job.result()  # read when the file is created
                 writer.put(
                     Batch(
                         index=b.index,
