@@ -254,7 +254,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 def cmd_layers(args: argparse.Namespace) -> int:
     import torch
 
-    from inspect_kit.capture import list_layers, resolve_layers
+    from inspect_kit.hooks import list_layers, resolve_layers
 
     model = _load_model(args)
     names = list_layers(
@@ -262,7 +262,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     )
     shapes: dict[str, str] = {}
     if args.input_shape:
-        from inspect_kit.capture import LayerRecorder
+        from inspect_kit.hooks import LayerRecorder
 
         x = torch.zeros((1, *args.input_shape))
         try:
@@ -348,6 +348,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         seed=args.seed,
         refresh=args.refresh,
         progress=_progress(args),
+        method_params={"perplexity": args.perplexity, "n_neighbors": args.n_neighbors},
     )
     _print_table(table)
     return 0
@@ -480,7 +481,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _print_table(table: list[dict[str, Any]]) -> None:
     if not table:
         return
-    cols = list(table[0])
+    cols = list(dict.fromkeys(c for r in table for c in r))  # every row's columns, in order
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
@@ -583,7 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model(p)
     p.add_argument("--types", nargs="+", default=None, help="only these module types (Conv2d,...)")
-    p.add_argument("--include", nargs="+", default=None, help="glob patterns names must match")
+    p.add_argument(
+        "--include",
+        nargs="+",
+        default=None,
+        help="glob patterns names must match ('*' within one dotted name, '**' across dots)",
+    )
     p.add_argument("--exclude", nargs="+", default=None, help="glob patterns names must not match")
     p.add_argument(
         "--input-shape",
@@ -604,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         nargs="+",
         default=None,
-        help="layers to capture (comma or space separated, globs allowed; "
+        help="layers to capture (comma or space separated; 'relu:1' a second call, 'lstm[0]' "
+        "one output, 'layer4.*' the blocks of layer4, 'layer4.**' everything in it; "
         "default: every convolution, activation and linear layer)",
     )
     p.add_argument(
@@ -657,6 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="html (interactive, hover thumbnails), png, svg, pdf",
     )
     p.add_argument("--refresh", action="store_true", help="recompute cached embeddings")
+    p.add_argument("--perplexity", type=float, default=None,
+                   help="t-SNE perplexity (default: the method's, lowered for few samples)")
+    p.add_argument("--n-neighbors", type=_positive_int, default=None,
+                   help="UMAP neighbours (default: the method's)")
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 

@@ -545,7 +545,7 @@ def test_model_from_a_python_file(tmp_path):
         (["nonsense"], 2, "invalid choice"),
         (["capture", "torchvision.models:resnet18"], 2, "required"),
         (["layers", "inspect_kit.models:SmallCNN", "--model-args", "{bad"], 2, "JSON object"),
-        (["layers", "inspect_kit.models:SmalCNN"], 1, "did you mean SmallCNN"),
+        (["layers", "inspect_kit.models:SmalCNN"], 1, "did you mean 'SmallCNN'"),
         (["layers", "no_such_pkg.mod:f"], 1, "cannot import module"),
         (["layers", "resnet18"], 1, "package.module:factory"),
         (["embed", "missing.h5"], 1, "missing.h5"),

@@ -20,9 +20,10 @@ from sklearn.base import BaseEstimator
 from torch import nn
 from tqdm.auto import tqdm
 
+from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.probes import ProbeResult, linear_probe
-from inspect_kit.capture import model_device, model_state_preserved, on_device
 from inspect_kit.capture.inputs import make_stream
+from inspect_kit.hooks import flatten_output, model_device, model_state_preserved, on_device
 from inspect_kit.imaging import thumbnails_from_tensor
 from inspect_kit.store import schema
 
@@ -230,11 +231,18 @@ class _Codec:
         out = self.decode_fn(z)
         if isinstance(out, torch.distributions.Distribution):
             out = out.mean
-        if isinstance(out, tuple | list):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"decode returned {type(out).__name__}; expected a tensor")
-        return out
+        if isinstance(out, torch.Tensor):
+            return out
+        # the package's one rule for several outputs: never pick one silently
+        leaves = list(flatten_output(out))
+        if len(leaves) == 1 and isinstance(out, tuple | list):
+            return leaves[0][1]
+        listed = ", ".join(f"decode(z){s} {tuple(t.shape)}" for s, t in leaves) or "no tensor"
+        raise TypeError(
+            f"decode returned a {type(out).__name__} holding {listed}; LatentProbe needs the "
+            "reconstruction alone: pass an (encoder, decoder) pair whose decoder returns it, "
+            "e.g. (ae.encode, lambda z: ae.decode(z)[0])"
+        )
 
 
 class LatentProbe(BaseEstimator):
@@ -746,7 +754,7 @@ class LatentProbe(BaseEstimator):
                 raise KeyError("no labels were fitted; pass labels= to fit or an array")
             key = "label" if target == "labels" else target
             if key not in targets:
-                raise KeyError(f"unknown target {target!r}; available: {sorted(targets)}")
+                raise unknown_name_error(target, sorted(targets), kind="target", where="the fit")
             target = targets[key]
         return linear_probe(self.codes_, target, **kwargs)
 

@@ -16,7 +16,6 @@ not be split across training and test folds: pass ``groups=`` (an array, or in
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from inspect_kit._names import unknown_name_error
 from inspect_kit.analysis.embedding import reduce_rows
 from inspect_kit.store import schema
 
@@ -499,9 +499,7 @@ def _resolve_target(store: Any, target: Any) -> tuple[str, np.ndarray]:
     if target in metadata:
         return target, np.asarray(metadata[target])
     options = ["label", "prediction", *metadata]
-    close = difflib.get_close_matches(target, options, n=3)
-    hint = f"; did you mean {close}?" if close else ""
-    raise KeyError(f"unknown target {target!r}; available: {options}{hint}")
+    raise unknown_name_error(target, options, kind="target", where="the store")
 
 
 def default_groups(store: Any) -> str | None:
@@ -615,9 +613,7 @@ def probe_profile(
             raise ValueError("no layers to probe: the store has none and none were given")
         for name in layers:
             if name not in available:
-                close = difflib.get_close_matches(name, available, n=3)
-                hint = f"; did you mean {close}?" if close else f"; available: {available}"
-                raise KeyError(f"layer {name!r} is not in the store{hint}")
+                raise unknown_name_error(name, available, where="the store", see="store.layers")
         target_name, y = _resolve_target(store, target)
         n = len(store)
         if len(y) != n:

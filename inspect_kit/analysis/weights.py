@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from inspect_kit.capture import resolve_layers
+from inspect_kit.hooks import resolve_layers
 
 __all__ = ["Kernels", "conv_kernels"]
 

@@ -1,7 +1,18 @@
-"""Layer naming and selection, hooks, reductions and the capture loop."""
+"""The capture loop, input streams and reductions.
 
-from .hooks import LayerRecorder, model_device, model_state_preserved, on_device
-from .layers import list_layers, resolve_layers
+Layer naming and the hooks live in :mod:`inspect_kit.hooks`; their names are re-exported here
+because capture's users reach for them beside :func:`capture`.
+"""
+
+from inspect_kit.hooks import (
+    LayerRecorder,
+    list_layers,
+    model_device,
+    model_state_preserved,
+    on_device,
+    resolve_layers,
+)
+
 from .loop import capture, state_dict_sha256
 
 __all__ = [

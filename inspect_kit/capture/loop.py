@@ -18,14 +18,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..hooks import LayerRecorder, model_state_preserved, on_device, resolve_layers
 from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
 from ..store import open_store, schema
 from ..store.integrity import sample_digests, superblock_state
 from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter, recover_killed_store
-from .hooks import LayerRecorder, model_state_preserved, on_device
 from .inputs import InputBatch, make_stream
-from .layers import resolve_layers
 from .reductions import resolve_dtype, resolve_reduction
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from inspect_kit._names import unknown_name_error
 from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
 
 from . import theme
@@ -89,11 +89,8 @@ def _color_values(emb: Any, color: Any) -> tuple[str | None, np.ndarray | None]:
             )
             if present
         ] + list(emb.metadata)
-        close = difflib.get_close_matches(color, options, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
-            f"cannot colour by {color!r}: the embedding has no such values{hint} "
-            f"(available: {', '.join(map(repr, options)) or 'none'}; or pass an array)"
+        raise unknown_name_error(
+            color, options, kind="colour", where="the embedding's labels and metadata (or pass an array)"
         )
     values = np.asarray(color)
     if values.shape != (len(emb),):
@@ -152,7 +149,7 @@ def _hover_text(emb: Any, names: Mapping[Any, str], hover: Sequence[str] | None)
     keys = list(emb.metadata)[:6] if hover is None else list(hover)
     for key in keys:
         if key not in emb.metadata:
-            raise KeyError(f"hover key {key!r} is not in the metadata ({', '.join(emb.metadata)})")
+            raise unknown_name_error(key, emb.metadata, kind="hover key", where="the metadata")
         cols.append(f"{key}: " + _display(np.asarray(emb.metadata[key]), {}))
     out = cols[0]
     for c in cols[1:]:

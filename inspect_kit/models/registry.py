@@ -19,7 +19,6 @@ Two ways in, with different trust:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -34,6 +33,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from inspect_kit._names import unknown_name_error
 
 logger = logging.getLogger(__name__)
 
@@ -256,9 +257,9 @@ def resolve_factory(spec: str) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise AttributeError(f"{module_name} has no attribute {part!r}{hint}")
+            raise unknown_name_error(
+                part, names, kind="attribute", where=module_name, error=AttributeError
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{spec} is a {type(obj).__name__}, not a callable that builds a model")

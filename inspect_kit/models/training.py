@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import trange
 
-from inspect_kit.capture.hooks import model_device, model_state_preserved
+from inspect_kit.hooks import model_device, model_state_preserved
 
 logger = logging.getLogger(__name__)
 

@@ -29,15 +29,18 @@ logger = logging.getLogger(__name__)
 
 
 def default_capture_layers(model: nn.Module) -> list[str]:
-    """Every convolution, activation and linear leaf; top-level blocks for big models."""
+    """Every convolution, activation and linear leaf module (what ``capture --layers`` says it
+    captures by default), in forward order; the top-level children only when there is none."""
     from inspect_kit.capture import list_layers
 
     kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear", "ReLU", "GELU", "SiLU", "LeakyReLU"]
     names = list_layers(model, types=kinds)
-    if 0 < len(names) <= 16:
-        return names
-    children = [n for n, _ in model.named_children()]
-    return children or names
+    if len(names) > 16:
+        logger.info(
+            "capturing all %d convolution, activation and linear layers; narrow with --layers "
+            "(e.g. 'features.*')", len(names),
+        )
+    return names or [n for n, _ in model.named_children()]
 
 
 def capture_user_data(
@@ -169,8 +172,14 @@ def embed_layers(
     seed: int = 0,
     refresh: bool = False,
     progress: bool = True,
+    method_params: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Embed layers of a store, write one small-multiples figure per method; return metrics."""
+    """Embed layers of a store, write one small-multiples figure per method; return metrics.
+
+    A (layer, method) that cannot run is reported (a row with its ``error``) and skipped; the
+    others are computed and written. ``method_params`` (``perplexity``, ``n_neighbors`` ...)
+    go to the methods that accept them.
+    """
     formats = check_formats(formats or ("html", "png"))
     from inspect_kit.analysis.embedding.registry import default_methods, display_name
     from inspect_kit.figures.embedding import plot_embedding_grid
@@ -183,6 +192,7 @@ def embed_layers(
     with open_store(store_path) as store:
         layers = check_layers(store, layers)
         names = class_names_of(read_inputs_record(store))
+        failures: list[dict[str, str]] = []
         embs = compute_embeddings(
             store,
             layers,
@@ -191,6 +201,8 @@ def embed_layers(
             seed=seed,
             refresh=refresh,
             progress=progress,
+            method_params=method_params,
+            failures=failures,
         )
         for method, by_layer in embs.items():
             figures[f"embedding_{method}"] = plot_embedding_grid(
@@ -207,6 +219,13 @@ def embed_layers(
                         "knn_features": m.get("knn_accuracy_original"),
                     }
                 )
+        rows += [{"method": f["method"], "layer": f["layer"], "trustworthiness": None,
+                  "knn_map": None, "knn_features": None, "error": f["error"]} for f in failures]
+    if failures and not figures:
+        raise ValueError(
+            "no embedding could be computed: "
+            + "; ".join(f"{f['method']} of {f['layer']}: {f['error']}" for f in failures)
+        )
     for p in write_figures(figures, out_dir, formats, progress=progress):
         logger.info("wrote %s", p)
     return rows

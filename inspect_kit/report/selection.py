@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from inspect_kit.arrays import spatial_pool
 from inspect_kit.store import schema
@@ -107,36 +106,3 @@ def featurevis_layer(store: Any) -> str | None:
     """
     spatial = spatial_layers(store)
     return spatial[-1] if spatial else None
-
-
-#: activations whose zero region has no gradient: an optimised input that starts there stays flat
-_DEAD_ZONE_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-
-
-def optimisation_target(model: nn.Module, layer: str) -> str:
-    """The layer to optimise for the units of ``layer``.
-
-    Channel ``k`` of ``relu(x)`` is largest where channel ``k`` of ``x`` is, but a ReLU passes
-    no gradient while its input is negative, so units that are off for the starting image
-    never move. For a ReLU inside an ``nn.Sequential`` (whose order is the execution order)
-    the module before it is optimised instead; any other layer is optimised as it is.
-
-    Examples
-    --------
-    >>> from inspect_kit.models import SmallCNN
-    >>> optimisation_target(SmallCNN(), "relu3"), optimisation_target(SmallCNN(), "conv3")
-    ('bn3', 'conv3')
-    """
-    modules = dict(model.named_modules())
-    module = modules.get(layer)
-    if not isinstance(module, _DEAD_ZONE_ACTIVATIONS):
-        return layer
-    parent_name, _, child = layer.rpartition(".")
-    parent = modules.get(parent_name)
-    if not isinstance(parent, nn.Sequential):
-        return layer
-    names = list(parent._modules)
-    i = names.index(child)
-    if i == 0:
-        return layer
-    return f"{parent_name}.{names[i - 1]}" if parent_name else names[i - 1]

@@ -7,10 +7,9 @@ the results to :mod:`inspect_kit.report.sections`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,30 +36,48 @@ def compute_embeddings(
     refresh: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
+    method_params: Mapping[str, Any] | None = None,
+    failures: list[dict[str, str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{method: {layer: Embedding}}``, cached in the store.
 
     ``n_jobs`` threads for t-SNE and UMAP: one by default, since on a small shared machine
     more threads than free cores made openTSNE several times slower, not faster.
+    ``method_params`` (e.g. ``{"perplexity": 10, "n_neighbors": 8}``) go to the methods that
+    accept them. With a ``failures`` list, a (layer, method) that cannot run (t-SNE's
+    perplexity on 32 samples, 3 dimensions of a 2-feature layer) is logged, appended there as
+    ``{"method", "layer", "error"}`` and skipped; the others are computed. Without it the
+    error propagates.
     """
     from inspect_kit.analysis.embedding import embed
 
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         out[method] = {}
-        extra = {"n_jobs": n_jobs} if get_method(method).accepts("n_jobs") else {}
+        spec = get_method(method)
+        extra = {"n_jobs": n_jobs} if spec.accepts("n_jobs") else {}
+        extra.update({k: v for k, v in (method_params or {}).items()
+                      if v is not None and spec.accepts(k)})
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
-            out[method][layer] = embed(
-                store,
-                layer,
-                method,
-                n_components,
-                random_state=seed,
-                cache="refresh" if refresh else True,
-                progress=progress,
-                **extra,
-            )
+            try:
+                out[method][layer] = embed(
+                    store,
+                    layer,
+                    method,
+                    n_components,
+                    random_state=seed,
+                    cache="refresh" if refresh else True,
+                    progress=progress,
+                    **extra,
+                )
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+                if failures is None:
+                    raise
+                logger.warning("skipping the %s of %s: %s", method, layer, err)
+                failures.append({"method": method, "layer": layer, "error": str(err)})
+        if not out[method]:
+            del out[method]
     return out
 
 
@@ -94,10 +111,10 @@ def sanity_cascade(model: nn.Module, layer: str, max_stages: int = 3) -> list[st
     >>> sanity_cascade(SmallCNN(), "relu3")
     ['conv3', 'conv2', 'conv1']
     """
-    from inspect_kit.capture import list_layers
+    from inspect_kit.hooks import list_layers, parse_layer_spec
 
     order = [n for n, _ in model.named_modules()]
-    base = layer.split(":")[0]
+    base = parse_layer_spec(layer).module
     inside = [i for i, n in enumerate(order) if n == base or n.startswith(base + ".")]
     stop = inside[-1] if inside else len(order)
     kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear"]
@@ -143,7 +160,7 @@ def run_featurevis(
     from inspect_kit.analysis.featurevis.exemplars import top_exemplars
     from inspect_kit.analysis.featurevis.sanity import randomization_check
 
-    from .selection import optimisation_target, select_units
+    from .selection import select_units
 
     selectivity = None
     preferred: dict[int, str] = {}
@@ -169,16 +186,11 @@ def run_featurevis(
     if units is None:
         units = list(range(n_units))
     units = [int(u) for u in units]
-    target = optimisation_target(model, layer)
-    logger.info(
-        "feature visualization of %s units %s%s",
-        layer,
-        units,
-        f" (optimised through {target}, its pre-activation)" if target != layer else "",
-    )
+    # render's redirected ReLU gradients move units that are off for the start image
+    logger.info("feature visualization of %s units %s", layer, units)
     result = render(
         model,
-        channel(target, units),
+        channel(layer, units),
         tuple(input_shape),
         steps=steps,
         value_range=value_range,
@@ -186,10 +198,6 @@ def run_featurevis(
         random_state=seed,
         progress=progress,
     )
-    if target != layer:
-        # Channel k of the pre-activation is channel k of `layer`: show the units under the
-        # stored layer's name, beside that layer's exemplars; the objective keeps the truth.
-        result = dataclasses.replace(result, layer=layer, labels=[f"{layer}:{u}" for u in units])
     ex = (
         top_exemplars(store, layer, k=exemplars, units=units, progress=progress)
         if in_store and exemplars > 0
@@ -200,7 +208,7 @@ def run_featurevis(
         logger.info("randomisation sanity check of %s units %s", layer, units[:sanity_units])
         randomization = randomization_check(
             model,
-            channel(target, units[:sanity_units]),
+            channel(layer, units[:sanity_units]),
             tuple(input_shape),
             layers=list(sanity_layers)
             if sanity_layers is not None

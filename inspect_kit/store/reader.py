@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._names import unknown_name_error
 from . import schema
 from .integrity import check_store, per_sample_datasets
 
@@ -328,11 +328,8 @@ class ActivationStore:
 
     def _check_layer(self, layer: str) -> str:
         if layer not in self.layers:
-            close = difflib.get_close_matches(layer, self.layers, n=5, cutoff=0.4)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
-                f"layer {layer!r} is not in store {self.path.name}{hint} "
-                f"(stored layers: {', '.join(self.layers) or 'none'})"
+            raise unknown_name_error(
+                layer, self.layers, where=f"store {self.path.name}", see="store.layers"
             )
         return layer
 

@@ -22,6 +22,8 @@ SAMPLES = "samples"
 LAYERS = "layers"
 #: analyses' results (written with ``ActivationStore.save_result``)
 EMBEDDINGS = "embeddings"
+#: ``embedding_cache/<layer>/<method>/<key>``: every parameter set's map, not only the latest
+EMBEDDING_CACHE = "embedding_cache"
 LATENT = "latent"
 PROBES = "probes"
 #: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
@@ -29,7 +31,7 @@ SIMILARITY = "similarity"
 #: how the model and data were named at capture: data, never code
 INPUTS = "inputs"
 #: groups that hold results rather than captured data
-RESULT_GROUPS = (EMBEDDINGS, LATENT, PROBES, SIMILARITY, INPUTS)
+RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, INPUTS)
 #: every top-level group a store can hold
 GROUPS = (SAMPLES, LAYERS, *RESULT_GROUPS)
 
@@ -92,6 +94,12 @@ LATENT_CORRELATIONS = "correlations"
 def embedding_group(layer: str, method: str) -> str:
     """Where an embedding of ``layer`` by ``method`` is cached: ``embeddings/<layer>/<method>``."""
     return f"{EMBEDDINGS}/{layer}/{method}"
+
+
+def embedding_variant_group(layer: str, method: str, key: str) -> str:
+    """Where the map of one parameter set (cache ``key``) is kept:
+    ``embedding_cache/<layer>/<method>/<key[:24]>``."""
+    return f"{EMBEDDING_CACHE}/{layer}/{method}/{key[:24]}"
 
 
 def probe_group(target: str) -> str:

@@ -298,6 +298,18 @@ def test_spatial_latents_and_encoder_decoder_pairs(digits):
     assert p.interpolate(0, 1, steps=4).images.shape == (4, 1, 16, 16)
 
 
+def test_a_decoder_with_several_outputs_is_refused_not_guessed(digits):
+    # the package's one rule for tuple outputs: never take out[0] silently
+    enc = nn.Conv2d(1, 2, 4, stride=4)
+    dec = nn.ConvTranspose2d(2, 1, 4, stride=4)
+    x = digits.X_test[:8]
+    with pytest.raises(TypeError, match=r"decode\(z\)\[0\] \(8, 1, 16, 16\), decode\(z\)\[1\]"):
+        LatentProbe((enc, lambda z: (dec(z), z)), progress=False).fit(x)
+    p = LatentProbe((enc, lambda z: (dec(z), z)[0]), progress=False).fit(x)
+    ref = LatentProbe((enc, dec), progress=False).fit(x)
+    np.testing.assert_array_equal(p.reconstruction_error_, ref.reconstruction_error_)
+
+
 def test_pair_with_bound_methods_puts_the_owner_in_eval_mode(ae, digits, probe):
     flags = scramble(ae)
     try:

@@ -256,7 +256,8 @@ def test_device_argument_moves_model_back(tmp_path):
 
 def test_list_and_resolve_layers():
     m = torchvision.models.resnet18()
-    convs = list_layers(m, include="layer4.*", types="Conv2d")
+    assert list_layers(m, include="layer4.*") == ["layer4.0", "layer4.1"]  # children only
+    convs = list_layers(m, include="layer4.**", types="Conv2d")
     assert convs == [
         "layer4.0.conv1",
         "layer4.0.conv2",
@@ -264,7 +265,7 @@ def test_list_and_resolve_layers():
         "layer4.1.conv1",
         "layer4.1.conv2",
     ]
-    assert list_layers(m, include="layer1.0.*", exclude="*bn*") == [
+    assert list_layers(m, include="layer1.0.*", exclude="**.bn*") == [
         "layer1.0.conv1",
         "layer1.0.relu",
         "layer1.0.conv2",

@@ -17,7 +17,7 @@ def model():
 
 
 def test_unknown_layer_lists_close_matches_and_writes_nothing(model, tmp_path):
-    with pytest.raises(KeyError, match=r"its layers are '0', '1', '2'") as err:
+    with pytest.raises(KeyError, match=r"available: '0', '1', '2'") as err:
         capture(model, torch.randn(4, 4), ["3"], tmp_path / "x.h5", progress=False)
     assert "list_layers" in str(err.value)
     deep = nn.Sequential()

@@ -62,7 +62,7 @@ def test_gallery_shows_each_unit_with_its_own_exemplars(digits_render):
     finals = [t for t in fig.data if t.name == "final (untransformed)"]
     assert [t.y[0] for t in finals] == pytest.approx(res.final_activations.tolist())
     titles = [a.text for a in fig.layout.annotations]
-    assert "conv2:3" in titles and f"#{ex.index[0, 0]} ({ex.activations[0, 0]:.3g})" in titles
+    assert "conv2#3" in titles and f"#{ex.index[0, 0]} ({ex.activations[0, 0]:.3g})" in titles
 
 
 def test_gallery_without_exemplars_and_with_bone_colours(digits_render):
@@ -153,7 +153,7 @@ def test_randomisation_figure(digits_cnn):
     assert ref.y[0] == pytest.approx(res.reference.mean())
     assert len(heatmaps(fig)) == 2 * len(res.stages)
     traj = ff.plot_trajectories(
-        fv.render(digits_cnn, "conv2:1", (1, 16, 16), steps=3, progress=False)
+        fv.render(digits_cnn, "conv2#1", (1, 16, 16), steps=3, progress=False)
     )
     assert len(traj.data) == 1 and len(traj.data[0].y) == 3
 

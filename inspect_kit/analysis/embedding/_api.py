@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import json
@@ -16,6 +15,7 @@ import numpy as np
 
 from inspect_kit.store import schema
 
+from ..._names import unknown_name_error
 from ..metrics import knn_transfer_accuracy
 from ._base import BaseEmbedding, package_version
 from ._features import Features
@@ -280,11 +280,7 @@ def _check_layer(store: Any, layer: str | None) -> str:
             f"(stored layers: {', '.join(layers) or 'none'})"
         )
     if layer not in layers:
-        close = difflib.get_close_matches(layer, layers, n=5, cutoff=0.4)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
-            f"layer {layer!r} is not in the store{hint} (stored layers: {', '.join(layers)})"
-        )
+        raise unknown_name_error(layer, layers, where="the store", see="store.layers")
     return layer
 
 
@@ -372,11 +368,8 @@ def make_estimator(
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in method_params:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise TypeError(
-                f"unknown parameter {key!r} for method={cls.method!r}{hint} "
-                f"(valid: {', '.join(valid)})"
+            raise unknown_name_error(
+                key, valid, kind="parameter", where=f"method={cls.method!r}", error=TypeError
             )
     common: dict[str, Any] = dict(
         n_components=n_components,
@@ -392,7 +385,14 @@ def make_estimator(
 
 # -- cache -------------------------------------------------------------------------------------
 def _cache_group(layer: str, method: str) -> str:
+    """The latest map of (layer, method): what reports and ``store.results()`` show."""
     return schema.embedding_group(layer, method)
+
+
+def _variant_group(layer: str, method: str, key: str) -> str:
+    """Every map computed, one per cache key (method, dimensions, reduction, perplexity or
+    neighbours, seed, samples ...): asking for 3D, then 2D, then 3D again reuses both."""
+    return schema.embedding_variant_group(layer, method, key)
 
 
 def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
@@ -415,11 +415,14 @@ def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
 
 def _load_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> Embedding | None:
     store = ctx["store"]
+    key = _cache_key(est, feats, ctx)
     found = store.load_result(_cache_group(ctx["layer"], est.method))
+    if found is None or found[1].get("key") != key:
+        found = store.load_result(_variant_group(ctx["layer"], est.method, key))
     if found is None:
         return None
     data, attrs = found
-    if attrs.get("key") != _cache_key(est, feats, ctx) or "coords" not in data:
+    if attrs.get("key") != key or "coords" not in data:
         logger.info("cached %s of %s has other parameters; recomputing", est.method, ctx["layer"])
         return None
     if len(data["coords"]) != feats.n_samples:
@@ -466,6 +469,9 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
     }
     try:
         ctx["store"].save_result(_cache_group(ctx["layer"], est.method), data, attrs)
+        ctx["store"].save_result(
+            _variant_group(ctx["layer"], est.method, attrs["key"]), data, attrs
+        )
     except OSError as err:  # e.g. a capture still writing, or a read-only file system
         logger.warning(
             "could not cache the %s of %s in the store: %s", est.method, ctx["layer"], err

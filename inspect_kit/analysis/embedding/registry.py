@@ -16,11 +16,12 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any
+
+from inspect_kit._names import close_matches
 
 __all__ = [
     "EmbeddingMethod",
@@ -171,7 +172,7 @@ def get_method(name: str) -> EmbeddingMethod:
     """
     key = normalise(name)
     if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
+        close = close_matches(key, _REGISTRY, n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"unknown method={name!r}{hint} (registered: {', '.join(map(repr, _REGISTRY))}; "

@@ -14,11 +14,13 @@ element (``channel("conv2", [0, 1, 2, 3])`` optimises four images at once, image
 channel ``i``) and fixes the batch size to the length of the list. ``diversity`` couples the
 elements of a batch: each element's score is minus its mean similarity to the others.
 
-Layer names are the dotted names of ``model.named_modules()``. Three names are special:
-``"input"`` (the image fed to the model, after transforms and preprocessing; used by the
-regularisers), ``"output"`` (the model's return value; used by :func:`class_logit`) and a
-``":k"`` suffix on a module name, which selects its ``k``-th call in one forward pass (as in
-the activation store).
+Layers are named with the package's one layer-spec grammar (:mod:`inspect_kit.hooks.spec`):
+dotted names of ``model.named_modules()``, ``":k"`` for a module's ``k``-th call in one
+forward pass and ``"[i]"`` for one output of a module that returns several, exactly as the
+activation store names them. Units have their own notation, ``"layer#3"`` or
+``("layer", 3)``, never a colon. Two names are special: ``"input"`` (the image fed to the
+model, after transforms and preprocessing; used by the regularisers) and ``"output"`` (the
+model's return value; used by :func:`class_logit`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from inspect_kit.hooks.spec import parse_layer_spec
 
 __all__ = [
     "INPUT",
@@ -116,12 +120,12 @@ class Objective:
         return list(u) if isinstance(u, list) else [u] * batch_size
 
     def unit_labels(self, batch_size: int) -> list[str]:
-        """One label per batch element (``"conv2:3"``), else the objective's description."""
+        """One label per batch element (``"conv2#3"``), else the objective's description."""
         idx = self.unit_indices(batch_size)
         if idx is None:
             return [self.description] * batch_size
         layer = self.units[0]
-        return [f"class {u}" if layer == OUTPUT else f"{layer}:{u}" for u in idx]
+        return [f"class {u}" if layer == OUTPUT else f"{layer}#{u}" for u in idx]
 
     # -- arithmetic -------------------------------------------------------------------------
     def _wrap(self, level: int) -> str:
@@ -254,27 +258,62 @@ def _merge_batch(a: Objective, b: Objective) -> int | None:
     return a.batch_size if a.batch_size is not None else b.batch_size
 
 
-def as_objective(obj: Objective | str) -> Objective:
-    """Return ``obj`` as an :class:`Objective`; a string ``"layer:n"`` means ``channel(layer, n)``.
+def as_objective(obj: Objective | str | tuple[str, Units]) -> Objective:
+    """Return ``obj`` as an :class:`Objective`.
 
-    A string without ``":n"`` means :func:`deepdream` of that layer.
+    ``"layer#n"`` and ``("layer", n)`` mean ``channel(layer, n)``; a layer spec without a
+    unit (``"layer4"``, ``"relu:1"``, ``"lstm[0]"``) means :func:`deepdream` of that output.
+    A ``":n"`` suffix always selects a call, never a channel.
+
+    Raises
+    ------
+    ValueError
+        For ``"layer:n"``, which meant channel ``n`` in earlier versions and is now the
+        ``n``-th call: the message names both and how to write each.
 
     Examples
     --------
-    >>> as_objective("layer4.1.conv2:12")
+    >>> as_objective("layer4.1.conv2#12")
     channel(layer4.1.conv2, 12)
+    >>> as_objective(("layer4.1.conv2", [1, 2]))
+    channel(layer4.1.conv2, [1, 2])
     """
     if isinstance(obj, Objective):
         return obj
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str):
+        return channel(obj[0], obj[1])
     if isinstance(obj, str):
-        name, sep, unit = obj.rpartition(":")
-        if sep and unit.strip().lstrip("-").isdigit() and name:
-            return channel(name, int(unit))
-        return deepdream(obj)
-    raise TypeError(f"expected an Objective or a 'layer:channel' string, got {type(obj).__name__}")
+        spec = parse_layer_spec(obj)
+        if spec.unit is not None:
+            return channel(spec.key, spec.unit)
+        if spec.call is not None and not spec.output:
+            raise ValueError(
+                f"objective {obj!r} is ambiguous: ':{spec.call}' selects call {spec.call} of "
+                f"{spec.module!r} (as in capture), while older versions read it as channel "
+                f"{spec.call}. Write {f'{spec.module}#{spec.call}'!r} or "
+                f"({spec.module!r}, {spec.call}) for channel {spec.call}, "
+                f"{f'{spec.key}#0'!r} for channel 0 of that call, or "
+                f"fv.deepdream({spec.key!r}) for the whole call"
+            )
+        return deepdream(spec.key)
+    raise TypeError(
+        "expected an Objective, a 'layer#channel' string or a (layer, channel) pair, got "
+        f"{type(obj).__name__}"
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _layer(layer: str) -> str:
+    """Check a layer spec early (at objective construction) and refuse a unit in it."""
+    spec = parse_layer_spec(layer)
+    if spec.unit is not None:
+        raise ValueError(
+            f"{layer!r} names unit {spec.unit}; give the layer {spec.key!r} and the unit as "
+            "its own argument"
+        )
+    return spec.key
+
+
 def _get(acts: Mapping[str, torch.Tensor], layer: str) -> torch.Tensor:
     try:
         return acts[layer]
@@ -352,15 +391,18 @@ def channel(layer: str, n: Units) -> Objective:
     Parameters
     ----------
     layer : str
-        Module name from ``model.named_modules()`` (``":k"`` for its k-th call).
+        A layer spec: a module name from ``model.named_modules()``, ``":k"`` for its k-th
+        call, ``"[i]"`` for one output of a module that returns several.
     n : int or list of int
-        One channel for every batch element, or one channel per batch element.
+        One channel for every batch element, or one channel per batch element
+        (``channel("conv2", 3)`` is what ``"conv2#3"`` stands for).
 
     Examples
     --------
     >>> channel("conv2", [0, 1, 2]).batch_size
     3
     """
+    layer = _layer(layer)
     idx, bs, txt, plain = _unit_index(n, "channel")
     desc = f"channel({layer}, {txt})"
 
@@ -391,6 +433,7 @@ def neuron(layer: str, n: Units, position: Sequence[int] | None = None) -> Objec
     >>> neuron("conv2", 3, position=(4, 4))
     neuron(conv2, 3, at=(4, 4))
     """
+    layer = _layer(layer)
     idx, bs, txt, plain = _unit_index(n, "neuron")
     pos = tuple(int(p) for p in position) if position is not None else None
     desc = f"neuron({layer}, {txt}" + (f", at={pos})" if pos is not None else ")")
@@ -423,6 +466,7 @@ def deepdream(layer: str) -> Objective:
     >>> deepdream("conv3")
     deepdream(conv3)
     """
+    layer = _layer(layer)
 
     def fn(acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         t = _get(acts, layer)
@@ -439,6 +483,7 @@ def class_logit(n: Units, layer: str = OUTPUT) -> Objective:
     >>> class_logit([0, 1])
     class_logit(output, [0, 1])
     """
+    layer = _layer(layer)
     idx, bs, txt, plain = _unit_index(n, "class")
     desc = f"class_logit({layer}, {txt})"
 
@@ -473,6 +518,7 @@ def direction(layer: str, vector: Any, name: str | None = None) -> Objective:
     >>> direction("conv3", [1.0, 0.0, -1.0], name="gm-wm")
     direction(conv3, gm-wm)
     """
+    layer = _layer(layer)
     v = torch.as_tensor(vector, dtype=torch.float32)
     if v.ndim not in (1, 2) or v.shape[-1] == 0:
         raise ValueError(f"direction vector must have shape (C,) or (B, C), got {tuple(v.shape)}")
@@ -509,6 +555,7 @@ def diversity(layer: str) -> Objective:
     >>> channel("conv2", 3) + 0.1 * diversity("conv2")
     channel(conv2, 3) + 0.1 * diversity(conv2)
     """
+    layer = _layer(layer)
 
     def fn(acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         t = _get(acts, layer)

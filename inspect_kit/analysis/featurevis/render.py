@@ -20,11 +20,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from inspect_kit.capture import model_state_preserved, on_device, resolve_layers
+from inspect_kit.hooks import (
+    LayerRecorder,
+    model_state_preserved,
+    on_device,
+    parse_layer_spec,
+    resolve_layers,
+    select_outputs,
+)
 from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .param import ParamSpec, fourier
+from .redirect import redirected_relu
 from .transforms import compose, default_transforms
 
 __all__ = ["FeatureVisResult", "intensity_window", "render"]
@@ -49,7 +57,7 @@ class FeatureVisResult:
     final_activations : ndarray, shape (B,)
         The objective's score per batch element on the final, untransformed input.
     labels : list of str
-        One label per batch element (``"conv2:3"``).
+        One label per batch element (``"conv2#3"``).
     units : list of int or None
         The unit (channel, class) of each batch element when the objective names units; used
         to pair images with :func:`~inspect_kit.analysis.featurevis.exemplars.top_exemplars`.
@@ -154,80 +162,42 @@ def intensity_window(level: float, width: float) -> tuple[float, float]:
     return (float(level) - float(width) / 2, float(level) + float(width) / 2)
 
 
-class _StopForward(Exception):
-    """Raised from a hook once every needed layer has run: the rest of the model is skipped."""
+class _Activations:
+    """What an objective reads in one forward pass, through the package's one hook engine.
 
+    Outputs stay on the autograd graph; the forward stops after the last needed layer unless
+    the objective reads the model's output; a module with several outputs must be named with
+    ``[i]`` (the rule capture stores them by), and so must the model's output.
+    """
 
-class _ActivationHooks:
-    """Forward hooks keeping (differentiable) outputs of the layers an objective reads."""
+    def __init__(self, model: nn.Module, layers: Sequence[str]) -> None:
+        self.output_specs = [
+            parse_layer_spec(name) for name in layers if parse_layer_spec(name).module == OUTPUT
+        ]
+        specs = [
+            name for name in layers if name != INPUT and parse_layer_spec(name).module != OUTPUT
+        ]
+        self.recorder = LayerRecorder(
+            resolve_layers(model, specs) if specs else {},
+            keep_grad=True,
+            every_call=False,
+            flatten=False,
+            stop_early=not self.output_specs,
+        )
 
-    def __init__(self, model: nn.Module, layers: Sequence[str], stop_early: bool) -> None:
-        self.specs = [name for name in layers if name not in (INPUT, OUTPUT)]
-        modules = resolve_layers(model, self.specs) if self.specs else {}
-        self.wanted: dict[int, list[tuple[str, int]]] = {}
-        self.modules: dict[int, nn.Module] = {}
-        for spec, module in modules.items():
-            base, _, call = spec.rpartition(":")
-            index = int(call) if base and call.isdigit() else 0
-            self.wanted.setdefault(id(module), []).append((spec, index))
-            self.modules[id(module)] = module
-        self.stop_early = stop_early
-        self.acts: dict[str, torch.Tensor] = {}
-        self.calls: dict[int, int] = {}
-        self.handles: list[Any] = []
-
-    def _hook(self, module: nn.Module, _inp: Any, out: Any) -> None:
-        call = self.calls.get(id(module), 0)
-        self.calls[id(module)] = call + 1
-        matched = [spec for spec, index in self.wanted[id(module)] if index == call]
-        if not matched:
-            return
-        t = out[0] if isinstance(out, (tuple, list)) else out
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"layer {matched[0]!r} returned {type(out).__name__}, not a tensor")
-        for spec in matched:
-            self.acts[spec] = t
-        if self.stop_early and len(self.acts) == len(self.specs):
-            raise _StopForward
-        # The forward goes on: a later in-place op (ReLU(inplace=True)) must not change what
-        # the objective reads.
-        kept = t.clone()
-        for spec in matched:
-            self.acts[spec] = kept
-
-    def __enter__(self) -> _ActivationHooks:
-        try:
-            for module in self.modules.values():
-                self.handles.append(module.register_forward_hook(self._hook))
-        except BaseException:
-            self.remove()
-            raise
+    def __enter__(self) -> _Activations:
+        self.recorder.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
+        self.recorder.__exit__(*exc)
 
     def run(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.acts = {}
-        self.calls = {}
-        try:
-            out = model(x)
-        except _StopForward:
-            out = None
-        missing = [s for s in self.specs if s not in self.acts]
-        if missing:
-            raise RuntimeError(
-                f"layer(s) {missing} did not run in the forward pass (or were called fewer times "
-                "than their ':k' suffix asks); check the names with inspect_kit.list_layers(model)"
-            )
-        acts = dict(self.acts)
-        if out is not None:
-            acts[OUTPUT] = out[0] if isinstance(out, (tuple, list)) else out
+        out = self.recorder.run(model, x)
+        acts = self.recorder.tensors()
+        for spec in self.output_specs:
+            ((_, t),) = select_outputs(out, spec, single=True)
+            acts[spec.key] = t
         return acts
 
 
@@ -248,6 +218,17 @@ def _check_range(value_range: Sequence[float] | None) -> tuple[float, float] | N
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
     return lo, hi
+
+
+def _redirect_steps(redirect_relu: bool | int, steps: int) -> int:
+    """Number of initial steps with redirected ReLU gradients."""
+    if isinstance(redirect_relu, bool):
+        return min(steps, max(16, steps // 2)) if redirect_relu else 0
+    if not isinstance(redirect_relu, int) or redirect_relu < 0:
+        raise ValueError(
+            f"redirect_relu must be True, False or a number of steps >= 0, got {redirect_relu!r}"
+        )
+    return min(steps, redirect_relu)
 
 
 def _batch_size(objective: Objective, batch_size: int | None) -> int:
@@ -278,6 +259,7 @@ def render(
     device: str | torch.device | None = None,
     random_state: RandomState = 0,
     mixed_precision: bool = False,
+    redirect_relu: bool | int = True,
     progress: bool = True,
     seed: int | None = None,
 ) -> FeatureVisResult:
@@ -288,7 +270,7 @@ def render(
     model : nn.Module
         A trained network; used in eval mode and given back as it came.
     objective : Objective or str
-        What to maximise: ``channel("conv2", [0, 1, 2])``, ``"layer4:12"`` ... The batch
+        What to maximise: ``channel("conv2", [0, 1, 2])``, ``"layer4#12"`` ... The batch
         holds one image per unit when the objective lists units.
     input_shape : sequence of int
         One sample's shape, ``(C, H, W)`` or ``(C, D, H, W)``, without the batch axis.
@@ -320,6 +302,15 @@ def render(
         floating-point-level differences.
     mixed_precision : bool
         Run the model under autocast (float16 with loss scaling on CUDA, bfloat16 on CPU).
+    redirect_relu : bool or int
+        Redirected ReLU gradients (Lucid) for the first steps of the optimisation, so that
+        units that are zero on the starting image still get a gradient and move. During those
+        steps, for each image whose gradient a ReLU would block entirely, every ReLU and
+        ReLU6 of the model (modules, also those called twice inside a block, and functional
+        ``F.relu`` / ``torch.relu`` calls) passes the gradient that would raise its input.
+        The forward pass is exact and the model is not modified. True (default) applies it
+        for the first half of the steps (at least 16, at most all); an int gives the number
+        of steps; False or 0 turns it off.
     progress : bool
         Show a progress bar.
     seed : int, optional
@@ -350,6 +341,7 @@ def render(
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     steps = int(steps)
+    redirect_steps = _redirect_steps(redirect_relu, steps)
     vrange = _check_range(value_range)
     batch = _batch_size(obj, batch_size)
     spec = fourier() if param is None else param
@@ -364,7 +356,6 @@ def render(
     pre = preprocess if preprocess is not None else (lambda x: x)
 
     needs_input = INPUT in obj.layers
-    needs_output = OUTPUT in obj.layers
 
     with on_device(model, device) as dev, model_state_preserved(model, eval_mode=True):
         for p in model.parameters():
@@ -385,7 +376,7 @@ def render(
             lo, hi = vrange
             return lo + (hi - lo) * torch.sigmoid(z)
 
-        def score(x_user: torch.Tensor, hooks: _ActivationHooks, transform: bool) -> torch.Tensor:
+        def score(x_user: torch.Tensor, hooks: _Activations, transform: bool) -> torch.Tensor:
             x = tf(x_user, generator) if (transform and tf is not None) else x_user
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=mixed_precision):
                 acts = hooks.run(model, pre(x).to(dtype))
@@ -395,10 +386,11 @@ def render(
 
         trajectory = torch.empty((steps, batch), device=dev)
         bar = tqdm(total=steps, desc=f"render {obj.description}", disable=not progress)
-        with _ActivationHooks(model, obj.layers, stop_early=not needs_output) as hooks, bar:
+        with _Activations(model, obj.layers) as hooks, bar:
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
-                values = score(to_image(), hooks, transform=True)
+                with redirected_relu(step < redirect_steps):
+                    values = score(to_image(), hooks, transform=True)
                 if values.shape[0] != batch:
                     raise ValueError(
                         f"objective returned {values.shape[0]} scores for a batch of {batch}"
@@ -443,6 +435,7 @@ def render(
             "input_shape": shape,
             "device": str(dev),
             "mixed_precision": bool(mixed_precision),
+            "redirect_relu_steps": redirect_steps,
         },
     )
     if result.flat.any():

@@ -22,8 +22,7 @@ from scipy import ndimage, stats
 from torch import nn
 from tqdm.auto import tqdm
 
-from inspect_kit.capture import resolve_layers
-from inspect_kit.capture.layers import parse_layer_spec
+from inspect_kit.hooks import parse_layer_spec, resolve_layers
 from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
@@ -176,7 +175,7 @@ def _default_layers(model: nn.Module, objective: Objective) -> list[str]:
     """Parametrised modules up to the deepest one the objective reads, top down."""
     names = _parametrised_modules(model)
     order = [n for n, _ in model.named_modules()]
-    read = [parse_layer_spec(spec)[0] for spec in objective.layers if spec != INPUT]
+    read = [parse_layer_spec(spec).module for spec in objective.layers if spec != INPUT]
     if OUTPUT not in read and read:
         last = max(order.index(r) for r in read if r in order)
         # a module's children come after it in named_modules(): include them
@@ -266,7 +265,7 @@ def randomization_check(
     Examples
     --------
     >>> from inspect_kit.models import SmallCNN
-    >>> res = randomization_check(SmallCNN(), "conv2:0", (1, 16, 16), steps=4,
+    >>> res = randomization_check(SmallCNN(), "conv2#0", (1, 16, 16), steps=4,
     ...                           value_range=(0, 1), progress=False)
     >>> res.stages
     ['trained', 'conv2', 'bn1', 'conv1']

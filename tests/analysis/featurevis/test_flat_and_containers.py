@@ -37,11 +37,11 @@ def test_post_relu_dead_unit_is_flat_and_said_so(caplog):
                         value_range=(0, 1), progress=False)
     np.testing.assert_array_equal(res.trajectory[:, 0], 0.0)  # a ReLU that never fires
     assert res.flat.tolist() == [True, False]
-    assert res.flat_labels == ["relu:0"]
-    assert "stayed flat for 1 of 2 units (relu:0)" in caplog.text
+    assert res.flat_labels == ["relu#0"]
+    assert "stayed flat for 1 of 2 units (relu#0)" in caplog.text
     fig = plot_unit_gallery(res)
     titles = [a.text for a in fig.layout.annotations]
-    assert "relu:0 · FLAT: no feature" in titles and "relu:1" in titles
+    assert "relu#0 · FLAT: no feature" in titles and "relu#1" in titles
     assert "1 of 2 units stayed flat" in fig.layout.title.subtitle.text
 
 
@@ -64,7 +64,7 @@ def test_randomization_check_reports_nan_for_flat_renders():
     assert res.scores[0, 1] == pytest.approx(1.0) and np.isfinite(res.scores[1, 1])
     assert np.isnan(res.reference[0])
     assert res.mean_scores[1] == pytest.approx(res.scores[1, 1])
-    assert any("relu:0" in n and "flat" in n for n in res.notes)
+    assert any("relu#0" in n and "flat" in n for n in res.notes)
     fig = plot_randomization(res)
     assert "NaN" in fig.layout.title.subtitle.text
 

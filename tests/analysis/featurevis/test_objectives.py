@@ -32,7 +32,7 @@ def test_channel_list_assigns_one_unit_per_batch_element(acts):
     assert obj.batch_size == 3
     expected = [a[0, 3].mean(), a[1, 0].mean(), a[2, 1].mean()]
     assert_close(obj(acts), expected, terms=30)
-    assert obj.unit_labels(3) == ["conv:3", "conv:0", "conv:1"]
+    assert obj.unit_labels(3) == ["conv#3", "conv#0", "conv#1"]
     assert obj.unit_indices(3) == [3, 0, 1]
 
 
@@ -148,11 +148,28 @@ def test_descriptions_read_like_the_expression():
 
 
 def test_string_shorthand():
-    assert repr(ob.as_objective("layer4.1.conv2:12")) == "channel(layer4.1.conv2, 12)"
-    assert repr(ob.as_objective("block.relu:1:3")) == "channel(block.relu:1, 3)"
+    assert repr(ob.as_objective("layer4.1.conv2#12")) == "channel(layer4.1.conv2, 12)"
+    assert repr(ob.as_objective(("layer4.1.conv2", 12))) == "channel(layer4.1.conv2, 12)"
+    assert repr(ob.as_objective("block.relu:1#3")) == "channel(block.relu:1, 3)"
+    assert repr(ob.as_objective("lstm[0]#2")) == "channel(lstm[0], 2)"
     assert repr(ob.as_objective("layer3")) == "deepdream(layer3)"
+    assert repr(ob.as_objective("layer3[1]")) == "deepdream(layer3[1])"
     with pytest.raises(TypeError):
         ob.as_objective(3)
+
+
+def test_colon_is_a_call_never_a_channel():
+    # "relu:1" was channel 1 here but the second call in capture: now it is refused, naming
+    # both meanings and how to write each.
+    with pytest.raises(ValueError, match="ambiguous") as err:
+        ob.as_objective("relu:1")
+    msg = str(err.value)
+    assert "call 1 of 'relu'" in msg and "channel 1" in msg
+    assert "'relu#1'" in msg and "'relu:1#0'" in msg and "deepdream('relu:1')" in msg
+    with pytest.raises(ValueError, match="grammar"):
+        ob.as_objective("relu:x")
+    with pytest.raises(ValueError, match="unit 3"):
+        ob.channel("relu#3", 1)
 
 
 def test_batch_sizes_must_agree_when_combined():
@@ -160,7 +177,7 @@ def test_batch_sizes_must_agree_when_combined():
         ob.channel("a", [0, 1]) + ob.channel("b", [0, 1, 2])
     combo = ob.channel("a", [0, 1]) + 0.1 * ob.diversity("a")
     assert combo.batch_size == 2
-    assert combo.unit_labels(2) == ["a:0", "a:1"]
+    assert combo.unit_labels(2) == ["a#0", "a#1"]
 
 
 def test_invalid_units_are_rejected():

@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from inspect_kit.analysis import featurevis as fv
 from inspect_kit.analysis.featurevis.objectives import Objective
@@ -115,19 +116,19 @@ def test_class_logits_make_images_the_model_calls_that_class(digits_cnn):
 
 def test_a_seed_makes_renders_reproducible(digits_cnn):
     kw = dict(steps=8, value_range=(0, 1), progress=False)
-    a = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=4, **kw)
-    b = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=4, **kw)
-    c = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=5, **kw)
+    a = fv.render(digits_cnn, "conv2#3", (1, 16, 16), random_state=4, **kw)
+    b = fv.render(digits_cnn, "conv2#3", (1, 16, 16), random_state=4, **kw)
+    c = fv.render(digits_cnn, "conv2#3", (1, 16, 16), random_state=5, **kw)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.trajectory, b.trajectory)
     assert not np.array_equal(a.images, c.images)
     assert a.random_state == 4 and a.seed == 4
     # a Generator draws the seed; the result records it, so the run can be repeated
-    d = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=np.random.default_rng(0), **kw)
-    e = fv.render(digits_cnn, "conv2:3", (1, 16, 16), random_state=d.random_state, **kw)
+    d = fv.render(digits_cnn, "conv2#3", (1, 16, 16), random_state=np.random.default_rng(0), **kw)
+    e = fv.render(digits_cnn, "conv2#3", (1, 16, 16), random_state=d.random_state, **kw)
     np.testing.assert_array_equal(d.images, e.images)
     with pytest.warns(DeprecationWarning, match="random_state=4"):
-        old = fv.render(digits_cnn, "conv2:3", (1, 16, 16), seed=4, **kw)
+        old = fv.render(digits_cnn, "conv2#3", (1, 16, 16), seed=4, **kw)
     np.testing.assert_array_equal(old.images, a.images)
 
 
@@ -214,7 +215,7 @@ def test_regularisers_and_diversity_compose_in_a_render(digits_cnn):
         digits_cnn, obj, (1, 16, 16), batch_size=3, steps=8, value_range=(0, 1), progress=False
     )
     assert res.images.shape == (3, 1, 16, 16)
-    assert res.labels == ["conv3:2"] * 3 and res.units == [2, 2, 2]
+    assert res.labels == ["conv3#2"] * 3 and res.units == [2, 2, 2]
     assert not np.allclose(res.images[0], res.images[1])
     assert res.objective == "channel(conv3, 2) - 0.05 * total_variation() + 0.1 * diversity(conv3)"
 
@@ -239,9 +240,9 @@ def test_pixel_parameterisation_mixed_precision_and_3d_multichannel():
 
 def test_errors_say_what_is_wrong(digits_cnn):
     with pytest.raises(KeyError, match="conv2"):
-        fv.render(digits_cnn, "conv22:0", (1, 16, 16), steps=1, progress=False)
+        fv.render(digits_cnn, "conv22#0", (1, 16, 16), steps=1, progress=False)
     with pytest.raises(ValueError, match="without the batch axis"):
-        fv.render(digits_cnn, "conv2:0", (1, 1, 16, 16, 4, 4), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#0", (1, 1, 16, 16, 4, 4), steps=1, progress=False)
     with pytest.raises(ValueError, match="batch_size=3"):
         fv.render(
             digits_cnn,
@@ -252,6 +253,55 @@ def test_errors_say_what_is_wrong(digits_cnn):
             progress=False,
         )
     with pytest.raises(ValueError, match="low < high"):
-        fv.render(digits_cnn, "conv2:0", (1, 16, 16), value_range=(1, 0), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#0", (1, 16, 16), value_range=(1, 0), steps=1, progress=False)
     with pytest.raises(ValueError, match="out of range"):
-        fv.render(digits_cnn, "conv2:99", (1, 16, 16), steps=1, progress=False)
+        fv.render(digits_cnn, "conv2#99", (1, 16, 16), steps=1, progress=False)
+
+
+class _TwoHeads(nn.Module):
+    """A conv whose module returns a tuple, and a model output that is a tuple too."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.fc(h.mean((2, 3))), h
+
+
+class _PairNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pair = _TwoHeads()
+
+    def forward(self, x):
+        logits, h = self.pair(x)
+        return logits, torch.relu(h)
+
+
+def test_tuple_outputs_follow_the_capture_rule():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = _PairNet()
+    kw = dict(steps=2, value_range=(0, 1), transforms=[], progress=False)
+    with pytest.raises(ValueError, match=r"'pair\[0\]' \(1, 3\), 'pair\[1\]' \(1, 4, 8, 8\)"):
+        fv.render(net, fv.channel("pair", 0), (1, 8, 8), **kw)
+    res = fv.render(net, "pair[1]#2", (1, 8, 8), **kw)
+    assert res.labels == ["pair[1]#2"] and res.layer == "pair[1]"
+    # the score is channel 2 of the module's second output, recomputed independently
+    x = torch.as_tensor(res.inputs)
+    with torch.no_grad():
+        expected = net.pair.conv(x)[:, 2].mean()
+    assert res.final_activations[0] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
+    with pytest.raises(ValueError, match=r"'output\[0\]'"):
+        fv.render(net, fv.class_logit(1), (1, 8, 8), **kw)
+    check = fv.randomization_check(net, "pair[1]#2", (1, 8, 8), reference=False, **kw)
+    assert check.stages == ["trained", "pair.fc", "pair.conv"]
+    # randomising the head leaves the conv's output, and so its picture, unchanged
+    np.testing.assert_array_equal(check.images[1], check.images[0])
+    res = fv.render(net, fv.class_logit(1, layer="output[0]"), (1, 8, 8), **kw)
+    with torch.no_grad():
+        expected = net(torch.as_tensor(res.inputs))[0][:, 1]
+    assert res.final_activations[0] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)

@@ -66,7 +66,7 @@ def test_default_layers_are_parametrised_modules_below_the_objective(digits_cnn)
     assert _default_layers(digits_cnn, fv.class_logit(0))[:2] == ["fc", "bn3"]
     with pytest.raises(KeyError, match="conv1"):
         fv.randomization_check(
-            digits_cnn, "conv2:0", (1, 16, 16), layers=["conv7"], steps=1, progress=False
+            digits_cnn, "conv2#0", (1, 16, 16), layers=["conv7"], steps=1, progress=False
         )
 
 
@@ -101,10 +101,10 @@ def test_similarity_metrics_against_scipy_and_skimage():
 
 def test_randomisation_of_a_copy_uses_its_own_generator(digits_cnn):
     kw = dict(steps=4, value_range=(0, 1), progress=False, reference=False)
-    a = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1:0", (1, 16, 16), **kw)
-    b = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1:0", (1, 16, 16), **kw)
+    a = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1#0", (1, 16, 16), **kw)
+    b = fv.randomization_check(copy.deepcopy(digits_cnn), "conv1#0", (1, 16, 16), **kw)
     c = fv.randomization_check(
-        copy.deepcopy(digits_cnn), "conv1:0", (1, 16, 16), random_state=1, **kw
+        copy.deepcopy(digits_cnn), "conv1#0", (1, 16, 16), random_state=1, **kw
     )
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images[1], c.images[1])

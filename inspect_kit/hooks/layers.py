@@ -1,15 +1,17 @@
-"""Layer naming and selection: dotted names of ``model.named_modules()``."""
+"""Layer naming and selection: dotted names of ``model.named_modules()`` and the spec grammar."""
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import re
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from torch import nn
 
-_CALL = re.compile(r"^(?P<name>.*?):(?P<call>\d+)$")
+from inspect_kit._names import unknown_name_error
+
+from .spec import glob_regex, is_glob, parse_layer_spec
+
+__all__ = ["list_layers", "resolve_layers", "unknown_layer_error"]
 
 
 def _as_list(value: str | Iterable[str] | None) -> list[str]:
@@ -30,6 +32,10 @@ def _type_matches(module: nn.Module, types: Sequence[type | str]) -> bool:
     return False
 
 
+def _matches(name: str, pattern: str) -> bool:
+    return glob_regex(pattern).fullmatch(name) is not None
+
+
 def list_layers(
     model: nn.Module,
     include: str | Iterable[str] | None = None,
@@ -43,7 +49,10 @@ def list_layers(
     model : nn.Module
         The network.
     include, exclude : str or list of str, optional
-        Glob patterns (``"layer2.*"``, ``"*conv*"``) a name must match / must not match.
+        Glob patterns a name must match / must not match. ``*`` and ``?`` match within one
+        dotted component (``"layer2.*"`` is the blocks of ``layer2``, ``"*bn*"`` a top-level
+        name containing ``bn``); ``**`` crosses dots (``"layer2.**"`` is every module under
+        ``layer2``, ``"**.*bn*"`` every module whose own name contains ``bn``).
     types : type, str or sequence of them, optional
         Keep only modules of these classes (``nn.Conv2d`` or ``"Conv2d"``).
 
@@ -56,7 +65,9 @@ def list_layers(
     --------
     >>> import torchvision
     >>> m = torchvision.models.resnet18()
-    >>> list_layers(m, include="layer4.*", types="Conv2d")[:2]
+    >>> list_layers(m, include="layer4.*")
+    ['layer4.0', 'layer4.1']
+    >>> list_layers(m, include="layer4.**", types="Conv2d")[:2]
     ['layer4.0.conv1', 'layer4.0.conv2']
     """
     inc, exc = _as_list(include), _as_list(exclude)
@@ -66,9 +77,9 @@ def list_layers(
     for name, module in model.named_modules():
         if not name:
             continue
-        if inc and not any(fnmatch.fnmatchcase(name, p) for p in inc):
+        if inc and not any(_matches(name, p) for p in inc):
             continue
-        if exc and any(fnmatch.fnmatchcase(name, p) for p in exc):
+        if exc and any(_matches(name, p) for p in exc):
             continue
         if types is not None and not _type_matches(module, types):
             continue
@@ -77,40 +88,26 @@ def list_layers(
 
 
 def unknown_layer_error(name: str, known: Sequence[str], what: str = "model") -> KeyError:
-    """A KeyError for an unknown layer that lists the closest known names."""
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    if not close:  # also try suffix matches: 'conv1' -> 'features.conv1'
-        close = [k for k in known if k.endswith("." + name) or k.endswith(name)][:5]
-    if close:
-        hint = f"; close matches: {', '.join(map(repr, close))}"
-    elif len(known) <= 12:
-        hint = f"; its layers are {', '.join(map(repr, known))}"
-    else:
-        hint = ""
-    return KeyError(
-        f"no layer named {name!r} in the {what}{hint}. "
-        f"See inspect_kit.list_layers(model) for all {len(known)} names"
+    """A KeyError for an unknown layer of a model that lists the closest known names."""
+    return cast(
+        KeyError,
+        unknown_name_error(
+            name, known, kind="layer", where=f"the {what}", see="inspect_kit.list_layers(model)"
+        ),
     )
 
 
-def parse_layer_spec(spec: str) -> tuple[str, int | None]:
-    """Split ``"block.relu:1"`` into ``("block.relu", 1)``; no suffix gives ``None`` (all calls)."""
-    m = _CALL.match(spec)
-    if m:
-        return m.group("name"), int(m.group("call"))
-    return spec, None
-
-
 def resolve_layers(model: nn.Module, names: str | Iterable[str]) -> dict[str, nn.Module]:
-    """Map layer names (or glob patterns) to the model's modules, in the order given.
+    """Map layer specs (or glob patterns) to the model's modules, in the order given.
 
     Parameters
     ----------
     model : nn.Module
         The network.
     names : str or iterable of str
-        Dotted module names; glob patterns expand to every matching name; a ``:k`` suffix
-        (``"block.relu:1"``) is kept in the key and selects the k-th call of that module.
+        Layer specs (see :mod:`inspect_kit.hooks.spec`): dotted module names or globs,
+        optionally with a call (``"block.relu:1"``) and an output (``"lstm[0]"``), both kept
+        in the key. A unit (``"#3"``) is not a layer and is refused here.
 
     Returns
     -------
@@ -125,8 +122,8 @@ def resolve_layers(model: nn.Module, names: str | Iterable[str]) -> dict[str, nn
     --------
     >>> import torch.nn as nn
     >>> m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
-    >>> list(resolve_layers(m, ["0", "1"]))
-    ['0', '1']
+    >>> list(resolve_layers(m, ["0", "1:1"]))
+    ['0', '1:1']
     """
     modules = dict(model.named_modules())
     known = [n for n in modules if n]
@@ -140,15 +137,20 @@ def resolve_layers(model: nn.Module, names: str | Iterable[str]) -> dict[str, nn
     for spec in specs:
         if not isinstance(spec, str):
             raise TypeError(f"layer names must be strings, got {type(spec).__name__}: {spec!r}")
-        name, call = parse_layer_spec(spec)
-        if any(c in name for c in "*?["):
-            matched = [n for n in known if fnmatch.fnmatchcase(n, name)]
+        parsed = parse_layer_spec(spec)
+        if parsed.unit is not None:
+            raise ValueError(
+                f"{spec!r} names unit {parsed.unit} of a layer; layers are captured whole: "
+                f"give {parsed.key!r} and pick the unit in the analysis"
+            )
+        if is_glob(parsed.module):
+            matched = [n for n in known if _matches(n, parsed.module)]
             if not matched:
-                raise unknown_layer_error(name, known)
+                raise unknown_layer_error(parsed.module, known)
             for n in matched:
-                out[n if call is None else f"{n}:{call}"] = modules[n]
+                out[parsed._replace(module=n).key] = modules[n]
             continue
-        if name not in modules or not name:
-            raise unknown_layer_error(name, known)
-        out[spec] = modules[name]
+        if parsed.module not in modules:
+            raise unknown_layer_error(parsed.module, known)
+        out[parsed.key] = modules[parsed.module]
     return out
