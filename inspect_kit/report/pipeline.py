@@ -25,6 +25,7 @@ from torch import nn
 from inspect_kit.analysis.embedding.registry import default_methods, get_method
 from inspect_kit.store import schema
 
+from .caveats import report_caveats
 from .output import check_formats, limit_threads, timed_step, write_figures
 from .records import (
     DEMO_DATA,
@@ -395,6 +396,22 @@ def _build_report(
                 class_names=class_names,
                 timings=timings,
             )
+            notes = report_caveats(
+                profile=profile,
+                random_profile=(random_profiles or {}).get("random weights"),
+                labels=labels,
+                class_names=class_names,
+                history=(latent or {}).get("history"),
+            )
+            if notes:
+                summary["caveats"] = notes
+                sec = report.section(
+                    "Caveats",
+                    intro="Results below that should be read with care, and the number that "
+                    "says so.",
+                )
+                for note in notes:
+                    sec.add_callout(note, warn=True)
             if embeddings:
                 summary["embeddings"] = sections.embedding_section(
                     report, embeddings, class_names=class_names
