@@ -40,6 +40,7 @@ import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import inspect_kit
+from inspect_kit.store import writer
 
 HERE = Path(__file__).resolve().parent
 
@@ -137,6 +138,15 @@ def run_inspect(model, x, bs, device, layers, reduce, path):
     return nbytes
 
 
+def run_inspect_unchecked(model, x, bs, device, layers, reduce, path):
+    """The same capture without per-chunk Fletcher32 checksums: their cost, side by side."""
+    writer.FLETCHER32 = False
+    try:
+        return run_inspect(model, x, bs, device, layers, reduce, path)
+    finally:
+        writer.FLETCHER32 = True
+
+
 def run_raw_h5py(nbytes_per_image: int, n: int, bs: int, path: Path) -> float:
     """Write n rows of nbytes_per_image in batches, return seconds."""
     row = nbytes_per_image // 4
@@ -207,6 +217,12 @@ def main() -> None:
     p.add_argument("--layers", nargs="+", default=["layer1", "layer2", "layer3", "layer4"])
     p.add_argument("--quick", action="store_true", help="resnet18 at 112 px, 32 images")
     p.add_argument(
+        "--target",
+        action="store_true",
+        help="the issue's target setting: resnet18 at 96 px, 256 images, batches of 32",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds; the median is reported"
     )
     p.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
@@ -221,6 +237,10 @@ def main() -> None:
         return
     if args.quick:
         args.model, args.size, args.n = "resnet18", 112, 32
+    if args.target:
+        args.model, args.size, args.n, args.batch = "resnet18", 96, 256, 32
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.model)().eval().to(device)
@@ -253,6 +273,11 @@ def main() -> None:
             "inspect_kit.capture full maps -> HDF5",
             run_inspect,
             (model, x, args.batch, device, args.layers, None, tmp / "full.h5"),
+        ),
+        (
+            "inspect_kit.capture full maps -> HDF5, no Fletcher32",
+            run_inspect_unchecked,
+            (model, x, args.batch, device, args.layers, None, tmp / "unchecked.h5"),
         ),
     ]
     # Interleaved rounds, median per method: machine noise hits every method alike.
@@ -316,10 +341,25 @@ def main() -> None:
     except ImportError:
         print("TorchLens not installed: skipped")
 
+    # reading back: open (size and extent checks) and a full verify (every chunk's checksum)
+    t0 = time.perf_counter()
+    with inspect_kit.open_store(tmp / "full.h5") as store:
+        t_open = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        store.verify()
+        t_verify = time.perf_counter() - t0
+    size_mb = os.path.getsize(tmp / "full.h5") / 2**20
+    integrity_line = (
+        f"integrity: open_store {t_open * 1e3:.1f} ms; verify() of the {size_mb:.0f} MB full-map "
+        f"store {t_verify:.2f} s ({size_mb / t_verify:.0f} MB/s)"
+    )
+    print(integrity_line)
+
     plain = rows[0]["ips"]
     by = {r["method"]: r for r in rows}
     pooled = by["inspect_kit.capture reduce='mean' -> HDF5"]["ips"]
     full = by["inspect_kit.capture full maps -> HDF5"]["ips"]
+    unchecked = by["inspect_kit.capture full maps -> HDF5, no Fletcher32"]["ips"]
     raw = by["raw h5py write of the same bytes"]["ips"]
     bound = min(plain, raw)
 
@@ -359,7 +399,8 @@ def main() -> None:
     )
     lines = [
         f"### capture — {args.model} at {args.size} px, batch {args.batch}, {args.n} images, "
-        f"{device.type} ({machine}), {dt.date.today().isoformat()}",
+        f"{device.type} ({machine}), {torch.get_num_threads()} torch threads, "
+        f"{dt.date.today().isoformat()}",
         "",
         "| method | images/s | x plain forward | MB/s to HDF5 / RAM | peak RSS growth (MB) |",
         "|---|---:|---:|---:|---:|",
@@ -375,6 +416,8 @@ def main() -> None:
         f"- pooled capture: {pooled / plain:.2f}x the plain forward (target >= 0.95x)",
         f"- full maps to HDF5: {full / bound:.2f}x the slower bound min(plain forward, raw h5py) "
         f"= {bound:.1f} images/s (target >= 0.9x)",
+        f"- Fletcher32 checksums: full maps at {full / unchecked:.2f}x the same capture without "
+        f"them; {integrity_line}",
     ]
     if rss_line:
         lines.append(f"- {rss_line}")

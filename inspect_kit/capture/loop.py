@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -20,8 +21,9 @@ from .._version import __version__
 from ..hooks import LayerRecorder, model_state_preserved, on_device, resolve_layers
 from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
 from ..store import open_store, schema
+from ..store.integrity import sample_digests, superblock_state
 from ..store.reader import ActivationStore
-from ..store.writer import Batch, StoreWriter
+from ..store.writer import Batch, StoreWriter, recover_killed_store
 from .inputs import InputBatch, make_stream
 from .reductions import resolve_dtype, resolve_reduction
 
@@ -35,12 +37,37 @@ def state_dict_sha256(model: nn.Module) -> str:
     """sha256 over the state_dict's names, dtypes, shapes and bytes (sorted by name)."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.dtype == torch.bfloat16:
-            t = t.view(torch.int16)
-        h.update(t.numpy().tobytes())
+        h.update(_host_bytes(t))  # hashed in place: no copy of the weights
     return h.hexdigest()
+
+
+def _host_bytes(t: torch.Tensor) -> np.ndarray:
+    """A tensor's bytes as a C-contiguous host array (bfloat16 as its raw 16 bits)."""
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return np.ascontiguousarray(t.numpy())
+
+
+def _check_same_inputs(
+    writer: StoreWriter, path: Path, x: torch.Tensor, start: int, number: int
+) -> None:
+    """On resume, the inputs of the samples already in the store must be those given now."""
+    stored = writer.stored_digests(start, start + len(x))
+    if stored is None:
+        return
+    now = sample_digests(_host_bytes(x))
+    differ = np.flatnonzero(stored != now[: len(stored)])
+    if differ.size:
+        raise ValueError(
+            f"cannot resume {path}: sample {start + int(differ[0])} (in batch {number}) is not "
+            "the input the store captured there (their CRC-32 fingerprints differ); resume "
+            "needs the same data in the same order. Capture other data into a new store, or "
+            "pass overwrite=True to replace this one"
+        )
 
 
 class _HostCopier:
@@ -90,6 +117,29 @@ class _HostCopier:
                 self._free[key].append(buf)
 
         return out, event.synchronize, release
+
+
+class _Background(threading.Thread):
+    """Run ``fn(*args)`` in a thread; :meth:`result` joins it and returns (or raises)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        super().__init__(name="inspect_kit-hash", daemon=True)
+        self._fn, self._args = fn, args
+        self._out: Any = None
+        self._err: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._out = self._fn(*self._args)
+        except BaseException as err:  # noqa: BLE001 - re-raised by result()
+            self._err = err
+
+    def result(self) -> Any:
+        self.join()
+        if self._err is not None:
+            raise self._err
+        return self._out
 
 
 def _classifier_outputs(out: Any, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -146,7 +196,10 @@ def _check_resumable(path: Path, config: dict[str, Any], sha: str) -> bool:
                 f"cannot resume {path}: it was captured from a model with different weights "
                 f"(sha256 {str(prov.get(schema.MODEL_SHA256_ATTR))[:12]} vs {sha[:12]}); use a new path"
             )
-        return old.complete
+        complete = old.complete
+    if complete and superblock_state(path)[0] is False:
+        recover_killed_store(path)  # killed after its last write: close it cleanly
+    return complete
 
 
 def _plane_spacing(meta: Mapping[str, Any]) -> np.ndarray | None:
@@ -283,7 +336,10 @@ def capture(
     resuming = _check_path(path, resume=resume, overwrite=overwrite)
     stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
 
-    sha = state_dict_sha256(model)
+    # The weights' hash is a fixed cost of every capture (~50 ms for a resnet18): a new store
+    # needs it only when its file is created, so it runs beside the first batch's forward.
+    sha_job = _Background(state_dict_sha256, model)
+    sha = sha_job.result() if resuming else "pending"
     config = {
         "layers": list(modules),
         "reduce": reduce_name,
@@ -356,7 +412,9 @@ def capture(
 
             for number, b in enumerate(all_batches()):
                 n = len(b)
-                if seen + n <= skip:  # already in the store (resume)
+                if seen < skip:  # already in the store (resume): check it is the same data
+                    _check_same_inputs(writer, path, b.x[: skip - seen], seen, number)
+                if seen + n <= skip:
                     seen += n
                     continue
                 if seen < skip:
@@ -418,6 +476,8 @@ def capture(
                         b.x, mode=thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
                     )
                 host, ready, release = copier.copy({**tensors, **extra})
+                if attrs[schema.MODEL_SHA256_ATTR] == "pending":
+                    attrs[schema.MODEL_SHA256_ATTR] = sha_job.result()  # read when the file is created
                 writer.put(
                     Batch(
                         index=b.index,
@@ -427,6 +487,8 @@ def capture(
                         logits=host.get("__logits"),
                         thumbnail=thumb,
                         meta=b.meta,
+                        inputs=_host_bytes(b.x),
+                        number=number,
                         ready=ready,
                         release=release,
                     )
@@ -434,15 +496,21 @@ def capture(
                 bar.update(n)
             if seen == 0:
                 raise ValueError("data yielded no samples; nothing to capture")
+            if seen < skip:
+                raise ValueError(
+                    f"cannot resume {path}: it holds {skip} samples but the data has only "
+                    f"{seen}; resume needs the same data in the same order"
+                )
             ok = True
     finally:
         bar.close()
+        sha_job.join()  # no thread left reading the model once capture returns
         try:
             writer.close(complete=ok)
         except Exception:
             if ok:
                 raise
-            logger.exception("closing %s after a failed capture", path)
+            logger.warning("closing %s after a failed capture also failed", path, exc_info=True)
     for name, count in writer.nonfinite.items():
         warnings.warn(
             f"layer {name!r} produced {count} non-finite values (NaN/inf); they are stored as "

@@ -8,7 +8,7 @@ results are drawn as three orthogonal slices, with sliders through each axis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,9 @@ def _image_trace(
 
 
 def _sample_plane(sample: np.ndarray, channel: int | str, rgb_ok: bool = True) -> np.ndarray:
-    """(C, *S) -> (*S) or (*S, 3) for channel='rgb'."""
+    """(C, *S) -> (*S) or (*S, 3) for channel='rgb'; 'auto' draws 3-channel images in colour."""
+    if channel == "auto":
+        channel = "rgb" if sample.shape[0] == 3 and sample.ndim == 3 and rgb_ok else 0
     if channel == "rgb":
         if sample.shape[0] != 3:
             raise ValueError(f"channel='rgb' needs 3 channels, got {sample.shape[0]}")
@@ -98,6 +100,22 @@ def _sample_plane(sample: np.ndarray, channel: int | str, rgb_ok: bool = True) -
     if not 0 <= c < sample.shape[0]:
         raise ValueError(f"channel {c} out of range for {sample.shape[0]} channels")
     return sample[c]
+
+
+def _class_name(value: Any, names: Sequence[str] | Mapping[Any, str] | None) -> str:
+    """A label shown by its class name when one is known, else ``y=<value>``."""
+    if names is not None:
+        if isinstance(names, Mapping):
+            if value in names:
+                return str(names[value])
+        else:
+            try:
+                i = int(value)
+            except (TypeError, ValueError):
+                i = -1
+            if 0 <= i < len(names):
+                return str(names[i])
+    return f"y={value}"
 
 
 def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int]:
@@ -140,10 +158,11 @@ def plot_unit_gallery(
     units: Sequence[int] | None = None,
     max_units: int = 8,
     max_exemplars: int = 5,
-    channel: int | str = 0,
+    channel: int | str = "auto",
     colorscale: str | list = "gray",
     sliders: bool = True,
     title: str | None = None,
+    label_names: Sequence[str] | Mapping[Any, str] | None = None,
 ) -> go.Figure:
     """A grid of units: optimised input, top-k dataset exemplars and activation curve per row.
 
@@ -157,8 +176,11 @@ def plot_unit_gallery(
         Batch elements to show (default: the first ``max_units``).
     max_units, max_exemplars : int
         Caps on rows and exemplar columns.
-    channel : int or "rgb"
-        Input channel to draw (``"rgb"`` for 3-channel images).
+    channel : int, "rgb" or "auto"
+        Input channel to draw; ``"auto"`` (default) draws 3-channel images in colour (as the
+        exemplars beside them) and channel 0 otherwise.
+    label_names : sequence or mapping, optional
+        Class names for the exemplars' captions (``"lesion"`` rather than ``y=1``).
     colorscale : str or plotly colour scale
         ``"gray"`` (default), ``"bone"``, ``"gray_r"`` or any Plotly scale.
     sliders : bool
@@ -203,7 +225,10 @@ def plot_unit_gallery(
                 titles.append("")
                 continue
             a = exemplars.activations[er, j]
-            lab = "" if exemplars.labels is None else f" · y={exemplars.labels[er, j]}"
+            lab = (
+                "" if exemplars.labels is None
+                else f" · {_class_name(exemplars.labels[er, j], label_names)}"
+            )
             titles.append(f"#{exemplars.index[er, j]} ({a:.3g}){lab}")
         titles.append("activation")
     widths = [1.0] * (n_img + k) + [2.0]
@@ -522,7 +547,7 @@ def plot_randomization(
     *,
     units: Sequence[int] | None = None,
     max_units: int = 4,
-    channel: int = 0,
+    channel: int | str = "auto",
     colorscale: str | list = "gray",
     title: str | None = None,
 ) -> go.Figure:
@@ -538,7 +563,7 @@ def plot_randomization(
     units : sequence of int, optional
         Batch elements whose images to show (default: the first ``max_units``).
     max_units : int
-    channel : int
+    channel : int, "rgb" or "auto"
     colorscale : str or plotly colour scale
     title : str, optional
 

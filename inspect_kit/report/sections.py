@@ -188,7 +188,8 @@ def featurevis_section(
         ),
     )
     fig = plot_unit_gallery(
-        result, exemplars, max_units=len(units), title=f"Units of {result.layer}"
+        result, exemplars, max_units=len(units), title=f"Units of {result.layer}",
+        label_names=class_names,
     )
     sec.add_figure(fig, name=f"featurevis_{_safe(result.layer)}")
     rows = []

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from . import schema
+from .integrity import open_h5
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def check_world_size(folder: Path, world: int) -> None:
     """On resume, the parts must come from a job of the same world size."""
     for rank, p in sorted(_existing_parts(folder).items()):
         try:
-            with h5py.File(p, "r", libver="latest", swmr=True) as f:
+            with open_h5(p) as f:
                 stored = f.attrs.get("world_size")
         except OSError:
             stored = None  # a killed writer's part: the capture's resume recovers it

@@ -11,6 +11,10 @@ import numpy as np
 
 from .._names import unknown_name_error
 from . import schema
+from .integrity import check_store, per_sample_datasets
+
+#: errors h5py raises when what is on disk does not read back (checksums, truncation)
+_H5_READ_ERRORS = (OSError, RuntimeError, KeyError)
 
 
 def _from_stored(arr: np.ndarray, stored_as: str | None) -> np.ndarray:
@@ -23,8 +27,9 @@ def _from_stored(arr: np.ndarray, stored_as: str | None) -> np.ndarray:
 class LayerView:
     """A lazily read dataset of a store: slicing reads only the rows asked for.
 
-    Only rows whose batch was committed are visible, so a view of a store that a capture is
-    still writing (or that was killed) never shows half-written rows.
+    Only rows whose batch was committed when the store was opened (or last refreshed) are
+    visible, so a view of a store that a capture is still writing (or that was killed) never
+    shows half-written rows, and every layer and column has the same length.
     """
 
     def __init__(self, store: ActivationStore, path: str, name: str):
@@ -35,6 +40,9 @@ class LayerView:
     @property
     def _ds(self) -> h5py.Dataset:
         return self._store._dataset(self._path)
+
+    def _read(self, ds: h5py.Dataset, sel: Any) -> np.ndarray:
+        return self._store._read(ds, sel, self._path)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -54,14 +62,14 @@ class LayerView:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return schema.decode_attrs(self._store._dataset(self._path, refresh=False).attrs)
+        return schema.decode_attrs(self._store._dataset(self._path).attrs)
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     def __len__(self) -> int:
-        return min(self._store.n_samples, self._ds.shape[0])
+        return self._store.n_samples
 
     def __getitem__(self, key: Any) -> np.ndarray:
         n = len(self)
@@ -72,12 +80,12 @@ class LayerView:
             first, rest = key, ()
         if isinstance(first, slice):
             first = slice(*first.indices(n))
-            out = ds[(first,) + rest]
+            out = self._read(ds, (first,) + rest)
         elif isinstance(first, int | np.integer):
             i = int(first) + n if first < 0 else int(first)
             if not 0 <= i < n:
                 raise IndexError(f"row {first} is out of range for {self.name!r} with {n} rows")
-            out = ds[(i,) + rest]
+            out = self._read(ds, (i,) + rest)
         else:
             idx = np.asarray(first)
             if idx.dtype == bool:
@@ -87,7 +95,11 @@ class LayerView:
                 raise IndexError(f"indices out of range for {self.name!r} with {n} rows")
             # h5py wants increasing unique indices: read sorted, then restore the order asked.
             uniq, inverse = np.unique(idx, return_inverse=True)
-            out = ds[(uniq,) + rest][inverse] if uniq.size else ds[(slice(0, 0),) + rest]
+            out = (
+                self._read(ds, (uniq,) + rest)[inverse]
+                if uniq.size
+                else self._read(ds, (slice(0, 0),) + rest)
+            )
         return _from_stored(np.asarray(out), self.attrs.get(schema.STORED_AS))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -101,8 +113,16 @@ class LayerView:
 class ActivationStore:
     """An HDF5 activation store written by :func:`inspect_kit.capture`.
 
-    Opened read-only (SWMR, so it can be read while a capture is still writing it). Layer
-    datasets are read lazily: ``store["conv2"][100:200]`` reads those rows only.
+    Opened read-only (SWMR, so it can be read while a capture is still writing it, and
+    without a file lock, so it never blocks that capture). A store is a snapshot: it shows
+    the samples committed when it was opened, in every layer and column alike, until
+    :meth:`refresh`. Layer datasets are read lazily: ``store["conv2"][100:200]`` reads those
+    rows only.
+
+    Opening checks that the file is whole (its size, and every per-sample dataset's extent
+    against the committed count); every read of numeric data verifies HDF5's per-chunk
+    Fletcher32 checksums; :meth:`verify` reads everything. Damage raises
+    :class:`~inspect_kit.store.StoreError` naming the file and what is wrong.
 
     Parameters
     ----------
@@ -120,24 +140,95 @@ class ActivationStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._file: h5py.File = schema.open_h5_read(self.path)
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._file: h5py.File = schema.open_h5_read(self.path)
+        try:
+            self._snapshot()
+        except BaseException:
+            self.close()
+            raise
 
-    def _dataset(self, path: str, refresh: bool = True) -> h5py.Dataset:
-        """One h5py.Dataset object per dataset, refreshed to see a live writer's rows.
+    def _snapshot(self) -> None:
+        """Fix the committed count and the root attributes, after checking the file."""
+        try:
+            self._n = int(self._dataset(schema.INDEX).shape[0])
+            check_store(self._file, self.path, self._n)
+            self._attrs = schema.decode_attrs(self._file.attrs)
+        except schema.StoreError:
+            raise
+        except _H5_READ_ERRORS as err:
+            raise schema.StoreError(
+                f"{self.path} is damaged: its structure does not read back ({schema.h5_cause(err)})"
+            ) from err
 
-        HDF5 (2.0, SWMR) fails reads with "can't insert duplicate key" when two live objects
-        of the same dataset are both refreshed, so every read goes through this cache.
+    def refresh(self) -> int:
+        """See the samples a running capture committed since the store was opened.
+
+        Returns the new number of samples.
         """
+        self._reopen()
+        return self._n
+
+    def _dataset(self, path: str) -> h5py.Dataset:
+        """One h5py.Dataset object per dataset (HDF5's SWMR reads want a single live one)."""
         ds = self._datasets.get(path)
         if ds is None or not ds.id.valid:
-            ds = self._datasets[path] = self._file[path]
-        if refresh:
-            ds.refresh()
+            try:
+                ds = self._datasets[path] = self._file[path]
+            except KeyError as err:
+                if path in self._file:  # a link that is there but does not resolve
+                    raise schema.StoreError(
+                        f"{self.path} is damaged: /{path} does not read back "
+                        f"({schema.h5_cause(err)})"
+                    ) from err
+                raise
         return ds
+
+    def _read(self, ds: h5py.Dataset, sel: Any, path: str) -> np.ndarray:
+        try:
+            return ds[sel]
+        except _H5_READ_ERRORS as err:
+            raise schema.StoreError(
+                f"{self.path} is damaged: reading /{path} failed ({schema.h5_cause(err)}); "
+                "the file changed after it was written (a bit flip, a bad copy?)"
+            ) from err
+
+    def verify(self) -> None:
+        """Read every committed row of every dataset, so that HDF5 checks every checksum.
+
+        Raises
+        ------
+        inspect_kit.store.StoreError
+            Naming the file, the dataset and the problem, at the first damage found.
+
+        Examples
+        --------
+        >>> inspect_kit.open_store("activations.h5").verify()   # doctest: +SKIP
+        """
+        for path, ds in per_sample_datasets(self._file).items():
+            row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+            step = max(1, (32 << 20) // row_bytes)
+            for start in range(0, self._n, step):
+                self._read(self._dataset(path), slice(start, min(self._n, start + step)), path)
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset):
+                self._read(obj, (), name)
+
+        for top in self._file:
+            if top not in (schema.SAMPLES, schema.LAYERS):
+                try:
+                    obj = self._file[top]
+                except _H5_READ_ERRORS as err:
+                    raise schema.StoreError(
+                        f"{self.path} is damaged: /{top} does not read back "
+                        f"({schema.h5_cause(err)})"
+                    ) from err
+                visit(top, obj) if isinstance(obj, h5py.Dataset) else obj.visititems(visit)
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the file (also done by ``with open_store(...) as store:``)."""
         self._datasets = {}
         if self._file is not None and self._file.id.valid:
             self._file.close()
@@ -151,12 +242,13 @@ class ActivationStore:
     def _reopen(self) -> None:
         self.close()
         self._file = schema.open_h5_read(self.path)
+        self._snapshot()
 
     # -- samples ---------------------------------------------------------------------------
     @property
     def n_samples(self) -> int:
-        """Number of committed samples (rows whose whole batch was written)."""
-        return int(self._dataset(schema.INDEX).shape[0])
+        """Number of committed samples (rows whose whole batch was written) in this snapshot."""
+        return self._n
 
     def __len__(self) -> int:
         return self.n_samples
@@ -165,7 +257,7 @@ class ActivationStore:
         if path not in self._file:
             return None
         n = self.n_samples
-        arr = self._dataset(path)[:n]
+        arr = self._read(self._dataset(path), slice(0, n), path)
         if arr.dtype.kind in "SO":
             arr = np.array([v.decode() if isinstance(v, bytes) else v for v in arr], dtype=object)
         return arr
@@ -303,11 +395,12 @@ class ActivationStore:
     @property
     def provenance(self) -> dict[str, Any]:
         """Schema and library versions, model class and hash, the capture's config, created, complete."""
-        return schema.decode_attrs(self._file.attrs)
+        return dict(self._attrs)
 
     @property
     def complete(self) -> bool:
-        return bool(self._file.attrs.get("complete", False))
+        """True once the capture finished cleanly (as of this snapshot)."""
+        return bool(self._attrs.get(schema.COMPLETE_ATTR, False))
 
     # -- results saved by analyses -----------------------------------------------------------
     def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:

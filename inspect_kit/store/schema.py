@@ -7,6 +7,7 @@ reader and the README agree.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ PREDICTION = f"{SAMPLES}/prediction"
 LOGITS = f"{SAMPLES}/logits"
 META = f"{SAMPLES}/meta"
 THUMBNAIL = f"{SAMPLES}/thumbnail"
+#: CRC-32 of each captured input's bytes: the fingerprint a resume compares the data with
+INPUT_DIGEST = f"{SAMPLES}/input_crc32"
+#: layer attribute: non-finite values seen in the layer
+NONFINITE_COUNT = "nonfinite_count"
 #: per-sample voxel size in mm along (D, H, W) under META, written for NIfTI/DICOM volumes;
 #: thumbnails use the H and W spacing to show the physical aspect ratio
 SPACING_META = ("spacing_d", "spacing_h", "spacing_w")
@@ -198,20 +203,34 @@ def load_filters(compression: Any) -> None:
 
 
 def open_h5_read(path: str | Path) -> h5py.File:
-    """Open a store read-only in SWMR mode, with errors that say what the path is."""
+    """Open a store read-only in SWMR mode, with errors that say what the path is.
+
+    Readers take no file lock (``locking=False``), so an open reader never stops a capture
+    from finishing or resuming; SWMR keeps what they see consistent.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: the file does not exist")
     try:
         if not h5py.is_hdf5(path):
             raise StoreError(f"{path}: not an HDF5 file, so it cannot be an inspect_kit store")
-        f = h5py.File(path, "r", libver="latest", swmr=True)
+        from .integrity import open_h5  # integrity needs StoreError from here
+
+        f = open_h5(path)
     except (OSError, RuntimeError) as err:  # h5py raises either for a damaged superblock
-        if isinstance(err, BlockingIOError):
+        text = str(err)
+        if isinstance(err, BlockingIOError | PermissionError) or "already open" in text:
             raise
-        detail = " ".join(str(err).split())
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        if "truncated file" in text and sizes:
+            raise StoreError(
+                f"{path} is truncated: the file has {int(sizes[1]):,} bytes but HDF5 recorded "
+                f"{int(sizes[2]):,} when it was closed (an interrupted copy or download?); "
+                "copy it again from the original"
+            ) from err
         raise StoreError(
-            f"{path}: not a readable HDF5 file ({detail}); the store may be truncated or damaged"
+            f"{path}: not a readable HDF5 file ({h5_cause(err)}); the store may be truncated "
+            "or damaged"
         ) from err
     try:
         check_schema(f, path)
@@ -220,3 +239,9 @@ def open_h5_read(path: str | Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def h5_cause(err: BaseException) -> str:
+    """The first line of an HDF5 error, without the call-site noise."""
+    text = " ".join(str(err).split())
+    return text[:200] + ("..." if len(text) > 200 else "")

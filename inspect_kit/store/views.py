@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from . import schema
+from .integrity import open_h5
 
 if TYPE_CHECKING:
     from .reader import ActivationStore
@@ -46,7 +46,7 @@ class H5Rows:
     def __init__(self, path: str | Path, dataset: str, n: int):
         self.path = str(Path(path).resolve())
         self.dataset = dataset
-        with h5py.File(self.path, "r", libver="latest", swmr=True) as f:
+        with open_h5(self.path) as f:
             self.compression = schema.decode_attr(f.attrs.get(schema.COMPRESSION, "none"))
             ds = f[dataset]
             self.stored_as = schema.decode_attr(ds.attrs.get(schema.STORED_AS, ""))
@@ -59,7 +59,7 @@ class H5Rows:
         from .reader import _from_stored
 
         schema.load_filters(self.compression)  # a fresh worker process registers Blosc
-        with h5py.File(self.path, "r", libver="latest", swmr=True) as f:
+        with open_h5(self.path) as f:
             out = np.asarray(f[self.dataset][key])
         return _from_stored(out, self.stored_as)
 
@@ -70,7 +70,7 @@ class H5Rows:
 def hdf5_chunk_rows(path: str | Path, dataset: str) -> int:
     """Rows per HDF5 chunk of ``dataset``; for a virtual dataset of a torchrun store, the rows
     that one chunk of every part covers (the parts interleave row by row)."""
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+    with open_h5(path) as f:
         ds = f[dataset]
         if ds.chunks:
             return int(ds.chunks[0])
@@ -80,7 +80,7 @@ def hdf5_chunk_rows(path: str | Path, dataset: str) -> int:
                 src = Path(sources[0].file_name)
                 if not src.is_absolute():
                     src = Path(path).parent / src
-                with h5py.File(src, "r", libver="latest", swmr=True) as part:
+                with open_h5(src) as part:
                     chunks = part[sources[0].dset_name].chunks
                 if chunks:
                     return int(chunks[0]) * len(sources)

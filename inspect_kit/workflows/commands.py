@@ -38,15 +38,18 @@ logger = logging.getLogger(__name__)
 
 
 def default_capture_layers(model: nn.Module) -> list[str]:
-    """Every convolution, activation and linear leaf; top-level blocks for big models."""
+    """Every convolution, activation and linear leaf module (what ``capture --layers`` says it
+    captures by default), in forward order; the top-level children only when there is none."""
     from inspect_kit.capture import list_layers
 
     kinds = ["Conv1d", "Conv2d", "Conv3d", "Linear", "ReLU", "GELU", "SiLU", "LeakyReLU"]
     names = list_layers(model, types=kinds)
-    if 0 < len(names) <= 16:
-        return names
-    children = [n for n, _ in model.named_children()]
-    return children or names
+    if len(names) > 16:
+        logger.info(
+            "capturing all %d convolution, activation and linear layers; narrow with --layers "
+            "(e.g. 'features.*')", len(names),
+        )
+    return names or [n for n, _ in model.named_children()]
 
 
 def layer_table(
@@ -331,6 +334,7 @@ def featurevis_units(
                 "the input shape is unknown: give --input-shape C H W (or C D H W), or a --store "
                 "written by inspect-kit capture"
             )
+        class_names = class_names_of(record)
         exemplar_store = opened
         mismatch = model_mismatch(net, opened) if opened is not None else None
         if mismatch and ignore_model_mismatch:
@@ -363,14 +367,18 @@ def featurevis_units(
             ),
             run,
             store=exemplar_store,
-            class_names=class_names_of(record),
+            class_names=class_names,
         )
     finally:
         if opened is not None:
             opened.close()
     figures = {
         f"featurevis_{safe_name(layer)}": plot_unit_gallery(
-            fv.result, fv.exemplars, max_units=len(fv.result), title=f"Units of {layer}"
+            fv.result,
+            fv.exemplars,
+            max_units=len(fv.result),
+            title=f"Units of {layer}",
+            label_names=class_names,
         )
     }
     if fv.randomization is not None:

@@ -45,6 +45,7 @@ __all__ = [
     "ModelStep",
     "ProbeStep",
     "ReportContext",
+    "CaveatsStep",
     "SanityStep",
     "SimilarityStep",
     "Step",
@@ -340,6 +341,48 @@ class SanityStep:
             )
 
 
+class CaveatsStep:
+    """The results to read with care (fragile probes, few samples per class ...), each with
+    the number that says so.
+
+    Shown right after the model section but drawn from the later steps' results, so it reads
+    them when it renders (every step has computed by then), not when it computes.
+    """
+
+    key = "caveats"
+    label: str | None = None
+
+    def enabled(self, ctx: ReportContext) -> bool:
+        return True
+
+    def compute(self, ctx: ReportContext) -> None:
+        return None
+
+    def _notes(self, ctx: ReportContext) -> list[str]:
+        from inspect_kit.report.caveats import report_caveats
+
+        sanity = ctx.results.get("sanity") or {}
+        return report_caveats(
+            profile=ctx.results.get("probes"),
+            random_profile=(sanity.get("profiles") or {}).get("random weights"),
+            labels=ctx.labels,
+            class_names=ctx.class_names,
+            history=(ctx.results.get("latent") or {}).get("history"),
+        )
+
+    def render(self, ctx: ReportContext, result: None) -> list[str] | None:
+        notes = self._notes(ctx)
+        if not notes:
+            return None
+        sec = ctx.report.section(
+            "Caveats",
+            intro="Results below that should be read with care, and the number that says so.",
+        )
+        for note in notes:
+            sec.add_callout(note, warn=True)
+        return notes
+
+
 class SimilarityStep:
     """CKA between every pair of layers, and of each layer with a randomised copy's."""
 
@@ -367,6 +410,7 @@ class SimilarityStep:
 #: The report's steps, in the order of its sections (and of their computation).
 REPORT_STEPS: tuple[Step, ...] = (
     ModelStep(),
+    CaveatsStep(),
     EmbeddingStep(),
     FeatureVisStep(),
     LatentStep(),

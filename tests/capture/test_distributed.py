@@ -100,8 +100,10 @@ def test_killed_rank_then_resume_completes_exactly(tmp_path: Path, single: Path)
     killed = torchrun(path, "new", IK_TEST_KILL_RANK="1", IK_TEST_KILL_AFTER="2")
     assert killed.returncode != 0
     assert not path.exists()  # no master over an unfinished job
-    with h5py.File(parts.part_path(parts.parts_dir(path), 1), "r", swmr=True) as f:
-        assert f["samples/index"].shape[0] <= 4  # rank 1 died after 2 batches of 2 of its 6
+    part = parts.part_path(parts.parts_dir(path), 1)
+    if part.exists():  # a part takes its name once its first batch is committed
+        with h5py.File(part, "r", swmr=True, locking=False) as f:
+            assert f["samples/index"].shape[0] <= 4  # rank 1 died after 2 batches of 2 of 6
     resumed = torchrun(path, "resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_store(single, path)

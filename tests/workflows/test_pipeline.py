@@ -149,6 +149,7 @@ def test_the_report_is_the_list_of_steps():
     keys = [s.key for s in REPORT_STEPS]
     assert keys == [
         "model",
+        "caveats",
         "embeddings",
         "featurevis",
         "latent",

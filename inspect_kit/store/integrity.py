@@ -1,0 +1,179 @@
+"""Damage detection for stores, and the per-sample input fingerprints that guard a resume.
+
+What is checked, and where:
+
+* every chunk of a numeric ``/samples`` or ``/layers`` dataset carries an HDF5 Fletcher32
+  checksum, verified by HDF5 on every read (a bit flip in the data is an error, not a value);
+* HDF5's own checksums cover the file's metadata (superblock, object headers, chunk indexes);
+* :func:`check_store` (run whenever a store is opened) compares the committed sample count
+  with every per-sample dataset's extent, and the file's size with the end of file that HDF5
+  recorded: a cleanly closed file shorter than that, or a committed chunk of a file still
+  being written (or killed) that lies past the end of the file, is truncation. HDF5 reads
+  a missing tail as zeros in SWMR mode, so without this a truncated store read as zeros.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import logging
+import os
+import zlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import schema
+
+logger = logging.getLogger(__name__)
+
+#: how often a SWMR reader re-reads a metadata block whose checksum fails before giving up
+#: (HDF5's default of 100, with growing sleeps, turns one damaged block into minutes)
+SWMR_READ_ATTEMPTS = 12
+
+#: superblock versions 2 and 3 (libver="latest"): flags at byte 11, end-of-file address at 28
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def superblock_state(path: str | Path) -> tuple[bool | None, int | None]:
+    """``(closed_cleanly, recorded_end_of_file)`` from a version 2/3 superblock at offset 0.
+
+    ``closed_cleanly`` is False while a writer has the file open (or was killed with it open);
+    both are None for other superblock versions, which this check then leaves to HDF5.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(48)
+    if len(head) < 40 or head[:8] != _SIGNATURE or head[8] not in (2, 3) or head[9] != 8:
+        return None, None
+    return head[11] == 0, int.from_bytes(head[28:36], "little")
+
+
+@functools.cache
+def _hdf5_library() -> ctypes.CDLL | None:
+    """The HDF5 library h5py runs on (h5py does not wrap every property-list setter)."""
+    candidates = []
+    try:
+        with open("/proc/self/maps") as maps:
+            candidates = [ln.split()[-1] for ln in maps if "libhdf5" in ln and "_hl" not in ln]
+    except OSError:
+        pass
+    here = os.path.dirname(os.path.dirname(h5py.__file__))
+    candidates += glob.glob(os.path.join(here, "h5py.libs", "libhdf5-*"))
+    candidates += glob.glob(os.path.join(here, "h5py", ".dylibs", "libhdf5.*"))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.H5Pset_metadata_read_attempts.argtypes = [ctypes.c_int64, ctypes.c_uint]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def open_swmr_read(path: str | Path) -> h5py.File:
+    """Open ``path`` read-only in SWMR mode, without a file lock and with bounded retries."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, True)
+    lib = _hdf5_library()
+    if lib is None or lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
+        logger.debug("cannot bound HDF5's SWMR read attempts; damaged files open slowly")
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(str(path)), flags, fapl=fapl))
+
+
+def open_h5(path: str | Path) -> h5py.File:
+    """Open an HDF5 file of a store read-only, the way every reader of stores does.
+
+    A cleanly closed file opens without SWMR (HDF5 then checks its size itself, and a damaged
+    block fails at once); one being written (or killed) opens in SWMR mode with bounded
+    retries. No file lock either way, so a reader never blocks a capture.
+    """
+    swmr = superblock_state(path)[0] is not True
+    try:
+        if swmr:
+            return open_swmr_read(path)
+        return h5py.File(path, "r", libver="latest", locking=False)
+    except OSError as err:
+        if "locking flag" not in str(err):
+            raise
+        # this process writes the file (a capture feeding from a generator that reads the
+        # store): HDF5 shares that open file, which wants the same locking flag
+        return h5py.File(path, "r", libver="latest", swmr=swmr)
+
+
+def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:
+    """First row of a chunk holding committed rows that lies past ``size`` bytes, or None."""
+    if ds.chunks is None or rows == 0:
+        return None
+    bad: list[int] = []
+
+    def visit(info: h5py.h5d.StoreInfo) -> None:
+        start = info.chunk_offset[0]
+        if start < rows and info.byte_offset is not None and info.byte_offset + info.size > size:
+            bad.append(start)
+
+    ds.id.chunk_iter(visit)
+    return min(bad) if bad else None
+
+
+def per_sample_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
+    """Every dataset under /samples and /layers (one row per sample), by path."""
+    found: dict[str, h5py.Dataset] = {}
+    for top in (schema.SAMPLES, schema.LAYERS):
+        if top in f:
+            f[top].visititems(
+                lambda name, obj, top=top: (
+                    found.__setitem__(f"{top}/{name}", obj)
+                    if isinstance(obj, h5py.Dataset)
+                    else None
+                )
+            )
+    return found
+
+
+def check_store(f: h5py.File, path: str | Path, n: int) -> None:
+    """Raise :class:`~inspect_kit.store.StoreError` if the store's committed rows are damaged.
+
+    Cheap (metadata only): sizes and extents, not the data's checksums, which HDF5 verifies
+    on every read (:meth:`ActivationStore.verify` reads everything).
+    """
+    size = os.path.getsize(path)
+    clean, end = superblock_state(path)
+    if clean and end is not None and size < end:
+        raise schema.StoreError(
+            f"{path} is truncated: the file has {size:,} bytes but HDF5 recorded {end:,} when "
+            "it was closed (an interrupted copy or download?); copy it again from the original"
+        )
+    for name, ds in per_sample_datasets(f).items():
+        if ds.ndim == 0 or ds.shape[0] < n:
+            have = "no rows" if ds.ndim == 0 else f"{ds.shape[0]} rows"
+            raise schema.StoreError(
+                f"{path} is damaged: /{name} has {have} but the store committed {n} samples"
+            )
+        if clean is False:
+            row = _chunks_past_end(ds, n, size)
+            if row is not None:
+                raise schema.StoreError(
+                    f"{path} is truncated: the rows of /{name} from {row} on lie past the end of "
+                    f"the file ({size:,} bytes); copy it again from the original"
+                )
+
+
+def sample_digests(x: np.ndarray) -> np.ndarray:
+    """CRC-32 of each sample's bytes (first axis = samples), seeded with dtype and shape.
+
+    The fingerprint a store keeps of every input it captured, so that ``resume=True`` can
+    tell whether it is given the same data in the same order.
+
+    Examples
+    --------
+    >>> sample_digests(np.zeros((2, 3), np.float32)).shape
+    (2,)
+    """
+    x = np.ascontiguousarray(x)
+    seed = zlib.crc32(f"{x.dtype.str}{x.shape[1:]}".encode())
+    rows = x.reshape(len(x), -1).view(np.uint8) if x.size else x.reshape(len(x), 0)
+    return np.fromiter((zlib.crc32(r, seed) for r in rows), dtype=np.uint32, count=len(x))
