@@ -10,7 +10,7 @@ from torch import nn
 from inspect_kit import capture
 from inspect_kit.analysis.probes import ProbeProfile, linear_probe
 from inspect_kit.report.caveats import report_caveats
-from inspect_kit.report.pipeline import ReportOptions, build_report
+from inspect_kit.workflows import ReportOptions, build_report
 
 
 def _profile(scores, n=40):

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from inspect_kit.report.commands import default_capture_layers
+from inspect_kit.workflows.commands import default_capture_layers
 
 
 def test_deep_model_gets_every_conv_activation_and_linear_leaf():
