@@ -110,12 +110,39 @@ def _add_common(p: argparse.ArgumentParser, threads: int | None = None) -> None:
         help="CPU threads for torch and BLAS (default: the libraries' own choice for all "
         "commands but demo; on a busy machine 1 is often fastest)",
     )
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step messages")
-    g.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    _add_global(g, suppress=True)
     g.add_argument(
         "--device",
         default=None,
         help="torch device, e.g. cpu or cuda:0 (default: where the model is)",
+    )
+
+
+def _add_global(g: Any, *, suppress: bool) -> None:
+    """Options that work before or after the command: ``inspect-kit -q demo`` = ``demo -q``.
+
+    The top-level parser holds the defaults; a command's copy uses ``SUPPRESS`` so that an
+    option given before the command is not reset by the command's own parser.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    g.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False),
+        help="no progress bars or step messages",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="count", default=default(0),
+        help="more messages: -v the library's steps, -vv debugging details",
+    )
+    g.add_argument(
+        "--debug", action="store_true", default=default(False),
+        help="show the full traceback on errors",
+    )
+    g.add_argument(
+        "--json", action="store_true", default=default(False),
+        help="print the command's results as JSON on stdout (messages stay on stderr)",
     )
 
 
@@ -280,7 +307,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.json:
-        print(json.dumps(rows, indent=1))
+        _print_json(rows)
         return 0
     shapes = bool(args.input_shape)
     w = max([len(r["name"]) for r in rows] + [5])
@@ -314,7 +341,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
         run=_run(args),
     )
     summary = store_summary(store_path)
-    if summary is not None:  # under torchrun, rank 0 alone reports the joined store
+    if summary is None:  # under torchrun, rank 0 alone reports the joined store
+        return 0
+    if args.json:
+        from inspect_kit.workflows.commands import store_description
+
+        _print_json(store_description(store_path))
+    else:
         print(summary)
     return 0
 
@@ -338,7 +371,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         color=args.color,
         run=_run(args),
     )
-    _print_table(table)
+    _print_table(table, args.json)
     return 0
 
 
@@ -365,6 +398,9 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
         ignore_model_mismatch=args.ignore_model_mismatch,
         run=_run(args),
     )
+    if args.json:
+        _print_json({"figures": [str(p) for p in paths]})
+        return 0
     for p in paths:
         print(p)
     return 0
@@ -382,7 +418,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         formats=_split_list(args.formats),
         run=_run(args),
     )
-    _print_table(table)
+    _print_table(table, args.json)
     return 0
 
 
@@ -406,7 +442,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     if args.json:
-        print(json.dumps({**sim.to_dict(), "figures": [str(p) for p in paths]}, indent=1))
+        _print_json({**sim.to_dict(), "figures": [str(p) for p in paths]})
         return 0
     print(format_matrix(sim))
     for p in paths:
@@ -438,7 +474,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         data=args.data,
         options=opts,
     )
-    print(result.report)
+    if args.json:
+        _print_json({"report": str(result.report)})
+    else:
+        print(result.report)
     return 0
 
 
@@ -457,6 +496,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     took = time.perf_counter() - start
+    if args.json:
+        _print_json(
+            {
+                "store": str(result.store),
+                "report": str(result.report),
+                "figures": [str(p) for p in result.figures],
+                "seconds": round(took, 1),
+            }
+        )
+        return 0
     print(f"store   {result.store}")
     print(f"report  {result.report}")
     print(f"figures {len(result.figures)} files in {result.figures_dir}")
@@ -464,7 +513,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(table: list[dict[str, Any]]) -> None:
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=1, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    return str(value)
+
+
+def _print_table(table: list[dict[str, Any]], as_json: bool = False) -> None:
+    if as_json:
+        _print_json(table)
+        return
     if not table:
         return
     cols = list(dict.fromkeys(c for r in table for c in r))  # every row's columns, in order
@@ -560,7 +622,6 @@ def _args_layers(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="one sample's shape (C H W or C D H W): also show output shapes",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
     _add_common(p)
 
 
@@ -738,7 +799,6 @@ def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--formats", nargs="+", default=["html"], help="html (interactive), png, svg, pdf"
     )
-    p.add_argument("--json", action="store_true", help="print the matrix as JSON")
     p.add_argument("--refresh", action="store_true", help="recompute a cached result")
     p.add_argument("--seed", type=int, default=0, help="seed of the minibatches and the subset")
     _add_common(p)
@@ -854,6 +914,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"inspect-kit {__version__}")
+    _add_global(parser.add_argument_group("global options (before or after the command)"),
+                suppress=False)
+    import shtab
+
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a bash/zsh/tcsh "
+                          "completion script: eval \"$(inspect-kit --print-completion bash)\"")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_, add_arguments, func) in _COMMANDS.items():
         p = sub.add_parser(
@@ -866,8 +932,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- entry point ------------------------------------------------------------------------------------
 @contextmanager
-def _logging(quiet: bool) -> Iterator[None]:
+def _logging(quiet: bool, verbose: int = 0) -> Iterator[None]:
     """Step messages of the pipeline on stderr; library details only when they are warnings.
+
+    ``verbose`` 1 adds every library module's INFO messages, 2 their DEBUG messages.
 
     The previous configuration comes back afterwards, so ``main()`` called in-process (tests,
     notebooks) leaves logging as it found it.
@@ -883,10 +951,12 @@ def _logging(quiet: bool) -> Iterator[None]:
         [logging.getLogger(n).level for n in names],
     )
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
+    root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
     root.propagate = False
     for name in names:
-        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
+        logging.getLogger(name).setLevel(
+            logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+        )
     try:
         yield
     finally:
@@ -976,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         _check_out(args)
-        with _logging(getattr(args, "quiet", False)):
+        with _logging(getattr(args, "quiet", False), getattr(args, "verbose", 0)):
             if getattr(args, "threads", None) is None:
                 return int(args.func(args) or 0)
             from inspect_kit.workflows.output import limit_threads

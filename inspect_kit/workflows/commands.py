@@ -225,6 +225,28 @@ def store_summary(store_path: str | Path) -> str | None:
         return str(store.summary())
 
 
+def store_description(store_path: str | Path) -> dict[str, Any]:
+    """What ``inspect-kit capture --json`` prints: the store's samples, layers and provenance.
+
+    Examples
+    --------
+    >>> store_description("acts.h5")["n_samples"]  # doctest: +SKIP
+    180
+    """
+    from inspect_kit.store import open_store
+
+    with open_store(store_path) as store:
+        return {
+            "store": str(store_path),
+            "n_samples": len(store),
+            "complete": bool(store.complete),
+            "layers": {name: list(store[name].shape) for name in store.layers},
+            "labels": store.labels is not None,
+            "metadata": sorted(store.metadata),
+            "provenance": store.provenance,
+        }
+
+
 def embed_layers(
     store_path: str | Path,
     options: EmbeddingOptions | None = None,
