@@ -292,27 +292,42 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> nn.Module:
     """Load a ``state_dict`` (or a checkpoint holding one) into ``model`` safely.
 
-    ``torch.load(weights_only=True)``: tensors and plain containers only, no pickled code.
-    A ``module.`` prefix left by ``DataParallel`` is removed. Mismatched keys are listed.
+    ``.safetensors`` files (the format model hubs publish) are read with ``safetensors``;
+    anything else with ``torch.load(weights_only=True)``: tensors and plain containers only,
+    no pickled code. A ``module.`` prefix left by ``DataParallel`` is removed. Weights that
+    ``safetensors`` stored once for tied parameters (shared storage) fill every alias.
+    Mismatched keys are listed.
 
     Examples
     --------
-    >>> load_weights(model, "best.pt")       # doctest: +SKIP
+    >>> load_weights(model, "best.pt")                 # doctest: +SKIP
+    >>> load_weights(model, "model.safetensors")       # doctest: +SKIP
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # an unpickling error names the class it refused
-        raise ValueError(
-            f"cannot read {path} with torch.load(weights_only=True): {str(err).splitlines()[0]}; "
-            "save a state_dict (torch.save(model.state_dict(), path)), not a whole model"
-        ) from err
-    state = _extract_state_dict(obj, path)
+    if _is_safetensors(path):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state: dict[str, torch.Tensor] = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # an unpickling error names the class it refused
+            raise ValueError(
+                f"cannot read {path} with torch.load(weights_only=True): "
+                f"{str(err).splitlines()[0]}; save a state_dict "
+                "(torch.save(model.state_dict(), path) or safetensors), not a whole model"
+            ) from err
+        state = _extract_state_dict(obj, path)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     own = model.state_dict()
+    state = _fill_tied(state, own)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shape_mismatch = [
@@ -334,6 +349,31 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
         )
     model.load_state_dict(state, strict=strict)
     return model
+
+
+def _is_safetensors(path: Path) -> bool:
+    """By suffix, or by the format's header (8-byte length, then a JSON object)."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 2**27
+
+
+def _fill_tied(state: dict[str, Any], own: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Give tied parameters that a file stored once (safetensors drops aliases) their value."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for key, tensor in own.items():
+        if tensor.numel():
+            groups.setdefault((tensor.untyped_storage().data_ptr(), tensor.storage_offset()),
+                              []).append(key)
+    filled = dict(state)
+    for keys in groups.values():
+        present = [k for k in keys if k in state]
+        if present and len(keys) > 1:
+            for k in keys:
+                filled.setdefault(k, state[present[0]])
+    return filled
 
 
 def load_model(
