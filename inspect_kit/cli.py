@@ -423,7 +423,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from inspect_kit.report.compare import compare_stores, format_matrix
+    from inspect_kit.workflows.compare import compare_stores, format_matrix
 
     sim, paths = compare_stores(
         args.store,

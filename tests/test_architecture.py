@@ -43,9 +43,6 @@ ALLOWED: dict[str, set[str]] = {
 #: (and checked to still exist, so a paid debt is removed from the list):
 #: the explorer widget (figures) re-embeds on demand.
 KNOWN_UPWARD = {
-    # `inspect-kit compare` runs from report/ (a workflow: it belongs in workflows/)
-    ("inspect_kit.cli", "inspect_kit.report.compare"),
-    ("inspect_kit.report.compare", "inspect_kit.analysis.similarity"),
     # the label/class check (numpy only) is used by the store's reader and by figures: it
     # belongs below both
     ("inspect_kit.store.reader", "inspect_kit.analysis.classes"),

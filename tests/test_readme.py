@@ -110,7 +110,60 @@ def check_sklearn_set_output(out: str, ns: dict) -> None:
     assert ns["frame"].shape == (200, 2)
 
 
+def check_embedding_method(out: str, ns: dict) -> None:
+    emb = ns["emb"]
+    assert emb.coords.shape == (300, 2) and emb.title == "Random projection of features"
+    # the registered estimator computed the map: the projection of the pooled features
+    pooled = ns["X"].mean(axis=(2, 3))
+    np.testing.assert_allclose(emb.coords, pooled @ emb.estimator.projection_, rtol=1e-4,
+                               atol=1e-4)
+
+
+def check_dask_scale(out: str, ns: dict) -> None:
+    import h5py
+
+    assert ns["maps"].shape == (1797, 8, 6, 6)
+    with h5py.File("scale.h5", "r") as f:
+        plain = f["layers/1"][:]
+    printed_mean = _floats(out.splitlines()[0])[-1]
+    assert printed_mean == pytest.approx(float(plain.mean(dtype=np.float64)), rel=1e-4)
+    ratio = ns["pca"].explained_variance_ratio_
+    assert ns["pca"].embedding_.shape == (1797, 2) and ratio[0] >= ratio[1] > 0
+    assert ratio.sum() <= 1.0 + 1e-6
+    assert "('sample', 'channel', 'y', 'x')" in out and "(10, 8)" in out
+
+
+def check_similarity(out: str, ns: dict) -> None:
+    within, across = ns["within"], ns["across"]
+    assert within.matrix.shape == (4, 4) and across.matrix.shape == (4, 4)
+    np.testing.assert_allclose(np.diag(within.matrix), 1.0, atol=1e-6)
+    assert 0.5 < across.diagonal()[0] <= 1.0 + 1e-6  # two seeds agree most in early layers
+    assert across.diagonal()[0] > across.diagonal()[-1] - 0.1
+    assert ns["rsa"].matrix.shape == (4, 4)
+
+
+def check_explore(out: str, ns: dict) -> None:
+    store, explorer = ns["store"], ns["explorer"]
+    wrong = np.flatnonzero(store.labels != store.predictions)
+    np.testing.assert_array_equal(np.sort(explorer.selected), wrong)
+    assert len(ns["table"]) == len(wrong)
+    assert len(ns["nearest"]) >= 8
+    from pathlib import Path
+
+    assert Path("explorer.html").stat().st_size > 100_000
+
+
+def check_medical_volumes(out: str, ns: dict) -> None:
+    assert "1 (3, 6, 96, 96) ['GE MEDICAL SYSTEMS']" in out
+    assert "sha256:" in out and "[2.5]" in out and "LPS" in out
+
+
 CHECKS = {
+    "embedding-method": check_embedding_method,
+    "dask-scale": check_dask_scale,
+    "similarity": check_similarity,
+    "explore": check_explore,
+    "medical-volumes": check_medical_volumes,
     "capture-and-h5py": check_capture_and_h5py,
     "featurevis": check_featurevis,
     "latent-and-probes": check_latent_and_probes,

@@ -323,8 +323,8 @@ def linear_probe(
     >>> X = rng.normal(size=(300, 20))
     >>> y = (X[:, 0] > 0).astype(int)
     >>> r = linear_probe(X, y)
-    >>> r.score > r.chance + 0.3, r.chance
-    (np.True_, 0.5)
+    >>> bool(r.score > r.chance + 0.3), r.chance
+    (True, 0.5)
     >>> patients = np.repeat(np.arange(30), 10)   # 10 samples per patient
     >>> linear_probe(X, y, groups=patients).n_groups
     30

@@ -316,7 +316,7 @@ def rdm(X: Any, metric: Literal["correlation", "euclidean"] = "correlation") -> 
     Examples
     --------
     >>> rdm([[1.0, 2.0, 3.0], [2.0, 4.0, 6.1], [3.0, 1.0, 0.0]]).round(2)[0]
-    array([0.  , 0.  , 1.87])
+    array([0.  , 0.  , 1.98])
     """
     X = _as_features(X, "X")
     G = X @ X.T

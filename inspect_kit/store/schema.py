@@ -217,16 +217,16 @@ def open_h5_read(path: str | Path) -> h5py.File:
         from .integrity import open_h5  # integrity needs StoreError from here
 
         f = open_h5(path)
-    except (OSError, RuntimeError) as err:  # h5py raises either for a damaged superblock
+    except (OSError, RuntimeError, KeyError) as err:  # h5py raises any of them for damage
         text = str(err)
         if isinstance(err, BlockingIOError | PermissionError) or "already open" in text:
             raise
         sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
         if "truncated file" in text and sizes:
             raise StoreError(
-                f"{path} is truncated: the file has {int(sizes[1]):,} bytes but HDF5 recorded "
-                f"{int(sizes[2]):,} when it was closed (an interrupted copy or download?); "
-                "copy it again from the original"
+                f"{path}: not a readable HDF5 file: it is truncated, damaged (the file has "
+                f"{int(sizes[1]):,} bytes but HDF5 recorded {int(sizes[2]):,} when it was "
+                "closed: an interrupted copy or download?); copy it again from the original"
             ) from err
         raise StoreError(
             f"{path}: not a readable HDF5 file ({h5_cause(err)}); the store may be truncated "

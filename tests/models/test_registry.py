@@ -78,7 +78,7 @@ def test_a_pickled_whole_model_is_refused_with_what_to_save_instead(tmp_path):
 
 
 def test_errors_name_the_close_match_and_the_expected_form(tmp_path):
-    with pytest.raises(AttributeError, match="did you mean SmallCNN"):
+    with pytest.raises(AttributeError, match="did you mean 'SmallCNN'"):
         load_model("inspect_kit.models:SmalCNN")
     with pytest.raises(ValueError, match="package.module:factory"):
         load_model("resnet18")
