@@ -37,6 +37,7 @@ test: setup-dev
 
 lint: setup-dev
 	$(VENV)/bin/ruff check inspect_kit tests benchmarks
+	$(VENV)/bin/ruff format --check inspect_kit tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info

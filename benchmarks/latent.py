@@ -88,8 +88,9 @@ def probe_rows(repeats, quick):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         # activations pooled at capture (reduce='mean'), as one would for probing
-        store = capture(net, X, layers, Path(tmp) / "digits.h5", labels=y, reduce="mean",
-                        progress=False)
+        store = capture(
+            net, X, layers, Path(tmp) / "digits.h5", labels=y, reduce="mean", progress=False
+        )
         try:
             feats = {name: store.to_numpy(name) for name in layers}
             splitter = StratifiedKFold(5, shuffle=True, random_state=0)
@@ -102,22 +103,43 @@ def probe_rows(repeats, quick):
             t_sk = timed(sklearn_only, repeats)
             t_pp = timed(lambda: probe_profile(store, layers, progress=False), repeats)
             prof = probe_profile(store, layers, progress=False)
-            scores = ", ".join(f"{n} {s:.2f}" for n, s in zip(prof.layers, prof.scores, strict=True))
+            scores = ", ".join(
+                f"{n} {s:.2f}" for n, s in zip(prof.layers, prof.scores, strict=True)
+            )
             case = f"{len(layers)} layers (pooled), 5-fold"
             rows.append((case, "sklearn pipeline on in-memory arrays", t_sk, "-"))
-            rows.append((case, "`probe_profile` (reads the store, + balanced chance)", t_pp,
-                         scores + f" (chance {prof.chance[0]:.2f})"))
+            rows.append(
+                (
+                    case,
+                    "`probe_profile` (reads the store, + balanced chance)",
+                    t_pp,
+                    scores + f" (chance {prof.chance[0]:.2f})",
+                )
+            )
         finally:
             store.close()
         if not quick:
-            store = capture(net, X, ["relu3"], Path(tmp) / "relu3.h5", labels=y,
-                            reduce="flatten", progress=False)
+            store = capture(
+                net,
+                X,
+                ["relu3"],
+                Path(tmp) / "relu3.h5",
+                labels=y,
+                reduce="flatten",
+                progress=False,
+            )
             try:
                 dim = int(store["relu3"].shape[1])
                 t_flat = timed(lambda: probe_profile(store, ["relu3"], progress=False), 1)
                 r = probe_profile(store, ["relu3"], progress=False).scores[0]
-                rows.append((f"relu3 flattened at capture ({dim} features), 5-fold",
-                             "`probe_profile`", t_flat, f"relu3 {r:.2f}"))
+                rows.append(
+                    (
+                        f"relu3 flattened at capture ({dim} features), 5-fold",
+                        "`probe_profile`",
+                        t_flat,
+                        f"relu3 {r:.2f}",
+                    )
+                )
             finally:
                 store.close()
     return rows
@@ -144,8 +166,10 @@ def main() -> None:
     enc += encoding_rows("MNI152 1x16x16x16", ae3, X3, y3, repeats)
     probes = probe_rows(max(1, repeats // 2), args.quick)
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} torch thread(s), shared CPU")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} torch thread(s), shared CPU"
+    )
     print("\n| data | what | samples | time (s) | samples/s | x plain encode |")
     print("|---|---|---:|---:|---:|---:|")
     for name, label, n, t, rate, rel in enc:

@@ -129,19 +129,29 @@ def _add_global(g: Any, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     g.add_argument(
-        "-q", "--quiet", action="store_true", default=default(False),
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
         help="no progress bars or step messages",
     )
     g.add_argument(
-        "-v", "--verbose", action="count", default=default(0),
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
         help="more messages: -v the library's steps, -vv debugging details",
     )
     g.add_argument(
-        "--debug", action="store_true", default=default(False),
+        "--debug",
+        action="store_true",
+        default=default(False),
         help="show the full traceback on errors",
     )
     g.add_argument(
-        "--json", action="store_true", default=default(False),
+        "--json",
+        action="store_true",
+        default=default(False),
         help="print the command's results as JSON on stdout (messages stay on stderr)",
     )
 
@@ -688,10 +698,18 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
         help="html (interactive, hover thumbnails), png, svg, pdf",
     )
     p.add_argument("--refresh", action="store_true", help="recompute cached embeddings")
-    p.add_argument("--perplexity", type=float, default=None,
-                   help="t-SNE perplexity (default: the method's, lowered for few samples)")
-    p.add_argument("--n-neighbors", type=_positive_int, default=None,
-                   help="UMAP neighbours (default: the method's)")
+    p.add_argument(
+        "--perplexity",
+        type=float,
+        default=None,
+        help="t-SNE perplexity (default: the method's, lowered for few samples)",
+    )
+    p.add_argument(
+        "--n-neighbors",
+        type=_positive_int,
+        default=None,
+        help="UMAP neighbours (default: the method's)",
+    )
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
@@ -759,7 +777,6 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
     _add_common(p)
 
 
-
 def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="activation store (.h5)")
     p.add_argument(
@@ -802,6 +819,7 @@ def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", action="store_true", help="recompute a cached result")
     p.add_argument("--seed", type=int, default=0, help="seed of the minibatches and the subset")
     _add_common(p)
+
 
 def _args_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="activation store (.h5)")
@@ -914,12 +932,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"inspect-kit {__version__}")
-    _add_global(parser.add_argument_group("global options (before or after the command)"),
-                suppress=False)
+    _add_global(
+        parser.add_argument_group("global options (before or after the command)"), suppress=False
+    )
     import shtab
 
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a bash/zsh/tcsh "
-                          "completion script: eval \"$(inspect-kit --print-completion bash)\"")
+    shtab.add_argument_to(
+        parser,
+        ["--print-completion"],
+        help="print a bash/zsh/tcsh "
+        'completion script: eval "$(inspect-kit --print-completion bash)"',
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_, add_arguments, func) in _COMMANDS.items():
         p = sub.add_parser(

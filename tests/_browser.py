@@ -23,7 +23,9 @@ TIMEOUT_S = 120
 
 
 @contextlib.contextmanager
-def chromium(*, window: tuple[int, int] = (1400, 1000), timeout: float = TIMEOUT_S) -> Iterator[Any]:
+def chromium(
+    *, window: tuple[int, int] = (1400, 1000), timeout: float = TIMEOUT_S
+) -> Iterator[Any]:
     """A headless chromium WebDriver with the console log kept (``driver.get_log("browser")``)."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service

@@ -589,8 +589,11 @@ def test_help_of_every_command_has_an_example(capsys):
 # -- global options, JSON results, shell completion (issue: behave like the tools users know) ----
 @pytest.mark.parametrize(
     "argv",
-    [["-q", "-v", "-v", "--debug", "--json", "demo"], ["demo", "-q", "-vv", "--debug", "--json"],
-     ["-q", "-vv", "demo", "--json", "--debug"]],
+    [
+        ["-q", "-v", "-v", "--debug", "--json", "demo"],
+        ["demo", "-q", "-vv", "--debug", "--json"],
+        ["-q", "-vv", "demo", "--json", "--debug"],
+    ],
 )
 def test_global_options_before_or_after_the_command(argv):
     from inspect_kit.cli import build_parser
@@ -612,23 +615,74 @@ def test_global_quiet_before_the_command_silences_it(tmp_path, capsys):
 def test_every_result_command_prints_json(demo, tmp_path, capsys):
     store = str(demo / "activations.h5")
     code, out, err = run(
-        ["--json", "-q", "embed", store, "--methods", "pca", "--layers", "fc",
-         "--out", str(tmp_path / "e"), "--formats", "html"], capsys)
+        [
+            "--json",
+            "-q",
+            "embed",
+            store,
+            "--methods",
+            "pca",
+            "--layers",
+            "fc",
+            "--out",
+            str(tmp_path / "e"),
+            "--formats",
+            "html",
+        ],
+        capsys,
+    )
     assert code == 0, err
     rows = json.loads(out)
     assert rows[0]["layer"] == "fc" and 0.5 < rows[0]["trustworthiness"] <= 1.0
     code, out, err = run(
-        ["probe", store, "--layers", "fc", "--cv", "3", "--out", str(tmp_path / "p"),
-         "--formats", "html", "-q", "--json"], capsys)
+        [
+            "probe",
+            store,
+            "--layers",
+            "fc",
+            "--cv",
+            "3",
+            "--out",
+            str(tmp_path / "p"),
+            "--formats",
+            "html",
+            "-q",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     (row,) = json.loads(out)
     assert row["layer"] == "fc" and row["balanced_accuracy"] > row["chance"]
     code, out, err = run(
-        ["featurevis", "inspect_kit.models:SmallCNN", "--weights", str(demo / "model.pt"),
-         "--model-args", '{"in_channels": 1, "n_classes": 3, "dim": 2, "pool_size": 3}',
-         "--layer", "relu2", "--units", "0", "--steps", "4", "--exemplars", "0",
-         "--input-shape", "1", "16", "16",
-         "--out", str(tmp_path / "f"), "--formats", "html", "-q", "--json"], capsys)
+        [
+            "featurevis",
+            "inspect_kit.models:SmallCNN",
+            "--weights",
+            str(demo / "model.pt"),
+            "--model-args",
+            '{"in_channels": 1, "n_classes": 3, "dim": 2, "pool_size": 3}',
+            "--layer",
+            "relu2",
+            "--units",
+            "0",
+            "--steps",
+            "4",
+            "--exemplars",
+            "0",
+            "--input-shape",
+            "1",
+            "16",
+            "16",
+            "--out",
+            str(tmp_path / "f"),
+            "--formats",
+            "html",
+            "-q",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     figures = json.loads(out)["figures"]
     assert figures and all(Path(p).is_file() for p in figures)
@@ -636,8 +690,19 @@ def test_every_result_command_prints_json(demo, tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.savez(data, x=rng.random((10, 1, 16, 16), dtype=np.float32), y=rng.integers(0, 3, 10))
     code, out, err = run(
-        ["capture", *TINY, str(data), "--out", str(tmp_path / "c.h5"), "--layers", "conv1,fc",
-         "-q", "--json"], capsys)
+        [
+            "capture",
+            *TINY,
+            str(data),
+            "--out",
+            str(tmp_path / "c.h5"),
+            "--layers",
+            "conv1,fc",
+            "-q",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     desc = json.loads(out)
     assert desc["n_samples"] == 10 and desc["complete"] is True
@@ -648,7 +713,10 @@ def test_shell_completion_scripts(tmp_path):
     for shell in ("bash", "zsh"):
         proc = subprocess.run(
             [sys.executable, "-m", "inspect_kit", "--print-completion", shell],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         script = proc.stdout
         for word in ("capture", "embed", "compare", "--weights", "--perplexity"):

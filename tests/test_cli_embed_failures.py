@@ -17,12 +17,32 @@ def test_embed_skips_a_layer_that_cannot_run_and_writes_the_rest(tmp_path, capsy
     X = torch.tensor(d.images[:40, None] / 16.0, dtype=torch.float32)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(216, 2)).eval()
-    capture(model, X, ["1", "3"], tmp_path / "s.h5", labels=d.target[:40], overwrite=True,
-            progress=False).close()
+    capture(
+        model,
+        X,
+        ["1", "3"],
+        tmp_path / "s.h5",
+        labels=d.target[:40],
+        overwrite=True,
+        progress=False,
+    ).close()
     capsys.readouterr()
     # 3 dimensions of the 2-logit layer "3" cannot be computed; layer "1" (6 channels) can
-    code = main(["embed", str(tmp_path / "s.h5"), "--methods", "pca", "--dims", "3",
-                 "--out", str(tmp_path / "out"), "--formats", "html", "-q"])
+    code = main(
+        [
+            "embed",
+            str(tmp_path / "s.h5"),
+            "--methods",
+            "pca",
+            "--dims",
+            "3",
+            "--out",
+            str(tmp_path / "out"),
+            "--formats",
+            "html",
+            "-q",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert (tmp_path / "out" / "embedding_pca.html").exists()
@@ -35,9 +55,23 @@ def test_embed_skips_a_layer_that_cannot_run_and_writes_the_rest(tmp_path, capsy
         assert "embeddings/1/pca" in store.results()
 
     # t-SNE's perplexity from the command line, recorded in the map's parameters
-    code = main(["embed", str(tmp_path / "s.h5"), "--methods", "tsne", "--layers", "1",
-                 "--perplexity", "7", "--out", str(tmp_path / "out2"), "--formats", "html",
-                 "-q"])
+    code = main(
+        [
+            "embed",
+            str(tmp_path / "s.h5"),
+            "--methods",
+            "tsne",
+            "--layers",
+            "1",
+            "--perplexity",
+            "7",
+            "--out",
+            str(tmp_path / "out2"),
+            "--formats",
+            "html",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     with open_store(tmp_path / "s.h5") as store:
         _, attrs = store.load_result("embeddings/1/tsne")

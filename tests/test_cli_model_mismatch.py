@@ -23,8 +23,15 @@ def _setup(tmp_path):
     other = SmallCNN(**{**ARGS, "seed": 1}).eval()
     torch.save(captured.state_dict(), tmp_path / "captured.pt")
     torch.save(other.state_dict(), tmp_path / "other.pt")
-    store = capture(captured, X, ["relu2"], tmp_path / "s.h5", labels=d.target[keep][:60],
-                    overwrite=True, progress=False)
+    store = capture(
+        captured,
+        X,
+        ["relu2"],
+        tmp_path / "s.h5",
+        labels=d.target[keep][:60],
+        overwrite=True,
+        progress=False,
+    )
     record_inputs(store, {"sample_shape": [1, 8, 8], "value_range": [0.0, 1.0]})
     assert model_mismatch(captured, store) is None
     assert "sha256" in model_mismatch(other, store)
@@ -35,12 +42,32 @@ def _setup(tmp_path):
 def _featurevis(tmp_path, weights, out, *extra):
     import json
 
-    return main([
-        "featurevis", "inspect_kit.models:SmallCNN", "--model-args", json.dumps(ARGS),
-        "--weights", str(tmp_path / weights), "--layer", "relu2", "--store",
-        str(tmp_path / "s.h5"), "--top", "2", "--steps", "4", "--exemplars", "2",
-        "--out", str(tmp_path / out), "--formats", "html", "-q", *extra,
-    ])
+    return main(
+        [
+            "featurevis",
+            "inspect_kit.models:SmallCNN",
+            "--model-args",
+            json.dumps(ARGS),
+            "--weights",
+            str(tmp_path / weights),
+            "--layer",
+            "relu2",
+            "--store",
+            str(tmp_path / "s.h5"),
+            "--top",
+            "2",
+            "--steps",
+            "4",
+            "--exemplars",
+            "2",
+            "--out",
+            str(tmp_path / out),
+            "--formats",
+            "html",
+            "-q",
+            *extra,
+        ]
+    )
 
 
 def _exemplar_captions(html_path):

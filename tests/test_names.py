@@ -28,8 +28,9 @@ def test_model_and_store_give_the_same_error(tmp_path):
     net.add_module("head", nn.Linear(4, 2))
     with pytest.raises(KeyError, match=r"did you mean 'encoder\.1'") as in_model:
         capture(net, torch.randn(6, 4), ["encoder.l"], tmp_path / "x.h5", progress=False)
-    store = capture(net, torch.randn(6, 4), ["encoder.1", "head"], tmp_path / "s.h5",
-                    progress=False)
+    store = capture(
+        net, torch.randn(6, 4), ["encoder.1", "head"], tmp_path / "s.h5", progress=False
+    )
     with pytest.raises(KeyError, match=r"did you mean 'encoder\.1'") as in_store:
         store["encoder.l"]
     assert "no layer named 'encoder.l' in store s.h5" in str(in_store.value)
@@ -40,8 +41,9 @@ def test_model_and_store_give_the_same_error(tmp_path):
 
     for call in (
         lambda: embed(store, "encoder.l", method="pca"),
-        lambda: probe_profile(store, layers=["encoder.l"], target=np.arange(6) % 2,
-                              progress=False),
+        lambda: probe_profile(store, layers=["encoder.l"], target=np.arange(6) % 2, progress=False),
     ):
-        with pytest.raises(KeyError, match=r"no layer named 'encoder.l' .*did you mean 'encoder\.1'"):
+        with pytest.raises(
+            KeyError, match=r"no layer named 'encoder.l' .*did you mean 'encoder\.1'"
+        ):
             call()

@@ -33,7 +33,9 @@ def dists(tmp_path_factory) -> dict[str, Path]:
     out = work / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (wheel,) = out.glob("*.whl")
@@ -54,9 +56,7 @@ def test_wheel_holds_only_the_package_and_its_data(dists):
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     # every module of the source tree is in the wheel
-    src_modules = {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "inspect_kit").rglob("*.py")
-    }
+    src_modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "inspect_kit").rglob("*.py")}
     assert src_modules <= set(names), sorted(src_modules - set(names))[:5]
     assert meta["License-Expression"] == "BSD-3-Clause"
     classifiers = meta.get_all("Classifier")
@@ -73,25 +73,50 @@ def test_sdist_tests_run(dists, tmp_path):
     (top,) = {n.split("/")[0] for n in names}
     root = tmp_path / top
     tracked = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("*.py")}
-    shipped = {
-        p.relative_to(root).as_posix() for p in (root / "tests").rglob("*.py")
-    }
+    shipped = {p.relative_to(root).as_posix() for p in (root / "tests").rglob("*.py")}
     assert tracked <= shipped, sorted(tracked - shipped)[:5]
     for needed in ("LICENSE", "README.md", "tests/conftest.py", "tests/fixtures_models.py"):
         assert (root / needed).is_file(), needed
     env = {**os.environ, "PYTHONPATH": str(root)}
     # The package's own public-API test runs from the unpacked sdist, against its sources.
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "tests/test_public_api.py"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "tests/test_public_api.py",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
     collect = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "tests"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "tests",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert collect.returncode == 0, collect.stdout[-3000:] + collect.stderr[-2000:]
     assert "error" not in collect.stdout.splitlines()[-1].lower()

@@ -12,8 +12,19 @@ import pytest
 
 #: top-level modules that only the extras bring (scale, explore, zoo, dev)
 EXTRAS_ONLY = (
-    "dask", "distributed", "xarray", "hdf5plugin", "anywidget", "ipywidgets",
-    "polars", "timm", "monai", "selenium", "nbclient", "jupyterlab", "hypothesis",
+    "dask",
+    "distributed",
+    "xarray",
+    "hdf5plugin",
+    "anywidget",
+    "ipywidgets",
+    "polars",
+    "timm",
+    "monai",
+    "selenium",
+    "nbclient",
+    "jupyterlab",
+    "hypothesis",
 )
 
 
@@ -24,7 +35,8 @@ def test_demo_runs_without_the_extras(tmp_path):
     blocker.mkdir()
     # The path finder is wrapped so that it finds none of those packages: `import x` raises
     # ModuleNotFoundError and importlib.util.find_spec("x") returns None, as without them.
-    (blocker / "sitecustomize.py").write_text(textwrap.dedent(f"""
+    (blocker / "sitecustomize.py").write_text(
+        textwrap.dedent(f"""
         import sys
         from importlib.machinery import PathFinder
 
@@ -49,7 +61,8 @@ def test_demo_runs_without_the_extras(tmp_path):
                 PathFinder.invalidate_caches()
 
         sys.meta_path[:] = [_WithoutExtras if f is PathFinder else f for f in sys.meta_path]
-    """))
+    """)
+    )
     root = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
@@ -57,15 +70,31 @@ def test_demo_runs_without_the_extras(tmp_path):
         "OMP_NUM_THREADS": "1",
     }
     probe = subprocess.run(
-        [sys.executable, "-c", "import dask"], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", "import dask"],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr  # the blocker works
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "inspect_kit", "demo", "--quick", "-q", "--methods", "pca",
-         "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "inspect_kit",
+            "demo",
+            "--quick",
+            "-q",
+            "--methods",
+            "pca",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "report.html").stat().st_size > 100_000

@@ -9,10 +9,30 @@ import pytest
 import inspect_kit
 
 EXPECTED = {
-    "ActivationStore", "Embedding", "LatentProbe", "StoreError", "__version__", "build_report",
-    "capture", "conv_kernels", "embed", "explore", "export_figure", "featurevis", "linear_probe",
-    "list_layers", "open_store", "plot_embedding", "plot_embedding_grid", "probe_profile",
-    "publication_layout", "save_html", "Similarity", "cka", "similarity", "plot_similarity",
+    "ActivationStore",
+    "Embedding",
+    "LatentProbe",
+    "StoreError",
+    "__version__",
+    "build_report",
+    "capture",
+    "conv_kernels",
+    "embed",
+    "explore",
+    "export_figure",
+    "featurevis",
+    "linear_probe",
+    "list_layers",
+    "open_store",
+    "plot_embedding",
+    "plot_embedding_grid",
+    "probe_profile",
+    "publication_layout",
+    "save_html",
+    "Similarity",
+    "cka",
+    "similarity",
+    "plot_similarity",
 }
 
 

@@ -34,7 +34,10 @@ CHAINS = {
         "from inspect_kit.data import load_digits_images",
         "from inspect_kit import capture, linear_probe",
     ),
-    "dask-scale": ("import numpy as np, torch, inspect_kit", "import numpy as np, torch, inspect_kit"),
+    "dask-scale": (
+        "import numpy as np, torch, inspect_kit",
+        "import numpy as np, torch, inspect_kit",
+    ),
     "similarity": (
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
         "import inspect_kit as ik\nfrom inspect_kit.data import load_digits_images",
@@ -44,7 +47,10 @@ CHAINS = {
         "import numpy as np\nimport inspect_kit\n",
     ),
     "medical-volumes": ("import copy, tempfile", "import copy, tempfile"),
-    "sklearn-set-output": ("import numpy as np\nimport sklearn", "import numpy as np\nimport sklearn"),
+    "sklearn-set-output": (
+        "import numpy as np\nimport sklearn",
+        "import numpy as np\nimport sklearn",
+    ),
     "data-and-models": (
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",
@@ -115,8 +121,7 @@ def check_embedding_method(out: str, ns: dict) -> None:
     assert emb.coords.shape == (300, 2) and emb.title == "Random projection of features"
     # the registered estimator computed the map: the projection of the pooled features
     pooled = ns["X"].mean(axis=(2, 3))
-    np.testing.assert_allclose(emb.coords, pooled @ emb.estimator.projection_, rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(emb.coords, pooled @ emb.estimator.projection_, rtol=1e-4, atol=1e-4)
 
 
 def check_dask_scale(out: str, ns: dict) -> None:

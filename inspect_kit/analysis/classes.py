@@ -73,7 +73,9 @@ def label_class_mismatch(
         y = y.astype(np.int64)
     if y.dtype.kind not in "iub" and p.dtype.kind in "iub":
         what = "continuous" if y.dtype.kind == "f" else "names"
-        return f"the labels are {what} (e.g. {y.tolist()[0]!r}) but the model predicts class numbers"
+        return (
+            f"the labels are {what} (e.g. {y.tolist()[0]!r}) but the model predicts class numbers"
+        )
     values = np.unique(y)
     if n_outputs is not None and y.dtype.kind in "iub":
         n_outputs = int(n_outputs)
@@ -95,9 +97,7 @@ def label_class_mismatch(
     if class_names is not None and model_class_names is not None:
         ours, theirs = [str(c) for c in class_names], [str(c) for c in model_class_names]
         if ours != theirs[: len(ours)]:
-            return (
-                f"the data's class names {ours[:4]} differ from the model's {theirs[:4]}"
-            )
+            return f"the data's class names {ours[:4]} differ from the model's {theirs[:4]}"
     foreign = ~np.isin(p, values)
     if foreign.mean() > 0.5:
         return (

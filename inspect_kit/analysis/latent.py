@@ -218,8 +218,10 @@ class _Codec:
             return out, None
         if isinstance(out, torch.distributions.Distribution):
             return out.mean, out.variance.log()
-        if isinstance(out, tuple | list) and len(out) == 2 and all(
-            isinstance(o, torch.Tensor) for o in out
+        if (
+            isinstance(out, tuple | list)
+            and len(out) == 2
+            and all(isinstance(o, torch.Tensor) for o in out)
         ):
             return out[0], out[1]
         raise TypeError(
@@ -347,7 +349,9 @@ class LatentProbe(BaseEstimator):
 
     # -- model access ----------------------------------------------------------------------
     def _device(self) -> torch.device:
-        return torch.device(self.device) if self.device is not None else self._codec.default_device()
+        return (
+            torch.device(self.device) if self.device is not None else self._codec.default_device()
+        )
 
     def _input_tensor(self, x: Any, device: torch.device) -> torch.Tensor:
         if isinstance(x, np.ndarray):
@@ -493,9 +497,7 @@ class LatentProbe(BaseEstimator):
         self.reconstruction_error_ = np.concatenate(errors).astype(np.float64)
         n = len(self.codes_)
         self.labels_ = np.concatenate(ys) if len(ys) == len(codes) else None
-        self.metadata_ = {
-            k: np.concatenate(v) for k, v in metas.items() if sum(map(len, v)) == n
-        }
+        self.metadata_ = {k: np.concatenate(v) for k, v in metas.items() if sum(map(len, v)) == n}
         self.index_ = np.concatenate(index).astype(np.int64)
         self.input_shape_ = input_shape
         self.latent_shape_ = latent_shape
@@ -525,7 +527,9 @@ class LatentProbe(BaseEstimator):
         self._compute_correlations()
         logger.info(
             "encoded %d samples into %d latent dims (median reconstruction MSE %.4g)",
-            n, k, float(np.median(self.reconstruction_error_)),
+            n,
+            k,
+            float(np.median(self.reconstruction_error_)),
         )
         return self
 
@@ -654,14 +658,18 @@ class LatentProbe(BaseEstimator):
             raise ValueError(f"direction must be 'axis' or 'pca', got {direction!r}")
         if not isinstance(steps, int | np.integer) or steps < 2:
             raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-        dims = list(range(k)) if dim is None else (
-            [int(dim)] if isinstance(dim, int | np.integer) else [int(d) for d in dim]
+        dims = (
+            list(range(k))
+            if dim is None
+            else ([int(dim)] if isinstance(dim, int | np.integer) else [int(d) for d in dim])
         )
         if not dims:
             raise ValueError("dim is empty; give at least one dimension")
         for d in dims:
             if not 0 <= d < k:
-                raise ValueError(f"dim {d} is out of range: the codes have {k} dimensions (0-{k - 1})")
+                raise ValueError(
+                    f"dim {d} is out of range: the codes have {k} dimensions (0-{k - 1})"
+                )
         base_code = self._base_code(base)
         codes = np.empty((len(dims), steps, k))
         values = np.empty((len(dims), steps))

@@ -48,8 +48,17 @@ __all__ = ["ProbeResult", "ProbeProfile", "default_groups", "linear_probe", "pro
 #: Metadata keys that name a sample's patient/subject/site, in order of preference: the
 #: report groups its probes' cross-validation by the first one present with repeated values.
 GROUP_KEYS: tuple[str, ...] = (
-    "PatientID", "patient_id", "patient", "subject_id", "subject", "participant_id",
-    "StudyInstanceUID", "SeriesInstanceUID", "volume", "site", "InstitutionName",
+    "PatientID",
+    "patient_id",
+    "patient",
+    "subject_id",
+    "subject",
+    "participant_id",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "volume",
+    "site",
+    "InstitutionName",
 )
 
 Task = Literal["auto", "classification", "regression"]
@@ -114,8 +123,11 @@ class ProbeResult:
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        what = {"balanced": "balanced, 1/n_classes", "dummy": "mean predictor",
-                "permutation": "permuted targets"}[self.chance_method]
+        what = {
+            "balanced": "balanced, 1/n_classes",
+            "dummy": "mean predictor",
+            "permutation": "permuted targets",
+        }[self.chance_method]
         p = f", p={self.p_value:.3g}" if self.p_value is not None else ""
         grouped = f", grouped by {self.n_groups} groups" if self.n_groups else ""
         return (
@@ -173,7 +185,9 @@ class ProbeProfile:
     groups: str | None = None
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{n} {r.score:.3f}" for n, r in zip(self.layers, self.results, strict=True))
+        body = ", ".join(
+            f"{n} {r.score:.3f}" for n, r in zip(self.layers, self.results, strict=True)
+        )
         return f"<ProbeProfile {self.target} ({self.metric}): {body}>"
 
     @property
@@ -209,9 +223,7 @@ class ProbeProfile:
 
 def _infer_task(y: np.ndarray, task: Task) -> str:
     if task not in ("auto", "classification", "regression"):
-        raise ValueError(
-            f"task={task!r} is not one of 'auto', 'classification', 'regression'"
-        )
+        raise ValueError(f"task={task!r} is not one of 'auto', 'classification', 'regression'")
     if task != "auto":
         return task
     if y.dtype.kind == "f":
@@ -402,8 +414,9 @@ def linear_probe(
             "the score moves in large steps and is fragile"
         )
     if task == "classification":
-        missing = [fi for fi, (_, test) in enumerate(folds)
-                   if len(np.unique(y_codes[test])) < n_classes]
+        missing = [
+            fi for fi, (_, test) in enumerate(folds) if len(np.unique(y_codes[test])) < n_classes
+        ]
         if missing:
             notes.append(
                 f"{len(missing)} of {cv} test folds lack some of the {n_classes} classes "
@@ -421,12 +434,18 @@ def linear_probe(
         if task == "classification":
             chance = "balanced"
             # a predictor that ignores the features recalls 1/k of the k classes in a test fold
-            chance_level = float(np.mean([1.0 / len(np.unique(y_codes[test]))
-                                          for _, test in folds]))
+            chance_level = float(
+                np.mean([1.0 / len(np.unique(y_codes[test])) for _, test in folds])
+            )
         else:
             chance = "dummy"
-            chance_level = float(np.mean(cross_val_score(
-                DummyRegressor(strategy="mean"), X, y, cv=folds, scoring=scoring)))
+            chance_level = float(
+                np.mean(
+                    cross_val_score(
+                        DummyRegressor(strategy="mean"), X, y, cv=folds, scoring=scoring
+                    )
+                )
+            )
     else:
         if n_permutations < 1:
             raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
@@ -459,8 +478,15 @@ def linear_probe(
 
 
 def _permutation_scores(
-    pipe: Pipeline, X: np.ndarray, y: np.ndarray, group_ids: np.ndarray | None, splitter: Any,
-    scoring: str, n_permutations: int, random_state: int | None, n_jobs: int | None,
+    pipe: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    group_ids: np.ndarray | None,
+    splitter: Any,
+    scoring: str,
+    n_permutations: int,
+    random_state: int | None,
+    n_jobs: int | None,
 ) -> np.ndarray:
     """Cross-validated scores of the probe on seeded permutations of ``y``.
 
@@ -475,10 +501,20 @@ def _permutation_scores(
             per_group = y[first]
     scores = np.empty(n_permutations)
     for i in range(n_permutations):
-        y_perm = rng.permutation(per_group)[group_ids] if per_group is not None else rng.permutation(y)
-        scores[i] = np.mean(cross_val_score(
-            clone(pipe), X, y_perm, groups=group_ids, cv=splitter, scoring=scoring, n_jobs=n_jobs
-        ))
+        y_perm = (
+            rng.permutation(per_group)[group_ids] if per_group is not None else rng.permutation(y)
+        )
+        scores[i] = np.mean(
+            cross_val_score(
+                clone(pipe),
+                X,
+                y_perm,
+                groups=group_ids,
+                cv=splitter,
+                scoring=scoring,
+                n_jobs=n_jobs,
+            )
+        )
     return scores
 
 
@@ -631,11 +667,15 @@ def probe_profile(
         results = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
             X = _layer_features(store, name, reduce)
-            results.append(linear_probe(X, y, cv=cv, random_state=random_state, groups=groups,
-                                        **probe_kwargs))
+            results.append(
+                linear_probe(X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs)
+            )
             logger.info("probe %s -> %s: %.3f", name, target_name, results[-1].score)
         profile = ProbeProfile(
-            layers=layers, results=results, target=target_name, reduce=_reduction_label(reduce),
+            layers=layers,
+            results=results,
+            target=target_name,
+            reduce=_reduction_label(reduce),
             groups=group_name or ("array" if groups is not None else None),
         )
         if save:

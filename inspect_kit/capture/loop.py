@@ -477,7 +477,9 @@ def capture(
                     )
                 host, ready, release = copier.copy({**tensors, **extra})
                 if attrs[schema.MODEL_SHA256_ATTR] == "pending":
-                    attrs[schema.MODEL_SHA256_ATTR] = sha_job.result()  # read when the file is created
+                    attrs[schema.MODEL_SHA256_ATTR] = (
+                        sha_job.result()
+                    )  # read when the file is created
                 writer.put(
                     Batch(
                         index=b.index,

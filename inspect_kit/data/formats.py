@@ -52,6 +52,7 @@ def _open_h5(path: Path | str) -> Any:
     with reading_file(path, "HDF5 file", _H5_HINT):
         return h5py.File(path, "r")
 
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -469,7 +470,10 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
     with open(path, "rb") as fb:
         if b"\x00" in fb.read(4096):
             raise DataFileError(f"{path}: not a text CSV file (it holds binary data); {expected}")
-    with reading_file(path, "CSV file", expected), open(path, newline="", encoding="utf-8-sig") as f:
+    with (
+        reading_file(path, "CSV file", expected),
+        open(path, newline="", encoding="utf-8-sig") as f,
+    ):
         sample = f.read(4096)
         f.seek(0)
         try:

@@ -90,7 +90,10 @@ def _color_values(emb: Any, color: Any) -> tuple[str | None, np.ndarray | None]:
             if present
         ] + list(emb.metadata)
         raise unknown_name_error(
-            color, options, kind="colour", where="the embedding's labels and metadata (or pass an array)"
+            color,
+            options,
+            kind="colour",
+            where="the embedding's labels and metadata (or pass an array)",
         )
     values = np.asarray(color)
     if values.shape != (len(emb),):

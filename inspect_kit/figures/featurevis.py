@@ -226,7 +226,8 @@ def plot_unit_gallery(
                 continue
             a = exemplars.activations[er, j]
             lab = (
-                "" if exemplars.labels is None
+                ""
+                if exemplars.labels is None
                 else f" · {_class_name(exemplars.labels[er, j], label_names)}"
             )
             titles.append(f"#{exemplars.index[er, j]} ({a:.3g}){lab}")
@@ -319,9 +320,14 @@ def plot_unit_gallery(
         template=theme.TEMPLATE,
         title=dict(
             text=title or f"Feature visualization: {result.objective}",
-            subtitle=dict(text=(
-                f"{n_flat} of {len(flat)} units stayed flat (objective constant or image "
-                "without contrast): their images show no feature") if n_flat else None),
+            subtitle=dict(
+                text=(
+                    f"{n_flat} of {len(flat)} units stayed flat (objective constant or image "
+                    "without contrast): their images show no feature"
+                )
+                if n_flat
+                else None
+            ),
         ),
         height=top + plot_px + bottom,
         width=max(700, 130 * (ncols + 1)),
@@ -655,9 +661,11 @@ def plot_randomization(
         template=theme.TEMPLATE,
         title=dict(
             text=title or f"Randomisation check: {result.objective}",
-            subtitle=dict(text=(
-                "flat renders score no similarity (NaN): " + "; ".join(notes)[:300]
-            ) if notes else None),
+            subtitle=dict(
+                text=("flat renders score no similarity (NaN): " + "; ".join(notes)[:300])
+                if notes
+                else None
+            ),
         ),
         height=320 + 130 * len(picked),
         width=max(700, 130 * n_stages + 100),

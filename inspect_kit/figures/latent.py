@@ -126,7 +126,8 @@ def plot_traversal(
     volume = images.ndim == 6
     span = traversal.span
     span_text = (
-        f"{span[0]:.0%}–{span[1]:.0%} quantiles" if isinstance(span, tuple | list)
+        f"{span[0]:.0%}–{span[1]:.0%} quantiles"
+        if isinstance(span, tuple | list)
         else f"±{span} std"
     )
     fig.update_layout(
@@ -294,16 +295,24 @@ def plot_reconstruction_errors(
             hover = f"#{j + 1}: sample {int(idx[j])}, error {errors[int(idx[j])]:.4g}"
             fig.add_trace(_heatmap(pair, lo, hi, hover), row=2, col=j + 1)
         _image_axes(fig, 1, k, row0=2)
-        fig.update_yaxes(title_text="input / reconstruction", visible=True, showticklabels=False,
-                         showgrid=False, showline=False, ticks="", row=2, col=1)
+        fig.update_yaxes(
+            title_text="input / reconstruction",
+            visible=True,
+            showticklabels=False,
+            showgrid=False,
+            showline=False,
+            ticks="",
+            row=2,
+            col=1,
+        )
     xtitle = "log10 reconstruction MSE" if log_x else "reconstruction MSE per sample"
     where: dict[str, int] = dict(row=1, col=1) if k else {}
     fig.update_xaxes(title_text=xtitle, **where)
     fig.update_yaxes(title_text="samples", **where)
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=title or f"Reconstruction error of {len(errors)} samples"
-        + (f" and the {k} worst" if k else ""),
+        title=title
+        or f"Reconstruction error of {len(errors)} samples" + (f" and the {k} worst" if k else ""),
         height=640 if k else 420,
         width=max(640, 90 * k + 120),
         bargap=0.05,
@@ -408,7 +417,11 @@ def plot_latent_scatter(
     from inspect_kit.analysis.embedding.registry import display_name
 
     method = display_name(getattr(embedding, "method", ""))
-    hint = " (hover: input | reconstruction)" if getattr(embedding, "thumbnails", None) is not None else ""
+    hint = (
+        " (hover: input | reconstruction)"
+        if getattr(embedding, "thumbnails", None) is not None
+        else ""
+    )
     return plot_embedding(
         embedding,
         color,

@@ -12,10 +12,16 @@ from inspect_kit.figures import theme
 
 __all__ = ["plot_probe_profile"]
 
-_METRIC_TITLES = {"accuracy": "probe accuracy", "balanced_accuracy": "probe balanced accuracy",
-                  "r2": "probe R²"}
-_CHANCE_NAMES = {"permutation": "permuted labels", "balanced": "balanced, 1/n classes",
-                 "dummy": "mean predictor"}
+_METRIC_TITLES = {
+    "accuracy": "probe accuracy",
+    "balanced_accuracy": "probe balanced accuracy",
+    "r2": "probe R²",
+}
+_CHANCE_NAMES = {
+    "permutation": "permuted labels",
+    "balanced": "balanced, 1/n classes",
+    "dummy": "mean predictor",
+}
 
 
 def plot_probe_profile(
@@ -79,7 +85,8 @@ def plot_probe_profile(
                 line=dict(color=color, width=2.5),
                 marker=dict(size=8),
                 customdata=np.column_stack([p.score_std, p.chance, folds.min(1), folds.max(1)])
-                if len(folds) else None,
+                if len(folds)
+                else None,
                 hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}} ± %{{customdata[0]:.3f}} "
                 f"({cv}-fold)<br>folds %{{customdata[2]:.3f}}–%{{customdata[3]:.3f}}"
                 "<br>chance %{customdata[1]:.3f}<extra></extra>",

@@ -92,8 +92,10 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         rng_state = torch.random.get_rng_state()
         shape = _check_input_shape(input_shape)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int | np.integer) or (
-            latent_dim < 1
+        if (
+            isinstance(latent_dim, bool)
+            or not isinstance(latent_dim, int | np.integer)
+            or (latent_dim < 1)
         ):
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
         widths = tuple(int(w) for w in widths)
@@ -168,7 +170,9 @@ class ConvAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction (N, *input_shape) from codes (N, latent_dim)."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
+            raise ValueError(
+                f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}"
+            )
         h = F.relu(self.from_latent(z)).view(z.shape[0], *self._bottleneck_shape)
         out = self.head(self.decoder(h))
         return torch.sigmoid(out) if self.output_activation == "sigmoid" else out

@@ -365,8 +365,9 @@ def _fill_tied(state: dict[str, Any], own: dict[str, torch.Tensor]) -> dict[str,
     groups: dict[tuple[int, int], list[str]] = {}
     for key, tensor in own.items():
         if tensor.numel():
-            groups.setdefault((tensor.untyped_storage().data_ptr(), tensor.storage_offset()),
-                              []).append(key)
+            groups.setdefault(
+                (tensor.untyped_storage().data_ptr(), tensor.storage_offset()), []
+            ).append(key)
     filled = dict(state)
     for keys in groups.values():
         present = [k for k in keys if k in state]

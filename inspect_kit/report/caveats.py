@@ -69,9 +69,11 @@ kept is past its best fit']
                 break
     if profile is not None and random_profile is not None:
         rand = dict(zip(random_profile.layers, random_profile.scores, strict=True))
-        beaten = [(layer, float(rand[layer]), float(s))
-                  for layer, s in zip(profile.layers, profile.scores, strict=True)
-                  if layer in rand and rand[layer] > s]
+        beaten = [
+            (layer, float(rand[layer]), float(s))
+            for layer, s in zip(profile.layers, profile.scores, strict=True)
+            if layer in rand and rand[layer] > s
+        ]
         for layer, rs, ts in beaten:
             out.append(
                 f"at {layer} the randomly initialised network's probe ({rs:.3f}) beats the "
@@ -80,11 +82,16 @@ kept is past its best fit']
     if labels is not None:
         values, counts = np.unique(np.asarray(labels), return_counts=True)
         if len(values) > 1 and counts.max() >= IMBALANCE_RATIO * counts.min():
+
             def name(v: Any) -> str:
-                if class_names is not None and np.asarray(v).dtype.kind in "iu" \
-                        and 0 <= int(v) < len(class_names):
+                if (
+                    class_names is not None
+                    and np.asarray(v).dtype.kind in "iu"
+                    and 0 <= int(v) < len(class_names)
+                ):
                     return str(class_names[int(v)])
                 return str(v)
+
             hi, lo = int(np.argmax(counts)), int(np.argmin(counts))
             out.append(
                 f"class imbalance: {name(values[hi])} has {counts[hi]} samples, "

@@ -188,7 +188,10 @@ def featurevis_section(
         ),
     )
     fig = plot_unit_gallery(
-        result, exemplars, max_units=len(units), title=f"Units of {result.layer}",
+        result,
+        exemplars,
+        max_units=len(units),
+        title=f"Units of {result.layer}",
         label_names=class_names,
     )
     sec.add_figure(fig, name=f"featurevis_{_safe(result.layer)}")
@@ -347,7 +350,8 @@ def probe_section(report: Report, profile: Any, *, latent_probe: Any = None) -> 
             + (
                 f" Folds are grouped by {profile.groups} ({profile.results[0].n_groups} groups): "
                 f"no {profile.groups} is in both the training and the test folds."
-                if profile.groups and profile.results else ""
+                if profile.groups and profile.results
+                else ""
             )
         ),
     )

@@ -301,7 +301,9 @@ class ActivationStore:
         found = self.load_result("inputs")
         names = found[1].get("class_names") if found is not None else None
         return label_class_mismatch(
-            labels, predictions, n_outputs=self.n_outputs,
+            labels,
+            predictions,
+            n_outputs=self.n_outputs,
             class_names=[str(c) for c in names] if names is not None and len(names) else None,
         )
 
@@ -486,8 +488,9 @@ class ActivationStore:
         if self.labels is not None and self.predictions is not None and self.n_samples:
             mismatch = self.label_mismatch
             if mismatch:
-                lines.append(f"  accuracy   not shown: the labels are not the model's classes "
-                             f"({mismatch})")
+                lines.append(
+                    f"  accuracy   not shown: the labels are not the model's classes ({mismatch})"
+                )
             else:
                 acc = float(np.mean(self.labels == self.predictions))
                 lines.append(f"  accuracy   {acc:.3f} (prediction vs label)")

@@ -47,7 +47,8 @@ def default_capture_layers(model: nn.Module) -> list[str]:
     if len(names) > 16:
         logger.info(
             "capturing all %d convolution, activation and linear layers; narrow with --layers "
-            "(e.g. 'features.*')", len(names),
+            "(e.g. 'features.*')",
+            len(names),
         )
     return names or [n for n, _ in model.named_children()]
 
@@ -300,8 +301,17 @@ def embed_layers(
                         "knn_features": m.get("knn_accuracy_original"),
                     }
                 )
-        rows += [{"method": f["method"], "layer": f["layer"], "trustworthiness": None,
-                  "knn_map": None, "knn_features": None, "error": f["error"]} for f in failures]
+        rows += [
+            {
+                "method": f["method"],
+                "layer": f["layer"],
+                "trustworthiness": None,
+                "knn_map": None,
+                "knn_features": None,
+                "error": f["error"],
+            }
+            for f in failures
+        ]
     if failures and not figures:
         raise ValueError(
             "no embedding could be computed: "

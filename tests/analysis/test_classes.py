@@ -21,12 +21,14 @@ def test_label_class_mismatch_cases():
     assert label_class_mismatch(y, np.r_[y[:-2], 7, 9], n_outputs=10) is None
     assert "outside the model's 3 classes" in label_class_mismatch(y, y % 3, n_outputs=3)
     assert "4 classes (a, b, c, d) but the model has 1000 outputs" in label_class_mismatch(
-        y, y, n_outputs=1000, class_names=list("abcd"))
+        y, y, n_outputs=1000, class_names=list("abcd")
+    )
     imagenet = np.array([281, 285, 409, 2] * 5)
     assert "75% of the predictions (15 of 20)" in label_class_mismatch(y, imagenet)
     assert "names" in label_class_mismatch(np.array(["cat", "dog"]), np.array([0, 1]))
     assert "differ from the model's" in label_class_mismatch(
-        y, y, class_names=["cat", "dog", "x", "y"], model_class_names=["dog", "cat", "x", "y"])
+        y, y, class_names=["cat", "dog", "x", "y"], model_class_names=["dog", "cat", "x", "y"]
+    )
 
 
 def _folder_store(tmp_path, n_outputs, name):
@@ -37,8 +39,9 @@ def _folder_store(tmp_path, n_outputs, name):
     y = d.target[keep][:200]
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, n_outputs))
-    store = capture(model.eval(), X, ["2", "3"], tmp_path / name, labels=y, overwrite=True,
-                    progress=False)
+    store = capture(
+        model.eval(), X, ["2", "3"], tmp_path / name, labels=y, overwrite=True, progress=False
+    )
     record_inputs(store, {"class_names": ["zero", "one", "two", "three"]})
     return store
 
@@ -47,8 +50,10 @@ def test_imagenet_style_model_on_four_folder_classes_shows_no_accuracy(tmp_path)
     store = _folder_store(tmp_path, 1000, "imagenet.h5")
     try:
         assert store.n_outputs == 1000
-        assert "4 classes (zero, one, two, three) but the model has 1000 outputs" \
+        assert (
+            "4 classes (zero, one, two, three) but the model has 1000 outputs"
             in store.label_mismatch
+        )
         assert "accuracy   not shown: the labels are not the model's classes" in store.summary()
         emb = embed(store, "2", "pca", progress=False)
         assert not emb.labels_are_classes and emb.correct is None

@@ -16,8 +16,9 @@ def test_3d_then_2d_then_3d_reuses_both(tmp_path, monkeypatch):
     X = torch.tensor(d.images[:150, None] / 16.0, dtype=torch.float32)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()).eval()
-    store = capture(model, X, ["1"], tmp_path / "s.h5", labels=d.target[:150], overwrite=True,
-                    progress=False)
+    store = capture(
+        model, X, ["1"], tmp_path / "s.h5", labels=d.target[:150], overwrite=True, progress=False
+    )
     try:
         three = embed(store, "1", "pca", n_components=3, progress=False)
         two = embed(store, "1", "pca", n_components=2, progress=False)

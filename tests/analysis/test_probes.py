@@ -260,10 +260,18 @@ def test_pooling_in_the_probe_equals_pooling_at_capture(digits, digits_cnn, tmp_
     from inspect_kit.capture import capture
 
     X, y = digits.X_test, digits.y_test
-    full = capture(digits_cnn, X, ["relu1", "relu3"], tmp_path / "full.h5", labels=y,
-                   progress=False)
-    pooled = capture(digits_cnn, X, ["relu1", "relu3"], tmp_path / "pooled.h5", labels=y,
-                     reduce="mean", progress=False)
+    full = capture(
+        digits_cnn, X, ["relu1", "relu3"], tmp_path / "full.h5", labels=y, progress=False
+    )
+    pooled = capture(
+        digits_cnn,
+        X,
+        ["relu1", "relu3"],
+        tmp_path / "pooled.h5",
+        labels=y,
+        reduce="mean",
+        progress=False,
+    )
     try:
         a = probe_profile(full, reduce="mean", progress=False)
         b = probe_profile(pooled, progress=False)
@@ -322,10 +330,26 @@ def test_grouped_folds_never_split_a_group():
 
 def test_grouped_permutation_chance_is_seeded_and_near_balanced_chance():
     X, y, patients = _patients_digits(offset_scale=0.0)
-    a = linear_probe(X, y, cv=3, groups=patients, chance="permutation", n_permutations=8,
-                     random_state=1, refit=False)
-    b = linear_probe(X, y, cv=3, groups=patients, chance="permutation", n_permutations=8,
-                     random_state=1, refit=False)
+    a = linear_probe(
+        X,
+        y,
+        cv=3,
+        groups=patients,
+        chance="permutation",
+        n_permutations=8,
+        random_state=1,
+        refit=False,
+    )
+    b = linear_probe(
+        X,
+        y,
+        cv=3,
+        groups=patients,
+        chance="permutation",
+        n_permutations=8,
+        random_state=1,
+        refit=False,
+    )
     np.testing.assert_array_equal(a.permutation_scores, b.permutation_scores)
     assert abs(a.chance - 0.25) < 0.08  # permuted patients' labels: the probe is at 1/4
     assert a.p_value == pytest.approx(1 / 9)  # no permutation beats the real labels
@@ -346,8 +370,9 @@ def test_probe_profile_groups_by_a_metadata_key():
     X, y, patients = _patients_digits(offset_scale=8.0)
     store = FakeStore({"pix": X}, y, {"patient_id": patients.astype(str)})
     leaky = probe_profile(store, target="label", cv=4, progress=False)
-    grouped = probe_profile(store, target="label", cv=4, progress=False, groups="patient_id",
-                            save=True)
+    grouped = probe_profile(
+        store, target="label", cv=4, progress=False, groups="patient_id", save=True
+    )
     assert grouped.results[0].n_groups == 96
     assert leaky.scores[0] > grouped.scores[0] + 0.12
     assert store.saved["probes/label"][1]["groups"] == "patient_id"
@@ -360,8 +385,10 @@ def test_default_groups_picks_a_repeated_patient_key():
 
     y = np.arange(12) % 2
     X = np.zeros((12, 2))
-    assert default_groups(FakeStore({"a": X}, y, {"PatientID": np.repeat(list("abcd"), 3)})) \
+    assert (
+        default_groups(FakeStore({"a": X}, y, {"PatientID": np.repeat(list("abcd"), 3)}))
         == "PatientID"
+    )
     # one value per sample (nothing shared) or a single value: no grouping
     assert default_groups(FakeStore({"a": X}, y, {"PatientID": np.arange(12)})) is None
     assert default_groups(FakeStore({"a": X}, y, {"site": np.zeros(12)})) is None

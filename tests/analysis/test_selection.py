@@ -1,6 +1,5 @@
 """Which layers and units a profile looks at, and what they prefer."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -76,7 +75,13 @@ def test_unit_means_and_preferred_classes_on_a_real_store(tmp_path):
     with torch.no_grad():
         net[0].weight.copy_(torch.tensor([1.0, -1.0]).reshape(2, 1, 1, 1))
     store = inspect_kit.capture(
-        net, x, ["0"], tmp_path / "s.h5", reduce=None, labels=labels, batch_size=7,
+        net,
+        x,
+        ["0"],
+        tmp_path / "s.h5",
+        reduce=None,
+        labels=labels,
+        batch_size=7,
         progress=False,
     )
     try:

@@ -83,11 +83,14 @@ def test_dtype_follows_input(X):
     assert pca.embedding_.dtype == np.float32 and pca.n_features_in_ == 4
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.arange(10.0), "Expected 2D array"),
-    (np.array([[0.0, np.nan]] * 10), "NaN"),
-    (np.array([[0.0, np.inf]] * 10), "infinity"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.arange(10.0), "Expected 2D array"),
+        (np.array([[0.0, np.nan]] * 10), "NaN"),
+        (np.array([[0.0, np.inf]] * 10), "infinity"),
+    ],
+)
 def test_invalid_input_refused_with_sklearn_messages(bad, match):
     for est in (PCAEmbedding(progress=False), TSNEEmbedding(perplexity=2, progress=False)):
         with pytest.raises(ValueError, match=match):

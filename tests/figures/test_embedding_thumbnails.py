@@ -84,8 +84,12 @@ def test_capture_and_figures_make_the_same_thumbnails(tmp_path, mni_volumes):
         modes = ("slice", "mip", "ortho") if x.ndim == 5 else ("slice",)
         for mode in modes:
             store = capture(
-                model, torch.from_numpy(x), ["0"], tmp_path / f"{name}-{mode}.h5",
-                thumbnails=mode, progress=False,
+                model,
+                torch.from_numpy(x),
+                ["0"],
+                tmp_path / f"{name}-{mode}.h5",
+                thumbnails=mode,
+                progress=False,
             )
             want = make_thumbnails(x, size=64, mode=mode)
             np.testing.assert_array_equal(store.thumbnails, want, err_msg=f"{name} {mode}")
@@ -105,9 +109,7 @@ def test_rgb_and_multichannel_images():
         make_thumbnail(two, size=None, channel=1, percentiles=None), to_uint8(two[1])
     )
     mean = make_thumbnail(two, size=None)  # any count but three: the channel mean
-    np.testing.assert_array_equal(
-        mean, to_uint8(two.mean(axis=0), percentiles=DEFAULT_PERCENTILES)
-    )
+    np.testing.assert_array_equal(mean, to_uint8(two.mean(axis=0), percentiles=DEFAULT_PERCENTILES))
     with pytest.raises(ValueError, match="unknown thumbnail mode"):
         make_thumbnail(two, mode="axial")
 

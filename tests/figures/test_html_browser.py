@@ -21,6 +21,7 @@ from inspect_kit.imaging import decode_data_uri
 
 pytestmark = pytest.mark.browser
 
+
 @pytest.fixture(scope="module")
 def store(digits, digits_cnn, tmp_path_factory):
     path = tmp_path_factory.mktemp("browser") / "test.h5"
@@ -260,7 +261,9 @@ def test_jupyter_display_is_a_light_widget(store):
     NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True).execute()
     outputs = [o for c in nb.cells for o in c.outputs]
     assert [o.output_type for o in outputs if o.output_type == "error"] == []
-    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(widgets) == 2
     for o in outputs:
         html = o.get("data", {}).get("text/html", "")

@@ -38,7 +38,14 @@ def test_capture_rule_every_call_and_every_output():
     x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     with LayerRecorder(resolve_layers(net, ["lin", "relu", "pair"])) as rec, torch.no_grad():
         rec.run(net, x)
-    assert list(rec.outputs) == ["lin", "relu", "relu:1", "pair[0]", "pair[1][0]", "pair[1][1][neg]"]
+    assert list(rec.outputs) == [
+        "lin",
+        "relu",
+        "relu:1",
+        "pair[0]",
+        "pair[1][0]",
+        "pair[1][1][neg]",
+    ]
     h = torch.relu(net.lin(x))
     # the in-place ReLU that follows cannot alter what was recorded
     torch.testing.assert_close(rec.outputs["lin"].tensor, net.lin(x).detach())

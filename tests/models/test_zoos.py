@@ -49,8 +49,9 @@ def test_timm_model_by_name_captured_like_independent_hooks(tmp_path, digits):
     x = torch.from_numpy(digits.X_test[:12])
     x = torch.nn.functional.interpolate(x, size=32, mode="bilinear")  # timm's stem wants >16 px
     layers = ["layer1", "layer4", "fc"]
-    store = inspect_kit.capture(model, x, layers, tmp_path / "timm.h5", batch_size=12,
-                                progress=False)
+    store = inspect_kit.capture(
+        model, x, layers, tmp_path / "timm.h5", batch_size=12, progress=False
+    )
     ref = _hooked(model, x, layers)
     with store:
         for name in layers:
@@ -68,8 +69,9 @@ def test_monai_densenet121_3d_one_channel(tmp_path, mni3d):
     model = load_model(spec, model_args=args)
     x = torch.from_numpy(mni3d.X_test[:4])  # (4, 1, 12, 12, 12) real MNI152 cubes
     x = torch.nn.functional.interpolate(x, size=32, mode="trilinear")
-    store = inspect_kit.capture(model, x, "features.denseblock*", tmp_path / "monai.h5",
-                                reduce="mean", progress=False)
+    store = inspect_kit.capture(
+        model, x, "features.denseblock*", tmp_path / "monai.h5", reduce="mean", progress=False
+    )
     blocks = [f"features.denseblock{i}" for i in range(1, 5)]
     with store:
         assert store.layers == blocks  # the glob stays within one dotted name
@@ -120,9 +122,23 @@ def test_cli_capture_with_safetensors_weights(tmp_path, digits_cnn, digits, caps
     save_file({k: v.contiguous() for k, v in digits_cnn.state_dict().items()}, str(weights))
     data = tmp_path / "d.npz"
     np.savez(data, x=digits.X_test[:20], y=digits.y_test[:20])
-    code = main(["capture", "inspect_kit.models:SmallCNN", str(data), "--weights", str(weights),
-                 "--model-args", json.dumps({"n_classes": 10}), "--layers", "fc",
-                 "--out", str(tmp_path / "s.h5"), "-q", "--json"])
+    code = main(
+        [
+            "capture",
+            "inspect_kit.models:SmallCNN",
+            str(data),
+            "--weights",
+            str(weights),
+            "--model-args",
+            json.dumps({"n_classes": 10}),
+            "--layers",
+            "fc",
+            "--out",
+            str(tmp_path / "s.h5"),
+            "-q",
+            "--json",
+        ]
+    )
     assert code == 0
     with inspect_kit.open_store(tmp_path / "s.h5") as store:
         with torch.no_grad():

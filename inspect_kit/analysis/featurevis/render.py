@@ -443,6 +443,8 @@ def render(
             "render: the objective stayed flat for %d of %d units (%s): their images show no "
             "feature (e.g. a unit behind a ReLU that never fires has zero gradient); pick other "
             "units, a layer before the activation, or a higher lr",
-            int(result.flat.sum()), len(result.flat), ", ".join(result.flat_labels[:8]),
+            int(result.flat.sum()),
+            len(result.flat),
+            ", ".join(result.flat_labels[:8]),
         )
     return result

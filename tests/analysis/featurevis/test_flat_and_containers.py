@@ -20,8 +20,9 @@ class DeadUnitNet(nn.Module):
         torch.manual_seed(0)
         self.conv = nn.Conv2d(1, 2, 3, padding=1)
         self.relu = nn.ReLU()
-        self.block = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(),
-                                   nn.Conv2d(3, 3, 3, padding=1))
+        self.block = nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding=1)
+        )
         with torch.no_grad():
             self.conv.weight.clamp_(-0.3, 0.3)
             self.conv.bias.copy_(torch.tensor([-1000.0, 0.1]))
@@ -33,8 +34,14 @@ class DeadUnitNet(nn.Module):
 def test_post_relu_dead_unit_is_flat_and_said_so(caplog):
     model = DeadUnitNet().eval()
     with caplog.at_level(logging.WARNING):
-        res = fv.render(model, fv.channel("relu", [0, 1]), (1, 12, 12), steps=12,
-                        value_range=(0, 1), progress=False)
+        res = fv.render(
+            model,
+            fv.channel("relu", [0, 1]),
+            (1, 12, 12),
+            steps=12,
+            value_range=(0, 1),
+            progress=False,
+        )
     np.testing.assert_array_equal(res.trajectory[:, 0], 0.0)  # a ReLU that never fires
     assert res.flat.tolist() == [True, False]
     assert res.flat_labels == ["relu#0"]
@@ -57,8 +64,15 @@ def test_flat_units_oracle():
 
 def test_randomization_check_reports_nan_for_flat_renders():
     model = DeadUnitNet().eval()
-    res = fv.randomization_check(model, fv.channel("relu", [0, 1]), (1, 12, 12), steps=10,
-                                 value_range=(0, 1), progress=False, layers=["conv"])
+    res = fv.randomization_check(
+        model,
+        fv.channel("relu", [0, 1]),
+        (1, 12, 12),
+        steps=10,
+        value_range=(0, 1),
+        progress=False,
+        layers=["conv"],
+    )
     assert res.flat[0].tolist() == [True, False]
     assert np.isnan(res.scores[:, 0]).all()  # grey vs grey is no similarity of 1.0
     assert res.scores[0, 1] == pytest.approx(1.0)
@@ -78,8 +92,16 @@ def test_randomization_check_reports_nan_for_flat_renders():
 def test_container_is_randomised_recursively_and_no_op_is_an_error():
     model = DeadUnitNet().eval()
     obj = fv.channel("block", [0, 1, 2])
-    res = fv.randomization_check(model, obj, (1, 12, 12), steps=10, value_range=(0, 1),
-                                 progress=False, layers=["block"], reference=False)
+    res = fv.randomization_check(
+        model,
+        obj,
+        (1, 12, 12),
+        steps=10,
+        value_range=(0, 1),
+        progress=False,
+        layers=["block"],
+        reference=False,
+    )
     # block has no parameters of its own: before, 'randomising' it left the image at 1.0
     # (measured 0.03, 0.91, -0.64 after randomising block's two convolutions)
     assert (res.scores[1] < 0.99).all() and res.mean_scores[1] < 0.5, res.scores
@@ -91,5 +113,4 @@ def test_container_is_randomised_recursively_and_no_op_is_an_error():
     for n, p in copy_.block.named_parameters():
         assert not torch.equal(p, before[n]), n  # every descendant's parameter was redrawn
     with pytest.raises(ValueError, match=r"\['relu'\] have no parameters"):
-        fv.randomization_check(model, obj, (1, 12, 12), steps=2, progress=False,
-                               layers=["relu"])
+        fv.randomization_check(model, obj, (1, 12, 12), steps=2, progress=False, layers=["relu"])
