@@ -489,7 +489,7 @@ def store_copy(tmp_path, reference):
 def test_truncated_store_is_an_error_naming_the_file(store_copy, keep):
     size = store_copy.stat().st_size
     os.truncate(store_copy, int(size * keep))
-    with pytest.raises(StoreError, match=rf"{store_copy.name} .*(truncated|damaged)"):
+    with pytest.raises(StoreError, match=rf"{store_copy.name}: .*(truncated|damaged)"):
         with open_store(store_copy) as s:
             s.verify()
 
