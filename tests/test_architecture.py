@@ -41,12 +41,8 @@ ALLOWED: dict[str, set[str]] = {
 
 
 #: Known debts, each a lazy import inside a function, named here so that no new one slips in
-#: (and checked to still exist, so a paid debt is removed from the list):
-#: the explorer widget (figures) re-embeds on demand.
-KNOWN_UPWARD = {
-    ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding"),
-    ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding._features"),
-}
+#: (and checked to still exist, so a paid debt is removed from the list). None today.
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 #: the registry of embedding methods is where the CLI, the report and the figures take the
