@@ -681,6 +681,7 @@ def probe_profile(
     save: bool = False,
     progress: bool = True,
     groups: Any = None,
+    failures: list[dict[str, str]] | None = None,
     solver: Solver = "memory",
     batch_size: int | None = None,
     **probe_kwargs: Any,
@@ -712,6 +713,10 @@ def probe_profile(
         group are never split between training and test folds.
     progress : bool
         Show a progress bar over layers.
+    failures : list, optional
+        With a list, a layer whose probe cannot run (non-finite features, too few samples
+        for the folds asked) is logged, appended there as ``{"layer", "error"}`` and left out
+        of the profile; the other layers are probed. Without it the error propagates.
     solver : {'memory', 'streaming'}
         ``'streaming'`` probes layers larger than memory (see :func:`linear_probe`): each
         layer is read ``batch_size`` rows at a time and pooled block by block, never whole.
@@ -766,19 +771,37 @@ def probe_profile(
             if len(groups) != n:
                 raise ValueError(f"groups has {len(groups)} values but the store has {n} samples")
         probe_kwargs.setdefault("refit", False)
+        if solver == "streaming":
+            probe_kwargs["solver"] = "streaming"
+        elif solver not in ("memory", "auto"):
+            raise ValueError(f"solver={solver!r} is not one of 'memory', 'streaming'")
         results = []
+        probed = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
-            if solver == "streaming":
-                X = _streamed_features(store, name, reduce, batch_size)
-                probe_kwargs["solver"] = "streaming"
-            elif solver in ("memory", "auto"):
-                X = _layer_features(store, name, reduce)
-            else:
-                raise ValueError(f"solver={solver!r} is not one of 'memory', 'streaming'")
-            results.append(
-                linear_probe(X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs)
-            )
+            try:
+                if solver == "streaming":
+                    X = _streamed_features(store, name, reduce, batch_size)
+                else:
+                    X = _layer_features(store, name, reduce)
+                results.append(
+                    linear_probe(
+                        X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs
+                    )
+                )
+            except (ValueError, TypeError, np.linalg.LinAlgError) as err:
+                if failures is None:
+                    raise
+                logger.warning("skipping the probe of %s: %s", name, err)
+                failures.append({"layer": name, "error": str(err)})
+                continue
+            probed.append(name)
             logger.info("probe %s -> %s: %.3f", name, target_name, results[-1].score)
+        if not probed:
+            raise ValueError(
+                "no layer could be probed: "
+                + "; ".join(f"{f['layer']}: {f['error']}" for f in failures or [])
+            )
+        layers = probed
         profile = ProbeProfile(
             layers=layers,
             results=results,
