@@ -256,6 +256,9 @@ class ActivationStore:
     def _sample_array(self, path: str) -> np.ndarray | None:
         if path not in self._file:
             return None
+        return self._read_samples(path)
+
+    def _read_samples(self, path: str) -> np.ndarray:
         n = self.n_samples
         arr = self._read(self._dataset(path), slice(0, n), path)
         if arr.dtype.kind in "SO":
@@ -265,7 +268,7 @@ class ActivationStore:
     @property
     def index(self) -> np.ndarray:
         """Position of each sample in the user's dataset, shape (N,)."""
-        return self._sample_array(schema.INDEX)
+        return self._read_samples(schema.INDEX)
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -317,7 +320,7 @@ class ActivationStore:
         """Per-sample metadata columns (patient id, site, ...), strings decoded."""
         if schema.META not in self._file:
             return {}
-        return {k: self._sample_array(f"{schema.META}/{k}") for k in self._file[schema.META]}
+        return {k: self._read_samples(f"{schema.META}/{k}") for k in self._file[schema.META]}
 
     # -- layers ----------------------------------------------------------------------------
     @property
