@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ class ActivationStore:
     (8, 16)
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._datasets: dict[str, h5py.Dataset] = {}
         self._file: h5py.File = schema.open_h5_read(self.path)
@@ -516,7 +517,7 @@ class ActivationStore:
         return f"<ActivationStore {self.path.name} {status} samples={self.n_samples if status == 'open' else '?'} layers={len(self.layers) if status == 'open' else '?'}>"
 
 
-def open_store(path: str | Path) -> ActivationStore:
+def open_store(path: str | os.PathLike[str]) -> ActivationStore:
     """Open an activation store read-only.
 
     Parameters
