@@ -138,7 +138,7 @@ if anywidget is not None:
             The maps shown, one per panel.
         """
 
-        panels = t.List().tag(sync=True)
+        panels: t.List[Any] = t.List().tag(sync=True)
         n_points = t.Int(0).tag(sync=True)
         rows = t.Bytes(b"").tag(sync=True)
         atlas = t.Dict().tag(sync=True)
@@ -181,7 +181,7 @@ if anywidget is not None:
             self._store = store
             self._embed_kwargs = dict(embed_kwargs or {})
             self._reduce = reduce
-            self._features = {}
+            self._features: dict[str | None, np.ndarray] = {}
             if features is not None:
                 from inspect_kit.analysis.embedding._features import Features
 
@@ -194,7 +194,8 @@ if anywidget is not None:
             self._cache: dict[tuple[str, str], Any] = {}
             for e in embs:
                 self._cache[(str(e.layer), e.method)] = e
-            atlas, tiles = (None, [None])
+            atlas: dict[str, Any] | None = None
+            tiles: list[np.ndarray] = []
             if embs[0].thumbnails is not None:
                 atlas, tiles = _thumb_tiles([embs[0]], thumbnail_size)
             atlas_state = {}
@@ -637,8 +638,9 @@ def register_renderer() -> None:
 
     class WidgetRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict: dict) -> dict:
-            data, _meta = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
-            return data
+            bundle = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
+            assert bundle is not None  # a new widget has a model to show
+            return bundle[0]
 
     pio.renderers["inspect_kit"] = WidgetRenderer()
 
@@ -686,7 +688,9 @@ def _explore_inputs(
         from inspect_kit.store import open_store
 
         candidate = open_store(src)
-        if len(candidate) == len(embs[0]) and np.array_equal(candidate.index, embs[0].index):
+        if len(candidate) == len(embs[0]) and np.array_equal(
+            candidate.index, np.asarray(embs[0].index)
+        ):
             store = candidate
         else:
             candidate.close()
