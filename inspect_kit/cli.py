@@ -424,6 +424,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
         layers=_split_list(args.layers),
         target=args.target,
         cv=args.cv,
+        groups=args.groups,
+        C=args.C,
+        chance=args.chance,
+        n_permutations=args.permutations,
+        reduce=args.reduce,
+        task=args.task,
         out=args.out,
         formats=_split_list(args.formats),
         run=_run(args),
@@ -771,6 +777,45 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
         "--target", default="label", help="label, prediction, or a metadata column of the store"
     )
     p.add_argument("--cv", type=_positive_int, default=5, help="cross-validation folds")
+    p.add_argument(
+        "--groups",
+        default="auto",
+        metavar="KEY",
+        help="metadata key whose samples stay in one fold (e.g. PatientID); 'auto' (default): "
+        "the store's first patient/series/site key with repeated values; 'none': ungrouped",
+    )
+    p.add_argument(
+        "--C",
+        dest="C",
+        type=_positive_float,
+        default=1.0,
+        help="inverse L2 regularisation of the logistic probe (smaller: stronger)",
+    )
+    p.add_argument(
+        "--chance",
+        choices=("balanced", "permutation"),
+        default="balanced",
+        help="chance level: 'balanced' (1/n_classes for classification, the mean's R2 for "
+        "regression) or 'permutation' (probes refitted on permuted targets, with a p-value)",
+    )
+    p.add_argument(
+        "--permutations",
+        type=_positive_int,
+        default=100,
+        help="permutations for --chance permutation",
+    )
+    p.add_argument(
+        "--reduce",
+        choices=("mean", "max", "flatten"),
+        default="mean",
+        help="how spatial maps become features: per-channel mean/max, or every value",
+    )
+    p.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="'auto': float targets are continuous, others categorical",
+    )
     p.add_argument("-o", "--out", type=Path, default=None, help="folder for the figure")
     p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
     p.add_argument("--seed", type=int, default=0)

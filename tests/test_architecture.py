@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "arrays": set(),
     "imaging": set(),
     "seeding": set(),
+    "labels": set(),
     "store": set(),
     "data": {"store"},  # schema constants (metadata names), nothing that reads or writes
     "hooks": set(),
@@ -40,24 +41,17 @@ ALLOWED: dict[str, set[str]] = {
 
 
 #: Known debts, each a lazy import inside a function, named here so that no new one slips in
-#: (and checked to still exist, so a paid debt is removed from the list):
-#: the explorer widget (figures) re-embeds on demand.
-KNOWN_UPWARD = {
-    # the label/class check (numpy only) is used by the store's reader and by figures: it
-    # belongs below both
-    ("inspect_kit.store.reader", "inspect_kit.analysis.classes"),
-    ("inspect_kit.figures.embedding", "inspect_kit.analysis.classes"),
-    ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding"),
-    ("inspect_kit.figures.explorer", "inspect_kit.analysis.embedding._features"),
-}
+#: (and checked to still exist, so a paid debt is removed from the list). None today.
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 #: the registry of embedding methods is where the CLI, the report and the figures take the
 #: methods' names and display names from (nothing there computes)
 SHARED_NAMES = {"inspect_kit.analysis.embedding.registry": {"figures", "report", "cli"}}
 
-#: one-module helpers below every layer: the version, pooling, thumbnails, random_state
-LEAVES = {"_version", "_names", "arrays", "imaging", "seeding"}
+#: one-module helpers below every layer: the version, close-match errors, pooling, thumbnails,
+#: random_state, the labels-are-classes check
+LEAVES = {"_version", "_names", "arrays", "imaging", "seeding", "labels"}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

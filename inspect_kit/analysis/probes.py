@@ -589,6 +589,7 @@ def probe_profile(
     save: bool = False,
     progress: bool = True,
     groups: Any = None,
+    failures: list[dict[str, str]] | None = None,
     **probe_kwargs: Any,
 ) -> ProbeProfile:
     """Linear probe of one target from each layer of an activation store.
@@ -618,6 +619,10 @@ def probe_profile(
         group are never split between training and test folds.
     progress : bool
         Show a progress bar over layers.
+    failures : list, optional
+        With a list, a layer whose probe cannot run (non-finite features, too few samples
+        for the folds asked) is logged, appended there as ``{"layer", "error"}`` and left out
+        of the profile; the other layers are probed. Without it the error propagates.
     **probe_kwargs
         Further :func:`linear_probe` arguments (``task``, ``C``, ``chance`` ...).
         ``refit`` defaults to False here.
@@ -665,12 +670,29 @@ def probe_profile(
                 raise ValueError(f"groups has {len(groups)} values but the store has {n} samples")
         probe_kwargs.setdefault("refit", False)
         results = []
+        probed = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
-            X = _layer_features(store, name, reduce)
-            results.append(
-                linear_probe(X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs)
-            )
+            try:
+                X = _layer_features(store, name, reduce)
+                results.append(
+                    linear_probe(
+                        X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs
+                    )
+                )
+            except (ValueError, TypeError, np.linalg.LinAlgError) as err:
+                if failures is None:
+                    raise
+                logger.warning("skipping the probe of %s: %s", name, err)
+                failures.append({"layer": name, "error": str(err)})
+                continue
+            probed.append(name)
             logger.info("probe %s -> %s: %.3f", name, target_name, results[-1].score)
+        if not probed:
+            raise ValueError(
+                "no layer could be probed: "
+                + "; ".join(f"{f['layer']}: {f['error']}" for f in failures or [])
+            )
+        layers = probed
         profile = ProbeProfile(
             layers=layers,
             results=results,

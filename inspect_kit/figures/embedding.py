@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 
 from inspect_kit._names import unknown_name_error
 from inspect_kit.imaging import build_atlas, make_thumbnails, resize_thumbnails
+from inspect_kit.labels import NOT_CLASSES
 
 from . import theme
 from .html import META_KEY, ThumbnailFigure
@@ -212,8 +213,6 @@ def _quality_text(emb: EmbeddingLike) -> str:
             f"placed-sample {m.get('n_neighbors', 10)}-NN accuracy {m['knn_transfer_accuracy']:.3f}"
         )
     if m.get("label_mismatch"):
-        from inspect_kit.analysis.classes import NOT_CLASSES
-
         parts.append(NOT_CLASSES)
     return " \u00b7 ".join(parts)
 

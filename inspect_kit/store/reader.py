@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from .._names import unknown_name_error
+from ..labels import label_class_mismatch
 from . import schema
 from .integrity import check_store, per_sample_datasets
 
@@ -294,11 +295,9 @@ class ActivationStore:
     def label_mismatch(self) -> str | None:
         """Why the labels are not the model's classes (so no accuracy), or None.
 
-        See :func:`inspect_kit.analysis.classes.label_class_mismatch`; uses the logits' width
+        See :func:`inspect_kit.labels.label_class_mismatch`; uses the logits' width
         and the class names recorded under ``/inputs``.
         """
-        from inspect_kit.analysis.classes import label_class_mismatch
-
         labels, predictions = self.labels, self.predictions
         if labels is None or predictions is None:
             return None

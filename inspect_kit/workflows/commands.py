@@ -424,32 +424,71 @@ def probe_layers(
     layers: Sequence[str] | None = None,
     target: str = "label",
     cv: int = 5,
+    groups: str | None = "auto",
+    C: float = 1.0,
+    chance: str = "balanced",
+    n_permutations: int = 100,
+    reduce: str = "mean",
+    task: str = "auto",
     out: str | Path | None = None,
     formats: Sequence[str] | None = None,
     run: RunOptions | None = None,
 ) -> list[dict[str, Any]]:
     """The ``probe`` command: a linear-probe profile across layers, saved in the store.
 
+    A layer whose probe cannot run (non-finite activations, too few samples for the folds) is
+    reported (a row with its ``error``, and a warning) and skipped; the others are probed,
+    saved and drawn.
+
+    Parameters
+    ----------
+    groups : str or None
+        Metadata key whose samples stay in one fold (patients, sites). ``'auto'`` (default):
+        the first patient/series/site key of the store with repeated values, as the report
+        does (:func:`inspect_kit.analysis.probes.default_groups`); ``None``/``'none'``:
+        ungrouped folds.
+    C, chance, n_permutations, task
+        As in :func:`inspect_kit.analysis.probes.linear_probe`: the logistic regression's
+        inverse L2 strength, ``'balanced'`` (1 / n_classes) or ``'permutation'`` chance.
+    reduce : str
+        How spatial maps become one vector per sample (``'mean'``, ``'max'``, ``'flatten'``).
+
     Examples
     --------
-    >>> probe_layers("acts.h5", target="site", cv=5)                   # doctest: +SKIP
+    >>> probe_layers("acts.h5", target="site", cv=5, groups="PatientID")   # doctest: +SKIP
     """
     run = run or RunOptions()
     formats = check_formats(formats or ("html", "png"))
-    from inspect_kit.analysis.probes import probe_profile
+    from inspect_kit.analysis.probes import default_groups, probe_profile
     from inspect_kit.figures.probes import plot_probe_profile
     from inspect_kit.store import open_store
 
+    failures: list[dict[str, str]] = []
     with open_store(store_path) as store:
         layers = check_layers(store, layers)
+        if groups == "auto":
+            groups = default_groups(store)
+            if groups is not None:
+                logger.info(
+                    "probes are cross-validated by %s groups (no group in two folds)", groups
+                )
+        elif groups in ("none", ""):
+            groups = None
         profile = probe_profile(
             store,
             layers,
             target=target,
+            reduce=reduce,
             cv=cv,
             random_state=run.seed,
             save=True,
             progress=run.progress,
+            groups=groups,
+            failures=failures,
+            C=C,
+            chance=chance,
+            n_permutations=n_permutations,
+            task=task,
         )
     fig = plot_probe_profile(profile, title=f"Linear probe of {profile.target}")
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
@@ -459,12 +498,16 @@ def probe_layers(
         formats,
         progress=run.progress,
     )
-    return [
+    rows: list[dict[str, Any]] = [
         {
             "layer": layer,
             profile.metric: float(r.score),
             "std": float(r.score_std),
             "chance": float(r.chance),
+            **({"p": r.p_value} if r.p_value is not None else {}),
+            **({"groups": r.n_groups} if r.n_groups else {}),
         }
         for layer, r in zip(profile.layers, profile.results, strict=True)
     ]
+    rows += [{"layer": f["layer"], profile.metric: None, "error": f["error"]} for f in failures]
+    return rows

@@ -98,7 +98,7 @@ class Embedding:
             if len(value) != n:
                 raise ValueError(f"metadata[{key!r}] has {len(value)} entries for {n} points")
         if "label_mismatch" not in self.metrics:
-            from inspect_kit.analysis.classes import label_class_mismatch
+            from inspect_kit.labels import label_class_mismatch
 
             reason = label_class_mismatch(self.labels, self.predictions)
             if reason:

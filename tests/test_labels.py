@@ -9,8 +9,8 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from inspect_kit import capture, embed
-from inspect_kit.analysis.classes import NOT_CLASSES, label_class_mismatch
 from inspect_kit.figures.embedding import plot_embedding
+from inspect_kit.labels import NOT_CLASSES, label_class_mismatch
 from inspect_kit.workflows.records import record_inputs
 
 

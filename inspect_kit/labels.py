@@ -4,6 +4,9 @@ An ImageNet model run on four folder classes predicts ImageNet classes (0-999), 
 labels number the folders (0-3): comparing the two reads "accuracy 0.000, every sample
 misclassified", which is false. :func:`label_class_mismatch` says why the comparison is
 meaningless, or returns None when nothing contradicts it.
+
+A leaf below every layer (numpy only): the store's reader, the embeddings, the figures and
+the report all use the same check and the same sentence.
 """
 
 from __future__ import annotations
