@@ -227,7 +227,7 @@ class ProbeProfile:
         }
 
 
-def _infer_task(y: np.ndarray, task: Task) -> str:
+def _infer_task(y: np.ndarray, task: Task) -> Task:
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task={task!r} is not one of 'auto', 'classification', 'regression'")
     if task != "auto":
@@ -469,7 +469,7 @@ def linear_probe(
             f"the smallest test fold has {smallest} samples ({len(y)} in all, cv={cv}): "
             "the score moves in large steps and is fragile"
         )
-    if task == "classification":
+    if n_classes is not None:  # a classification probe
         missing = [
             fi for fi, (_, test) in enumerate(folds) if len(np.unique(y_codes[test])) < n_classes
         ]
