@@ -137,7 +137,7 @@ if anywidget is not None:
             The maps shown, one per panel.
         """
 
-        panels = t.List().tag(sync=True)
+        panels: t.List[Any] = t.List().tag(sync=True)
         n_points = t.Int(0).tag(sync=True)
         rows = t.Bytes(b"").tag(sync=True)
         atlas = t.Dict().tag(sync=True)
@@ -178,7 +178,8 @@ if anywidget is not None:
             self._point_of = {int(r): i for i, r in enumerate(self._rows.tolist())}
             self._names = _names(label_names)
             self.embeddings = embs
-            atlas, tiles = (None, [None])
+            atlas: dict[str, Any] | None = None
+            tiles: list[np.ndarray] = []
             if embs[0].thumbnails is not None:
                 atlas, tiles = _thumb_tiles([embs[0]], thumbnail_size)
             atlas_state = {}
@@ -572,8 +573,9 @@ def register_renderer() -> None:
 
     class WidgetRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict: dict) -> dict:
-            data, _meta = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
-            return data
+            bundle = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
+            assert bundle is not None  # a new widget has a model to show
+            return bundle[0]
 
     pio.renderers["inspect_kit"] = WidgetRenderer()
 

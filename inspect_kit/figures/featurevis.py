@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import theme
+from .protocols import ExemplarsLike, FeatureVisLike, KernelsLike, RandomizationLike
 
 __all__ = [
     "GRAYSCALES",
@@ -128,7 +129,9 @@ def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int
     return picked
 
 
-def _exemplar_rows(result: Any, exemplars: Any, picked: list[int]) -> list[int | None]:
+def _exemplar_rows(
+    result: FeatureVisLike, exemplars: ExemplarsLike | None, picked: list[int]
+) -> list[int | None]:
     """For each picked batch element, the row of ``exemplars`` with the same unit."""
     if exemplars is None:
         return [None] * len(picked)
@@ -152,8 +155,8 @@ def _exemplar_rows(result: Any, exemplars: Any, picked: list[int]) -> list[int |
 
 
 def plot_unit_gallery(
-    result: Any,
-    exemplars: Any = None,
+    result: FeatureVisLike,
+    exemplars: ExemplarsLike | None = None,
     *,
     units: Sequence[int] | None = None,
     max_units: int = 8,
@@ -200,15 +203,19 @@ def plot_unit_gallery(
     dim = images.ndim - 2
     picked = _pick_units(images.shape[0], units, max_units)
     ex_rows = _exemplar_rows(result, exemplars, picked)
+    ex_thumbs = exemplars.thumbnails if exemplars is not None else None
     k = 0
-    if exemplars is not None and exemplars.thumbnails is not None:
-        k = min(max_exemplars, exemplars.thumbnails.shape[1])
+    if ex_thumbs is not None:
+        k = min(max_exemplars, ex_thumbs.shape[1])
     n_img = 3 if dim == 3 else 1
     ncols = n_img + k + 1
     cs = _colorscale(colorscale)
-    zrange = tuple(result.value_range) if result.value_range is not None else None
-    if zrange is None:
-        zrange = (float(np.nanmin(images)), float(np.nanmax(images)))
+    vr = result.value_range
+    zrange = (
+        (float(vr[0]), float(vr[1]))
+        if vr is not None
+        else (float(np.nanmin(images)), float(np.nanmax(images)))
+    )
 
     titles: list[str] = []
     flat = getattr(result, "flat", None)
@@ -221,7 +228,7 @@ def plot_unit_gallery(
         else:
             titles.append(f"{label}")
         for j in range(k):
-            if er is None:
+            if er is None or exemplars is None:
                 titles.append("")
                 continue
             a = exemplars.activations[er, j]
@@ -258,8 +265,8 @@ def plot_unit_gallery(
             _style_image_axes(fig, r, 1)
         for j in range(k):
             col = n_img + 1 + j
-            if er is not None:
-                thumb = exemplars.thumbnails[er, j]
+            if er is not None and exemplars is not None and ex_thumbs is not None:
+                thumb = ex_thumbs[er, j]
                 fig.add_trace(
                     _image_trace(thumb, (0, 255), cs, f"sample {exemplars.index[er, j]}"),
                     row=r,
@@ -294,7 +301,7 @@ def plot_unit_gallery(
             row=r,
             col=ncols,
         )
-        if er is not None:
+        if er is not None and exemplars is not None:
             best = float(exemplars.activations[er, 0])
             fig.add_trace(
                 go.Scatter(
@@ -316,13 +323,14 @@ def plot_unit_gallery(
     top = 110
     plot_px = row_px * len(picked)
     n_flat = int(np.sum(flat)) if flat is not None else 0
+    n_units = len(flat) if flat is not None else 0
     fig.update_layout(
         template=theme.TEMPLATE,
         title=dict(
             text=title or f"Feature visualization: {result.objective}",
             subtitle=dict(
                 text=(
-                    f"{n_flat} of {len(flat)} units stayed flat (objective constant or image "
+                    f"{n_flat} of {n_units} units stayed flat (objective constant or image "
                     "without contrast): their images show no feature"
                 )
                 if n_flat
@@ -449,7 +457,7 @@ def _tile(blocks: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def plot_kernels(
-    kernels: Any,
+    kernels: KernelsLike,
     *,
     max_kernels: int = 64,
     ncols: int | None = None,
@@ -518,7 +526,7 @@ def plot_kernels(
     return fig
 
 
-def plot_trajectories(result: Any, *, units: Sequence[int] | None = None) -> go.Figure:
+def plot_trajectories(result: FeatureVisLike, *, units: Sequence[int] | None = None) -> go.Figure:
     """The objective per unit over the optimisation steps.
 
     Examples
@@ -549,7 +557,7 @@ def plot_trajectories(result: Any, *, units: Sequence[int] | None = None) -> go.
 
 
 def plot_randomization(
-    result: Any,
+    result: RandomizationLike,
     *,
     units: Sequence[int] | None = None,
     max_units: int = 4,
@@ -647,7 +655,9 @@ def plot_randomization(
     fig.update_xaxes(tickvals=x, ticktext=stage_titles, row=1, col=1)
     fig.update_yaxes(title_text="similarity", row=1, col=1)
     vr = result.value_range
-    zrange = tuple(vr) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
+    zrange = (
+        (float(vr[0]), float(vr[1])) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
+    )
     cs = _colorscale(colorscale)
     for r, b in enumerate(picked, start=2):
         for s in range(n_stages):

@@ -172,7 +172,9 @@ class MapSource:
             from inspect_kit.store import open_store
 
             candidate = open_store(src)
-            if len(candidate) == len(embs[0]) and np.array_equal(candidate.index, embs[0].index):
+            if len(candidate) == len(embs[0]) and np.array_equal(
+                candidate.index, np.asarray(embs[0].index)
+            ):
                 store = candidate
             else:
                 candidate.close()
