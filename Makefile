@@ -38,6 +38,7 @@ test: setup-dev
 lint: setup-dev
 	$(VENV)/bin/ruff check inspect_kit tests benchmarks
 	$(VENV)/bin/ruff format --check inspect_kit tests benchmarks
+	$(VENV)/bin/mypy  # files and settings: [tool.mypy] in pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info

@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inspect_kit.analysis.embedding import Embedding  # noqa: E402
 from inspect_kit.data import load_mni_patches  # noqa: E402
 from inspect_kit.figures.embedding import plot_embedding  # noqa: E402
-from inspect_kit.figures.explorer import FigureView, explore  # noqa: E402
+from inspect_kit.figures.explorer import FigureView  # noqa: E402
 from inspect_kit.imaging import make_thumbnails  # noqa: E402
+from inspect_kit.workflows.explore import explore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

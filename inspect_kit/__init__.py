@@ -35,7 +35,7 @@ _LAZY = {
     "Similarity": "inspect_kit.analysis.similarity",
     "cka": "inspect_kit.analysis.similarity",
     "similarity": "inspect_kit.analysis.similarity",
-    "explore": "inspect_kit.figures",
+    "explore": "inspect_kit.workflows.explore",
     "export_figure": "inspect_kit.figures",
     "plot_embedding": "inspect_kit.figures",
     "plot_embedding_grid": "inspect_kit.figures",
@@ -123,7 +123,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
     from .figures import (
-        explore,
         export_figure,
         plot_embedding,
         plot_embedding_grid,
@@ -132,4 +131,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
         save_html,
     )
     from .store import ActivationStore, StoreError, open_store
+    from .workflows.explore import explore
     from .workflows.pipeline import build_report

@@ -444,12 +444,18 @@ class LatentProbe(BaseEstimator):
         if not isinstance(self.n_worst, int) or self.n_worst < 0:
             raise ValueError(f"n_worst must be a non-negative int, got {self.n_worst!r}")
         stream = make_stream(data, batch_size=self.batch_size, labels=labels, metadata=metadata)
-        codes, logvars, errors, ys, index, thumbs = [], [], [], [], [], []
+        codes: list[np.ndarray] = []
+        logvars: list[np.ndarray] = []
+        errors: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        index: list[np.ndarray] = []
+        thumbs: list[np.ndarray] = []
         metas: dict[str, list[np.ndarray]] = {}
         worst_x: list[np.ndarray] = []
         worst_r: list[np.ndarray] = []
         worst_e: list[np.ndarray] = []
-        input_shape = latent_shape = None
+        input_shape: tuple[int, ...] | None = None
+        latent_shape: tuple[int, ...] | None = None
         with self._codec.inference(self._device()) as device:
             bar = tqdm(total=stream.n_samples, desc="encoding", disable=not self.progress)
             try:
@@ -476,7 +482,9 @@ class LatentProbe(BaseEstimator):
                     errors.append(err.cpu().numpy())
                     if self.thumbnails:
                         pair = torch.cat([x.float(), recon.float()], dim=-1)
-                        thumbs.append(thumbnails_from_tensor(pair, size=2 * self.thumbnail_size))
+                        thumb = thumbnails_from_tensor(pair, size=2 * self.thumbnail_size)
+                        if thumb is not None:  # always: the inputs are images or volumes
+                            thumbs.append(thumb)
                     if self.n_worst:
                         self._keep_worst(
                             worst_x, worst_r, worst_e, x, recon, err, sum(map(len, codes)) - len(x)
@@ -485,11 +493,12 @@ class LatentProbe(BaseEstimator):
                         ys.append(np.asarray(batch.y))
                     for k, v in batch.meta.items():
                         metas.setdefault(k, []).append(np.asarray(v))
+                    assert batch.index is not None  # make_stream numbers every batch
                     index.append(batch.index)
                     bar.update(len(x))
             finally:
                 bar.close()
-        if not codes:
+        if not codes or input_shape is None or latent_shape is None:
             raise ValueError("data yielded no samples")
 
         self.codes_ = np.concatenate(codes)
@@ -519,8 +528,8 @@ class LatentProbe(BaseEstimator):
             e = np.concatenate(worst_e)
             order = np.argsort(-e[:, 1], kind="stable")[: self.n_worst]
             self.worst_indices_ = e[order, 0].astype(np.int64)
-            self.worst_inputs_ = np.concatenate(worst_x)[order]
-            self.worst_reconstructions_ = np.concatenate(worst_r)[order]
+            self.worst_inputs_: np.ndarray | None = np.concatenate(worst_x)[order]
+            self.worst_reconstructions_: np.ndarray | None = np.concatenate(worst_r)[order]
         else:
             self.worst_indices_ = np.zeros(0, dtype=np.int64)
             self.worst_inputs_ = self.worst_reconstructions_ = None

@@ -99,6 +99,7 @@ def conv_kernels(model: nn.Module, layer: str | None = None) -> Kernels:
     >>> k.layer, k.weights.shape
     ('conv1', (8, 1, 3, 3, 3))
     """
+    module: nn.Module
     if layer is None:
         found = [(n, m) for n, m in model.named_modules() if isinstance(m, _CONV_TYPES)]
         found = [(n, m) for n, m in found if m.weight.ndim in (4, 5)]

@@ -89,7 +89,7 @@ def _shard_data(data: Any, rank: int, world: int) -> tuple[Any, np.ndarray, int]
     ):
         n = len(data)  # type: ignore[arg-type]
         positions = np.arange(rank, n, world, dtype=np.int64)
-        return Subset(data, positions.tolist()), positions, n  # type: ignore[arg-type]
+        return Subset(data, positions.tolist()), positions, n
     raise TypeError(
         f"distributed capture needs data whose samples can be addressed by position (a tensor, "
         f"numpy array, Dataset or DataLoader over a Dataset), got {type(data).__name__}; an "

@@ -176,7 +176,7 @@ def make_stream(
         and not isinstance(data, list | tuple)
     ):
         bs = batch_size or DEFAULT_BATCH
-        loader = DataLoader(data, batch_size=bs, shuffle=False)  # type: ignore[arg-type]
+        loader = DataLoader(data, batch_size=bs, shuffle=False)
         n = len(data)  # type: ignore[arg-type]
         batches = _parsed(loader)
         desc = {"kind": "Dataset", "dataset": type(data).__name__, "batch_size": bs}

@@ -38,7 +38,9 @@ def state_dict_sha256(model: nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(_host_bytes(t))  # hashed in place: no copy of the weights
+        # hashed in place, no copy of the weights (numpy's stubs make ndarray a buffer only for
+        # Python >= 3.12)
+        h.update(_host_bytes(t))  # type: ignore[arg-type]
     return h.hexdigest()
 
 
@@ -468,7 +470,7 @@ def capture(
                     tensors[key] = c.tensor
                 logits, pred = _classifier_outputs(out, n)
                 extra: dict[str, torch.Tensor] = {}
-                if logits is not None:
+                if logits is not None and pred is not None:
                     extra["__logits"], extra["__pred"] = logits, pred
                 thumb = None
                 if thumbnails is not None:  # from the host copy when there is one: no sync
@@ -480,6 +482,7 @@ def capture(
                     attrs[schema.MODEL_SHA256_ATTR] = (
                         sha_job.result()
                     )  # read when the file is created
+                assert b.index is not None  # make_stream numbers every batch
                 writer.put(
                     Batch(
                         index=b.index,

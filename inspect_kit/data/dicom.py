@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -68,7 +68,7 @@ _EXTRA_TAGS = (
 )
 
 
-def _float_or_none(value: object) -> float | None:
+def _float_or_none(value: Any) -> float | None:
     try:
         return None if value is None or value == "" else float(value)
     except (TypeError, ValueError):
@@ -317,8 +317,9 @@ def read_frames(frames: Sequence[DicomFrame], where: str = "") -> list[np.ndarra
                     f"{fr.path}: not a readable DICOM file{suffix} ({describe_error(err)})"
                 ) from err
             current = (fr.path, arr)
-        arr: np.ndarray = current[1]  # type: ignore[assignment]
-        plane = arr if fr.frame is None else arr[fr.frame]
+        decoded = current[1]
+        assert decoded is not None  # set on the first frame of every file, just above
+        plane = decoded if fr.frame is None else decoded[fr.frame]
         if fr.rescale is not None:
             plane = plane * np.float32(fr.rescale[0]) + np.float32(fr.rescale[1])
         planes.append(plane.astype(np.float32, copy=False))
@@ -468,7 +469,8 @@ def assemble_series(
         frames = [
             DicomFrame(first, only.frame, pos, iop, only.pixel_spacing, only.rescale, only.shape)
         ]
-    orients = np.stack([fr.orientation for fr in frames])
+    # every frame has a position and an orientation from here on (checked just above)
+    orients = np.stack(cast(list[np.ndarray], [fr.orientation for fr in frames]))
     if np.abs(orients - orients[0]).max() > 1e-3:
         n_kinds = len({tuple(np.round(o, 3)) for o in orients})
         raise ValueError(
@@ -478,7 +480,7 @@ def assemble_series(
         )
     row, col = orients[0][:3], orients[0][3:]
     normal = np.cross(row, col)
-    positions = np.stack([fr.position for fr in frames])
+    positions = np.stack(cast(list[np.ndarray], [fr.position for fr in frames]))
     along = positions @ normal
     order = np.argsort(along, kind="stable")
     frames = [frames[i] for i in order]

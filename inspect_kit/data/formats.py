@@ -414,7 +414,7 @@ def _list_folder(folder: Path) -> tuple[str, list[Path]]:
     return kind, paths
 
 
-def _encode_labels(values: Sequence[Any]) -> tuple[np.ndarray, list[str] | None]:
+def _encode_labels(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, list[str] | None]:
     """Integers stay integers, numbers stay floats, anything else becomes sorted class codes."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iub":

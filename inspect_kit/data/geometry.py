@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -55,6 +56,10 @@ class Volume:
         return "".join(nib.orientations.aff2axcodes(self.affine))
 
 
+@overload
+def check_orientation(orientation: str) -> str: ...
+@overload
+def check_orientation(orientation: None) -> None: ...
 def check_orientation(orientation: str | None) -> str | None:
     """Validate axis codes such as ``'RAS'``, ``'LPS'``; None keeps the stored order."""
     if orientation is None:
@@ -105,15 +110,15 @@ def reorient_plan(
     nib = require("nibabel")
     ornt = nib.orientations
     target = check_orientation(orientation)
-    shape = tuple(int(n) for n in shape[:3])
+    i, j, k = (int(n) for n in shape[:3])
     transform = ornt.ornt_transform(ornt.io_orientation(affine), ornt.axcodes2ornt(tuple(target)))
     if np.array_equal(transform, [[0, 1], [1, 1], [2, 1]]):
-        return None, shape, np.asarray(affine, dtype=np.float64)
+        return None, (i, j, k), np.asarray(affine, dtype=np.float64)
     new_shape = [0, 0, 0]
     for src, (dst, _) in enumerate(transform):
-        new_shape[int(dst)] = shape[src]
-    new_affine = np.asarray(affine, dtype=np.float64) @ ornt.inv_ornt_aff(transform, shape)
-    return transform, tuple(new_shape), new_affine  # type: ignore[return-value]
+        new_shape[int(dst)] = (i, j, k)[src]
+    new_affine = np.asarray(affine, dtype=np.float64) @ ornt.inv_ornt_aff(transform, (i, j, k))
+    return transform, (new_shape[0], new_shape[1], new_shape[2]), new_affine
 
 
 def spacing_plan(

@@ -65,7 +65,7 @@ def _mni_volumes(resolution: int) -> _Volumes:
         prob=_readonly(np.stack([_to_dhw(p) for p in prob]).astype(np.float32)),
         mask=_readonly(_to_dhw(mask)),
         affine=_readonly(np.asarray(t1_img.affine, dtype=np.float64)),
-        source_shape=tuple(int(s) for s in t1.shape),
+        source_shape=(int(t1.shape[0]), int(t1.shape[1]), int(t1.shape[2])),
         mean=mean,
         std=std,
     )

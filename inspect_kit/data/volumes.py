@@ -138,7 +138,7 @@ def _plan(
             )
         crop = opts.crop if len(opts.crop) == 3 else (1, *opts.crop)
         dhw = tuple(int(c) for c in crop)  # type: ignore[assignment]
-    meta = {
+    meta: dict[str, Any] = {
         "orientation": "".join(nib.orientations.aff2axcodes(affine)),
         "source_orientation": source_codes,
     }
@@ -303,7 +303,7 @@ def _slice_samples(
     frames = [fr for _, frs in members for fr in frs]
     if all(fr.position is not None and fr.orientation is not None for fr in frames):
         normal = np.cross(frames[0].orientation[:3], frames[0].orientation[3:])  # type: ignore[index]
-        frames.sort(key=lambda fr: float(fr.position @ normal))  # type: ignore[operator]
+        frames.sort(key=lambda fr: float(fr.position @ normal))
     c = int(header.get("SamplesPerPixel", 1) or 1)
     out = []
     for fr in frames:

@@ -6,7 +6,7 @@ papers (``export_figure``/``FigureExporter`` with ``publication_layout``).
 """
 
 from .embedding import plot_embedding, plot_embedding_grid
-from .explorer import explore, show_figure
+from .explorer import show_figure
 from .export import ExportError, FigureExporter, export_figure, find_browser
 from .featurevis import (
     plot_kernels,
@@ -32,7 +32,6 @@ __all__ = [
     "FigureExporter",
     "ThumbnailFigure",
     "column_width",
-    "explore",
     "export_figure",
     "find_browser",
     "is_grayscale_safe",

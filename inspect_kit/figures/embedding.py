@@ -25,6 +25,7 @@ from inspect_kit.labels import NOT_CLASSES
 
 from . import theme
 from .html import META_KEY, ThumbnailFigure
+from .protocols import EmbeddingLike
 
 #: above this many points 2D scatters use WebGL (Scattergl)
 GL_THRESHOLD = 5000
@@ -62,7 +63,7 @@ def _display(values: np.ndarray, names: Mapping[Any, str]) -> np.ndarray:
     return np.asarray([str(names.get(v, v)) for v in values.tolist()], dtype=object)
 
 
-def _color_values(emb: Any, color: Any) -> tuple[str | None, np.ndarray | None]:
+def _color_values(emb: EmbeddingLike, color: Any) -> tuple[str | None, np.ndarray | None]:
     if color is None:
         return None, None
     if isinstance(color, str):
@@ -112,7 +113,7 @@ def _is_categorical(values: np.ndarray) -> bool:
     return False
 
 
-def _colouring(embs: Sequence[Any], color: Any, names: Mapping[Any, str]) -> _Colouring:
+def _colouring(embs: Sequence[EmbeddingLike], color: Any, names: Mapping[Any, str]) -> _Colouring:
     """One colour scheme for all panels, so the same class has the same colour everywhere."""
     per_panel = [_color_values(e, color) for e in embs]
     name = per_panel[0][0]
@@ -141,7 +142,9 @@ def _colouring(embs: Sequence[Any], color: Any, names: Mapping[Any, str]) -> _Co
     return _Colouring(name, allv, False, [], {}, {}, lo, hi)
 
 
-def _hover_text(emb: Any, names: Mapping[Any, str], hover: Sequence[str] | None) -> np.ndarray:
+def _hover_text(
+    emb: EmbeddingLike, names: Mapping[Any, str], hover: Sequence[str] | None
+) -> np.ndarray:
     cols = [np.asarray([f"sample {i}" for i in np.asarray(emb.index).tolist()], dtype=object)]
     if emb.labels is not None:
         cols.append("label: " + _display(np.asarray(emb.labels), names))
@@ -161,7 +164,9 @@ def _hover_text(emb: Any, names: Mapping[Any, str], hover: Sequence[str] | None)
     return out
 
 
-def _thumb_tiles(embs: Sequence[Any], size: int | None) -> tuple[dict | None, list[np.ndarray]]:
+def _thumb_tiles(
+    embs: Sequence[EmbeddingLike], size: int | None
+) -> tuple[dict | None, list[np.ndarray]]:
     """One atlas for all panels (identical thumbnails stored once) and each panel's tiles."""
     thumbs = [e.thumbnails for e in embs]
     if any(t is None for t in thumbs):
@@ -179,7 +184,7 @@ def _thumb_tiles(embs: Sequence[Any], size: int | None) -> tuple[dict | None, li
     return atlas.to_json(), np.split(atlas.tile_index, splits)
 
 
-def _axis_titles(emb: Any) -> list[str]:
+def _axis_titles(emb: EmbeddingLike) -> list[str]:
     from inspect_kit.analysis.embedding.registry import axis_label, is_linear
 
     prefix = axis_label(emb.method)
@@ -193,7 +198,7 @@ def _axis_titles(emb: Any) -> list[str]:
     return titles
 
 
-def _quality_text(emb: Any) -> str:
+def _quality_text(emb: EmbeddingLike) -> str:
     m = emb.metrics or {}
     parts = []
     if m.get("trustworthiness") is not None:
@@ -233,7 +238,7 @@ def _scatter(dims: int, gl: bool, coords: np.ndarray, **kw: Any) -> go.BaseTrace
 
 
 def _panel_traces(
-    emb: Any,
+    emb: EmbeddingLike,
     color: Any,
     col: _Colouring,
     names: Mapping[Any, str],
@@ -340,7 +345,7 @@ def _panel_traces(
     return traces
 
 
-def _background_trace(bg: Any, dims: int, gl: bool, size: float) -> go.BaseTraceType:
+def _background_trace(bg: EmbeddingLike, dims: int, gl: bool, size: float) -> go.BaseTraceType:
     return _scatter(
         dims,
         gl,
@@ -365,14 +370,14 @@ def _finish(fig: go.Figure, atlas: dict | None, scale: int) -> go.Figure:
 
 
 def plot_embedding(
-    embedding: Any,
+    embedding: EmbeddingLike,
     color: str | np.ndarray | None = "auto",
     *,
     hover: Sequence[str] | None = None,
     thumbnails: bool = True,
     label_names: Sequence[str] | Mapping[Any, str] | None = None,
     mark_errors: bool = True,
-    background: Any = None,
+    background: EmbeddingLike | None = None,
     title: str | None = None,
     marker_size: float | None = None,
     opacity: float | None = None,
@@ -480,7 +485,7 @@ def plot_embedding(
 
 
 def plot_embedding_grid(
-    embeddings: Sequence[Any] | Mapping[str, Any],
+    embeddings: Sequence[EmbeddingLike] | Mapping[str, EmbeddingLike],
     color: str | np.ndarray | None = "auto",
     *,
     cols: int | None = None,
@@ -579,7 +584,7 @@ def plot_embedding_grid(
         vertical_spacing=gap_px / (height - top_px - bottom_px) if n_rows > 1 else 0.1,
     )
     coloraxis = "coloraxis" if (col.name is not None and not col.categorical) else None
-    for k, (e, t) in enumerate(zip(embs, tiles, strict=True)):
+    for k, (e, tile) in enumerate(zip(embs, tiles, strict=True)):
         r, c = divmod(k, n_cols)
         for tr in _panel_traces(
             e,
@@ -587,7 +592,7 @@ def plot_embedding_grid(
             col,
             names,
             hover,
-            t,
+            tile,
             gl=gl,
             mark_errors=mark_errors,
             size=size,

@@ -25,13 +25,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from .embedding import GL_THRESHOLD, _colouring, _names, _thumb_tiles
 from .html import hover_js
+
+if TYPE_CHECKING:
+    from inspect_kit.analysis.embedding.maps import MapSource
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def widget_css() -> str:
     return (_ASSETS / "explorer.css").read_text(encoding="utf-8")
 
 
-def _require_anywidget() -> None:
+def require_anywidget() -> None:
     if anywidget is None:
         raise ImportError(
             "the explorer needs anywidget: pip install 'inspect-kit[explore]' (anywidget, "
@@ -80,10 +83,6 @@ def _f32(a: np.ndarray) -> bytes:
 
 def _i32(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<i4").tobytes()
-
-
-def _is_store(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
 
 if anywidget is not None:
@@ -138,7 +137,7 @@ if anywidget is not None:
             The maps shown, one per panel.
         """
 
-        panels = t.List().tag(sync=True)
+        panels: t.List[Any] = t.List().tag(sync=True)
         n_points = t.Int(0).tag(sync=True)
         rows = t.Bytes(b"").tag(sync=True)
         atlas = t.Dict().tag(sync=True)
@@ -160,41 +159,27 @@ if anywidget is not None:
 
         def __init__(
             self,
-            embeddings: Sequence[Any],
+            source: MapSource,
             *,
-            store: Any = None,
-            rows: np.ndarray | None = None,
-            embed_kwargs: dict[str, Any] | None = None,
-            features: np.ndarray | None = None,
-            reduce: str | Callable | None = "mean",
             color: str | None = "auto",
             label_names: Sequence[str] | Mapping[Any, str] | None = None,
             thumbnail_size: int | None = 24,
             thumbnail_scale: int = 4,
             images: bool = False,
             height: int = 420,
-            layer_options: Sequence[str] = (),
-            method_options: Sequence[str] = (),
         ) -> None:
-            embs = list(embeddings)
+            # the source computes (new maps, features, neighbours); the widget only shows
+            self.source = source
+            embs = list(source.embeddings)
             n = len(embs[0])
-            self._store = store
-            self._embed_kwargs = dict(embed_kwargs or {})
-            self._reduce = reduce
-            self._features = {}
-            if features is not None:
-                from inspect_kit.analysis.embedding._features import Features
-
-                self._features[None] = Features(features, reduce=reduce, progress=False).to_numpy()
+            rows = source.rows
             self._callbacks: list[Callable[[np.ndarray], Any]] = []
             self._rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows)
             self._point_of = {int(r): i for i, r in enumerate(self._rows.tolist())}
             self._names = _names(label_names)
             self.embeddings = embs
-            self._cache: dict[tuple[str, str], Any] = {}
-            for e in embs:
-                self._cache[(str(e.layer), e.method)] = e
-            atlas, tiles = (None, [None])
+            atlas: dict[str, Any] | None = None
+            tiles: list[np.ndarray] = []
             if embs[0].thumbnails is not None:
                 atlas, tiles = _thumb_tiles([embs[0]], thumbnail_size)
             atlas_state = {}
@@ -217,8 +202,8 @@ if anywidget is not None:
                 color_by=color or "",
                 layer=str(embs[0].layer or ""),
                 method=embs[0].method,
-                layer_options=list(layer_options) or [str(embs[0].layer or "")],
-                method_options=list(method_options) or [embs[0].method],
+                layer_options=list(source.layer_options) or [str(embs[0].layer or "")],
+                method_options=list(source.method_options) or [embs[0].method],
                 images=bool(images),
                 height=int(height),
             )
@@ -374,26 +359,7 @@ if anywidget is not None:
         # -- neighbours --------------------------------------------------------------------------
         def features(self, layer: str | None = None) -> np.ndarray:
             """The original features ``(N, D)`` of ``layer`` (default: the first map's), float32."""
-            layer = layer or self.embeddings[0].layer
-            if self._store is None:
-                if None in self._features:
-                    return self._features[None]
-                raise ValueError(
-                    "neighbours need the original features: explore a store, or pass "
-                    "features=<array (N, ...)> with the embedding"
-                )
-            if layer not in self._features:
-                from inspect_kit.analysis.embedding._features import Features
-
-                samples = None if len(self._rows) == len(self._store) else self._rows
-                self._features[layer] = Features(
-                    self._store[layer],
-                    reduce=self._reduce,
-                    samples=samples,
-                    name=layer,
-                    progress=False,
-                ).to_numpy()
-            return self._features[layer]
+            return self.source.features(layer)
 
         def neighbours(
             self,
@@ -433,16 +399,8 @@ if anywidget is not None:
             >>> ex.neighbours(12, k=5)                      # doctest: +SKIP
             array([ 88, 301,   7, 954, 412])
             """
-            from sklearn.neighbors import NearestNeighbors
-
             point = self._points([sample])[0]
-            X = self.features(layer)
-            if not 0 < k < len(X):
-                raise ValueError(f"k must be between 1 and {len(X) - 1}, got {k}")
-            nn = NearestNeighbors(n_neighbors=k + 1).fit(X)
-            dist, idx = nn.kneighbors(X[point : point + 1])
-            keep = idx[0] != point
-            dist, idx = dist[0][keep][:k], idx[0][keep][:k]
+            idx, dist = self.source.neighbours(point, k, layer)
             if highlight:
                 self.query = point
                 self.highlight = idx.tolist()
@@ -457,22 +415,6 @@ if anywidget is not None:
                     self.status = str(err)
 
         # -- switching layer and method ----------------------------------------------------------
-        def _embedding(self, layer: str, method: str) -> Any:
-            key = (layer, method)
-            if key not in self._cache:
-                from inspect_kit.analysis.embedding import embed
-
-                samples = None if len(self._rows) == len(self._store) else self._rows
-                self._cache[key] = embed(
-                    self._store,
-                    layer,
-                    method,
-                    samples=samples,
-                    reduce=self._reduce,
-                    **self._embed_kwargs,
-                )
-            return self._cache[key]
-
         def show(
             self, layers: Sequence[str] | str | None = None, method: str | None = None
         ) -> Explorer:
@@ -486,21 +428,15 @@ if anywidget is not None:
                 layers = [layers]
             layers = list(layers or [e.layer for e in self.embeddings])
             method = method or self.embeddings[0].method
-            if self._store is None:
-                if all((str(lay), method) in self._cache for lay in layers):
-                    embs = [self._cache[(str(lay), method)] for lay in layers]
-                else:
-                    raise ValueError(
-                        "switching layer or method needs the store the embeddings came from; "
-                        "explore(store, ...) instead of an Embedding"
-                    )
+            if self.source.store is None or all(self.source.has(lay, method) for lay in layers):
+                embs = [self.source.embedding(lay, method) for lay in layers]
             else:
                 from inspect_kit.analysis.embedding.registry import display_name
 
                 shown = display_name(method)
                 self.status = f"computing {shown} of {', '.join(layers)} (cached in the store)"
                 try:
-                    embs = [self._embedding(lay, method) for lay in layers]
+                    embs = [self.source.embedding(lay, method) for lay in layers]
                 finally:
                     self.status = ""
             self.embeddings = embs
@@ -621,7 +557,7 @@ def show_figure(fig: go.Figure) -> Any:
     --------
     >>> show_figure(go.Figure(plot_embedding(emb)))     # after a round trip  # doctest: +SKIP
     """
-    _require_anywidget()
+    require_anywidget()
     register_renderer()
     return FigureView(fig)
 
@@ -642,155 +578,11 @@ def register_renderer() -> None:
 
     class WidgetRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict: dict) -> dict:
-            data, _meta = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
-            return data
+            bundle = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
+            assert bundle is not None  # a new widget has a model to show
+            return bundle[0]
 
     pio.renderers["inspect_kit"] = WidgetRenderer()
 
 
-def _explore_inputs(
-    data: Any, layers: list[str] | None, method: str, samples: Any, embed_kwargs: dict[str, Any]
-) -> tuple[list[Any], Any, np.ndarray | None, list[str]]:
-    """(embeddings, store or None, store rows or None, layer options)."""
-    from inspect_kit.analysis.embedding import Embedding, embed
-
-    if isinstance(data, str | Path):
-        from inspect_kit.store import open_store
-
-        data = open_store(data)
-    if _is_store(data):
-        store = data
-        stored = list(store.layers)
-        if not stored:
-            raise ValueError(f"the store {store.path} holds no layers")
-        layers = layers or [stored[-1]]
-        rows = None
-        if samples is not None:
-            rows = np.asarray(samples)
-            rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-        embs = [embed(store, lay, method, samples=rows, **embed_kwargs) for lay in layers]
-        return embs, store, rows, stored
-    if isinstance(data, Embedding):
-        embs = [data]
-    elif isinstance(data, Mapping):
-        embs = list(data.values())
-    elif isinstance(data, Sequence) and data and all(isinstance(e, Embedding) for e in data):
-        embs = list(data)
-    else:
-        raise TypeError(
-            "explore() takes an activation store (or its path), an Embedding, or a list of "
-            f"Embeddings; got {type(data).__name__}"
-        )
-    sizes = {len(e) for e in embs}
-    if len(sizes) > 1:
-        raise ValueError(f"linked maps must show the same samples; their sizes are {sorted(sizes)}")
-    # an embedding of a whole store: reopen it, so neighbours and switching work
-    store = None
-    src = embs[0].source
-    if src and Path(src).exists() and all(e.source == src for e in embs):
-        from inspect_kit.store import open_store
-
-        candidate = open_store(src)
-        if len(candidate) == len(embs[0]) and np.array_equal(candidate.index, embs[0].index):
-            store = candidate
-        else:
-            candidate.close()
-    opts = list(store.layers) if store is not None else [str(e.layer) for e in embs]
-    return embs, store, None, opts
-
-
-def explore(
-    data: Any,
-    layer: str | Sequence[str] | None = None,
-    method: str = "pca",
-    *,
-    color: str | None = "auto",
-    label_names: Sequence[str] | Mapping[Any, str] | None = None,
-    samples: np.ndarray | None = None,
-    features: np.ndarray | None = None,
-    reduce: str | Callable | None = "mean",
-    thumbnail_size: int | None = 24,
-    images: bool = False,
-    height: int = 420,
-    **embed_kwargs: Any,
-) -> Any:
-    """Explore embeddings in Jupyter: maps with hover thumbnails, selection, neighbours.
-
-    Parameters
-    ----------
-    data : ActivationStore, path of a store, Embedding, or list/dict of Embeddings
-        A store is embedded with :func:`inspect_kit.embed` (its cache reused); embeddings are
-        shown as they are (with their store, when they cover the whole of it, for neighbours
-        and switching layers).
-    layer : str or list of str, optional
-        Layer(s) of the store to map (default: the last stored layer). Several layers are
-        shown side by side and linked: a selection on one highlights the same samples on all.
-    method : {'pca', 'tsne', 'umap'}
-        Embedding method (switchable in the widget).
-    color : str or None
-        'auto' (labels, else predictions), 'label', 'prediction', 'correct', a metadata key,
-        or None; switchable in the widget.
-    label_names : sequence or mapping, optional
-        Names of label values.
-    samples : array of int or bool mask, optional
-        Only these store rows.
-    features : array (N, ...), optional
-        Original features for :meth:`Explorer.neighbours` when exploring an Embedding that has
-        no store.
-    reduce : {'mean', 'max', 'flatten'} or callable
-        Pooling of spatial maps, for the embedding and for neighbours.
-    thumbnail_size : int or None
-        Longest side of a thumbnail in the sprite sheet (px).
-    images : bool
-        Draw each point as its thumbnail (for up to a few thousand points; zoom in to see
-        them larger). Switchable in the widget.
-    height : int
-        Height of a map in pixels.
-    **embed_kwargs
-        Passed to :func:`inspect_kit.embed` (``perplexity=30``, ``random_state=0`` ...).
-
-    Returns
-    -------
-    Explorer
-        An anywidget: display it (last line of a cell). ``.selected``, ``.select(rows)``,
-        ``.on_select(callback)``, ``.selection_table()``, ``.neighbours(sample, k)``,
-        ``.show(layers, method)``, ``.save_html(path)``.
-
-    Examples
-    --------
-    >>> ex = inspect_kit.explore(store, ["relu2", "fc"], method="pca", color="site")  # doctest: +SKIP
-    >>> ex.select(np.flatnonzero(store.labels == 1)).selection_table().head()  # doctest: +SKIP
-    >>> ex.neighbours(int(ex.selected[0]), k=8)                             # doctest: +SKIP
-    """
-    _require_anywidget()
-    register_renderer()
-    layers = [layer] if isinstance(layer, str) else (list(layer) if layer is not None else None)
-    embed_kwargs.setdefault("progress", False)
-    embs, store, rows, layer_opts = _explore_inputs(
-        data, layers, method, samples, dict(embed_kwargs, reduce=reduce)
-    )
-    from inspect_kit.analysis.embedding.registry import method_names
-
-    methods = list(method_names()) if store is not None else sorted({e.method for e in embs})
-    if images and len(embs[0]) > MAX_IMAGE_POINTS:
-        logger.warning(
-            "images as points for %d samples: only useful up to a few thousand", len(embs[0])
-        )
-    return Explorer(
-        embs,
-        store=store,
-        rows=rows,
-        embed_kwargs=embed_kwargs,
-        features=features,
-        reduce=reduce,
-        color=color,
-        label_names=label_names,
-        thumbnail_size=thumbnail_size,
-        images=images,
-        height=height,
-        layer_options=layer_opts,
-        method_options=methods,
-    )
-
-
-__all__ = ["explore", "register_renderer", "show_figure", "standalone_html"]
+__all__ = ["register_renderer", "require_anywidget", "show_figure", "standalone_html"]

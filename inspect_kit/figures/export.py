@@ -224,10 +224,11 @@ class FigureExporter:
         opts["height"] = int(height or layout.height or 500)
         if not self.is_open:
             self.open()
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the exporter's browser did not start")
         with self._lock:
-            future = asyncio.run_coroutine_threadsafe(
-                self._kaleido.calc_fig(fig, opts=opts), self._loop
-            )
+            future = asyncio.run_coroutine_threadsafe(self._kaleido.calc_fig(fig, opts=opts), loop)
             try:
                 data = future.result(self.timeout + 10)
             except Exception as err:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import theme
+from .protocols import ExemplarsLike, FeatureVisLike, KernelsLike, RandomizationLike
 
 __all__ = [
     "GRAYSCALES",
@@ -136,7 +137,9 @@ def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int
     return picked
 
 
-def _exemplar_rows(result: Any, exemplars: Any, picked: list[int]) -> list[int | None]:
+def _exemplar_rows(
+    result: FeatureVisLike, exemplars: ExemplarsLike | None, picked: list[int]
+) -> list[int | None]:
     """For each picked batch element, the row of ``exemplars`` with the same unit."""
     if exemplars is None:
         return [None] * len(picked)
@@ -160,8 +163,8 @@ def _exemplar_rows(result: Any, exemplars: Any, picked: list[int]) -> list[int |
 
 
 def plot_unit_gallery(
-    result: Any,
-    exemplars: Any = None,
+    result: FeatureVisLike,
+    exemplars: ExemplarsLike | None = None,
     *,
     units: Sequence[int] | None = None,
     max_units: int = 8,
@@ -208,15 +211,19 @@ def plot_unit_gallery(
     dim = images.ndim - 2
     picked = _pick_units(images.shape[0], units, max_units)
     ex_rows = _exemplar_rows(result, exemplars, picked)
+    ex_thumbs = exemplars.thumbnails if exemplars is not None else None
     k = 0
-    if exemplars is not None and exemplars.thumbnails is not None:
-        k = min(max_exemplars, exemplars.thumbnails.shape[1])
+    if ex_thumbs is not None:
+        k = min(max_exemplars, ex_thumbs.shape[1])
     n_img = 3 if dim == 3 else 1
     ncols = n_img + k + 1
     cs = _colorscale(colorscale)
-    zrange = tuple(result.value_range) if result.value_range is not None else None
-    if zrange is None:
-        zrange = (float(np.nanmin(images)), float(np.nanmax(images)))
+    vr = result.value_range
+    zrange = (
+        (float(vr[0]), float(vr[1]))
+        if vr is not None
+        else (float(np.nanmin(images)), float(np.nanmax(images)))
+    )
 
     # Planned at a width that fits a 1,000 px window: columns of known width, whose titles
     # wrap to it, and rows spaced by the tallest title.
@@ -236,7 +243,7 @@ def plot_unit_gallery(
         else:
             titles.append(theme.wrap_label(label, column_px, _TITLE_PX))
         for j in range(k):
-            if er is None:
+            if er is None or exemplars is None:
                 titles.append("")
                 continue
             a = exemplars.activations[er, j]
@@ -277,8 +284,8 @@ def plot_unit_gallery(
             _style_image_axes(fig, r, 1)
         for j in range(k):
             col = n_img + 1 + j
-            if er is not None:
-                thumb = exemplars.thumbnails[er, j]
+            if er is not None and exemplars is not None and ex_thumbs is not None:
+                thumb = ex_thumbs[er, j]
                 fig.add_trace(
                     _image_trace(thumb, (0, 255), cs, f"sample {exemplars.index[er, j]}"),
                     row=r,
@@ -313,7 +320,7 @@ def plot_unit_gallery(
             row=r,
             col=ncols,
         )
-        if er is not None:
+        if er is not None and exemplars is not None:
             best = float(exemplars.activations[er, 0])
             fig.add_trace(
                 go.Scatter(
@@ -332,8 +339,9 @@ def plot_unit_gallery(
         _add_plane_sliders(fig, [_sample_plane(images[b], channel) for b in picked], plane_traces)
     bottom = 40 + (3 * _SLIDER_PX if dim == 3 and sliders else 0)
     n_flat = int(np.sum(flat)) if flat is not None else 0
+    n_units = len(flat) if flat is not None else 0
     subtitle = (
-        f"{n_flat} of {len(flat)} units stayed flat (objective constant or image "
+        f"{n_flat} of {n_units} units stayed flat (objective constant or image "
         "without contrast): their images show no feature"
         if n_flat
         else None
@@ -473,7 +481,7 @@ def _tile(blocks: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def plot_kernels(
-    kernels: Any,
+    kernels: KernelsLike,
     *,
     max_kernels: int = 64,
     ncols: int | None = None,
@@ -542,7 +550,7 @@ def plot_kernels(
     return fig
 
 
-def plot_trajectories(result: Any, *, units: Sequence[int] | None = None) -> go.Figure:
+def plot_trajectories(result: FeatureVisLike, *, units: Sequence[int] | None = None) -> go.Figure:
     """The objective per unit over the optimisation steps.
 
     Examples
@@ -573,7 +581,7 @@ def plot_trajectories(result: Any, *, units: Sequence[int] | None = None) -> go.
 
 
 def plot_randomization(
-    result: Any,
+    result: RandomizationLike,
     *,
     units: Sequence[int] | None = None,
     max_units: int = 4,
@@ -706,7 +714,9 @@ def plot_randomization(
     )
     fig.update_yaxes(title_text="similarity", row=1, col=1)
     vr = result.value_range
-    zrange = tuple(vr) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
+    zrange = (
+        (float(vr[0]), float(vr[1])) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
+    )
     cs = _colorscale(colorscale)
     for r, b in enumerate(picked, start=2):
         for s in range(n_stages):

@@ -300,15 +300,15 @@ class ThumbnailFigure(go.Figure):
 
     def to_html(
         self, include_plotlyjs: bool | str = True, full_html: bool = True, **kwargs: Any
-    ) -> str:  # type: ignore[override]
+    ) -> str:
         return to_html(self, include_plotlyjs=include_plotlyjs, full_html=full_html, **kwargs)
 
     def write_html(
         self, file: str | Path, include_plotlyjs: bool | str = True, **kwargs: Any
-    ) -> Path:  # type: ignore[override]
+    ) -> Path:
         return save_html(self, file, include_plotlyjs=include_plotlyjs, **kwargs)
 
-    def show(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def show(self, *args: Any, **kwargs: Any) -> None:
         """Display in Jupyter with thumbnails; outside a notebook, open it in a browser."""
         if _in_notebook():
             self._ipython_display_()

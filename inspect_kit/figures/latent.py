@@ -16,6 +16,13 @@ from plotly.subplots import make_subplots
 
 from inspect_kit.figures import theme
 from inspect_kit.figures.embedding import plot_embedding
+from inspect_kit.figures.protocols import (
+    EmbeddingLike,
+    InterpolationLike,
+    LatentCorrelationsLike,
+    ReconstructionErrorsLike,
+    TraversalLike,
+)
 
 __all__ = [
     "plot_traversal",
@@ -72,7 +79,7 @@ def _range(planes: Sequence[np.ndarray]) -> tuple[float, float]:
 
 
 def plot_traversal(
-    traversal: Any,
+    traversal: TraversalLike,
     *,
     channel: int = 0,
     shared_scale: bool = True,
@@ -145,7 +152,7 @@ def plot_traversal(
 
 
 def plot_interpolation(
-    interpolation: Any,
+    interpolation: InterpolationLike,
     *,
     channel: int = 0,
     title: str | None = None,
@@ -194,7 +201,7 @@ def plot_interpolation(
 
 
 def plot_reconstruction_errors(
-    probe: Any,
+    probe: ReconstructionErrorsLike | np.ndarray | list[float] | tuple[float, ...],
     *,
     n_worst: int | None = 8,
     channel: int = 0,
@@ -226,8 +233,12 @@ def plot_reconstruction_errors(
     --------
     >>> fig = plot_reconstruction_errors(probe, n_worst=6)  # doctest: +SKIP
     """
+    # the worst cases are optional attributes, read when the probe kept them
+    inputs: Any = None
+    recons: Any = None
+    idx: Any = None
     if isinstance(probe, np.ndarray | list | tuple):
-        errors, inputs, recons, idx = np.asarray(probe, dtype=float), None, None, None
+        errors = np.asarray(probe, dtype=float)
     else:
         errors = np.asarray(probe.reconstruction_error_, dtype=float)
         inputs = getattr(probe, "worst_inputs_", None)
@@ -269,7 +280,7 @@ def plot_reconstruction_errors(
         **(dict(row=1, col=1) if k else {}),
     )
     if k:
-        worst_err = errors[np.asarray(idx[:k], dtype=int)]
+        worst_err = errors[np.asarray(idx[:k], dtype=np.int64)]
         fig.add_trace(
             go.Scatter(
                 x=np.log10(np.clip(worst_err, 1e-12, None)) if log_x else worst_err,
@@ -322,7 +333,7 @@ def plot_reconstruction_errors(
 
 
 def plot_latent_correlations(
-    probe: Any,
+    probe: LatentCorrelationsLike | Mapping[str, Any],
     *,
     targets: Sequence[str] | None = None,
     title: str | None = None,
@@ -349,6 +360,8 @@ def plot_latent_correlations(
     --------
     >>> fig = plot_latent_correlations(probe)  # doctest: +SKIP
     """
+    corr: Mapping[str, Any]
+    kinds: Mapping[str, str]
     if isinstance(probe, Mapping):
         corr, kinds = dict(probe), {}
     else:
@@ -385,7 +398,7 @@ def plot_latent_correlations(
 
 
 def plot_latent_scatter(
-    embedding: Any,
+    embedding: EmbeddingLike,
     color: str | np.ndarray | None = "auto",
     *,
     title: str | None = None,

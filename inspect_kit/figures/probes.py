@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import cast
 
 import numpy as np
 import plotly.graph_objects as go
 
 from inspect_kit.figures import theme
+from inspect_kit.figures.protocols import ProbeProfileLike
 
 __all__ = ["plot_probe_profile"]
 
@@ -25,7 +26,7 @@ _CHANCE_NAMES = {
 
 
 def plot_probe_profile(
-    profile: Any,
+    profile: ProbeProfileLike | Sequence[ProbeProfileLike] | Mapping[str, ProbeProfileLike],
     *,
     title: str | None = None,
     show_chance: bool = True,
@@ -58,7 +59,8 @@ def plot_probe_profile(
         profiles = list(profile)
         names = [p.target for p in profiles]
     else:
-        profiles, names = [profile], [profile.target]
+        one = cast(ProbeProfileLike, profile)  # a single profile: it has layers
+        profiles, names = [one], [one.target]
     if not profiles:
         raise ValueError("no probe profiles to plot")
     metrics = {p.metric for p in profiles}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from inspect_kit.figures import theme
+from inspect_kit.figures.protocols import SimilarityLike
 
 __all__ = ["plot_similarity", "short_labels"]
 
@@ -49,7 +49,7 @@ def short_labels(names: list[str], max_length: int = 22) -> list[str]:
 
 
 def plot_similarity(
-    sim: Any,
+    sim: SimilarityLike,
     *,
     title: str | None = None,
     annotate: bool | None = None,
@@ -109,8 +109,9 @@ def plot_similarity(
         annotate = max(len(rows), len(cols)) <= 12
     description = getattr(sim, "description", str(getattr(sim, "method", "similarity")))
     method = str(getattr(sim, "method", "")).upper()
-    store = Path(sim.store).stem if getattr(sim, "store", None) else "store"
-    other = Path(sim.other).stem if getattr(sim, "other", None) else None
+    store_path, other_path = getattr(sim, "store", None), getattr(sim, "other", None)
+    store = Path(store_path).stem if store_path else "store"
+    other = Path(other_path).stem if other_path else None
     y_title = f"{store} layer" if other else "layer"
     x_title = f"{other} layer" if other else "layer"
     if title is None:

@@ -71,8 +71,7 @@ def list_layers(
     ['layer4.0.conv1', 'layer4.0.conv2']
     """
     inc, exc = _as_list(include), _as_list(exclude)
-    if types is not None and not isinstance(types, list | tuple):
-        types = [types]
+    type_list = [types] if isinstance(types, type | str) else types
     names = []
     for name, module in model.named_modules():
         if not name:
@@ -81,7 +80,7 @@ def list_layers(
             continue
         if exc and any(_matches(name, p) for p in exc):
             continue
-        if types is not None and not _type_matches(module, types):
+        if type_list is not None and not _type_matches(module, type_list):
             continue
         names.append(name)
     return names

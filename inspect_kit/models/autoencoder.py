@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -149,8 +149,9 @@ class ConvAutoencoder(nn.Module):
             try:
                 torch.default_generator.manual_seed(seed)
                 for module in self.modules():
-                    if module is not self and hasattr(module, "reset_parameters"):
-                        module.reset_parameters()
+                    reset = getattr(module, "reset_parameters", None)
+                    if module is not self and callable(reset):
+                        reset()
             finally:
                 torch.random.set_rng_state(rng_state)
 
@@ -185,7 +186,7 @@ class ConvAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of ``x`` (a VAE decodes a posterior sample only in training mode)."""
         if not self.variational:
-            return self.decode(self.encode(x))
+            return self.decode(cast(torch.Tensor, self.encode(x)))  # one code, not (mu, logvar)
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar) if self.training else mu)
 
@@ -215,6 +216,16 @@ def autoencoder_loss(output: Any, target: torch.Tensor, beta: float = 1.0) -> to
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / target.shape[0]
         return (rec + beta * kl) / per_sample
     return F.mse_loss(output, target)
+
+
+class _Variational(Protocol):
+    """What the VAE loss needs of a model: a posterior and a decoder."""
+
+    training: bool
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
 def _input_of(batch: Any) -> torch.Tensor:
@@ -288,9 +299,10 @@ def fit_autoencoder(
         x = _input_of(batch)
         if not variational:
             return autoencoder_loss(net(x), x)
-        mu, logvar = net.encode(x)
-        z = ConvAutoencoder.reparameterize(mu, logvar) if net.training else mu
-        return autoencoder_loss((net.decode(z), mu, logvar), x, beta=beta)
+        vae = cast(_Variational, net)  # it has encode and decode: checked above
+        mu, logvar = vae.encode(x)
+        z = ConvAutoencoder.reparameterize(mu, logvar) if vae.training else mu
+        return autoencoder_loss((vae.decode(z), mu, logvar), x, beta=beta)
 
     return fit(
         model,

@@ -366,7 +366,7 @@ def _fill_tied(state: dict[str, Any], own: dict[str, torch.Tensor]) -> dict[str,
     for key, tensor in own.items():
         if tensor.numel():
             groups.setdefault(
-                (tensor.untyped_storage().data_ptr(), tensor.storage_offset()), []
+                (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset())), []
             ).append(key)
     filled = dict(state)
     for keys in groups.values():

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 Batch = Any  # a tensor, a tuple/list of tensors, or whatever a user's DataLoader yields
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+MetricFn = Callable[[nn.Module, Batch], torch.Tensor | float]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -145,7 +146,7 @@ def _evaluate(
     model: nn.Module,
     batches: _Batches,
     loss_fn: LossFn,
-    metrics: Mapping[str, LossFn],
+    metrics: Mapping[str, MetricFn],
     device: torch.device,
     generator: torch.Generator,
 ) -> dict[str, float]:
@@ -182,7 +183,7 @@ def fit(
     seed: int | None = 0,
     progress: bool = True,
     weight_decay: float = 0.0,
-    metrics: Mapping[str, LossFn] | None = None,
+    metrics: Mapping[str, MetricFn] | None = None,
     restore_best: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` with Adam by minimising ``loss_fn(model, batch)``; the one training loop.

@@ -176,4 +176,9 @@ def sample_digests(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x)
     seed = zlib.crc32(f"{x.dtype.str}{x.shape[1:]}".encode())
     rows = x.reshape(len(x), -1).view(np.uint8) if x.size else x.reshape(len(x), 0)
-    return np.fromiter((zlib.crc32(r, seed) for r in rows), dtype=np.uint32, count=len(x))
+    # numpy's stubs declare ndarray a buffer (__buffer__) only for Python >= 3.12
+    return np.fromiter(
+        (zlib.crc32(r, seed) for r in rows),  # type: ignore[arg-type]
+        dtype=np.uint32,
+        count=len(x),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,7 @@ class ActivationStore:
     (8, 16)
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._datasets: dict[str, h5py.Dataset] = {}
         self._file: h5py.File = schema.open_h5_read(self.path)
@@ -257,6 +258,9 @@ class ActivationStore:
     def _sample_array(self, path: str) -> np.ndarray | None:
         if path not in self._file:
             return None
+        return self._read_samples(path)
+
+    def _read_samples(self, path: str) -> np.ndarray:
         n = self.n_samples
         arr = self._read(self._dataset(path), slice(0, n), path)
         if arr.dtype.kind in "SO":
@@ -266,7 +270,7 @@ class ActivationStore:
     @property
     def index(self) -> np.ndarray:
         """Position of each sample in the user's dataset, shape (N,)."""
-        return self._sample_array(schema.INDEX)
+        return self._read_samples(schema.INDEX)
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -316,7 +320,7 @@ class ActivationStore:
         """Per-sample metadata columns (patient id, site, ...), strings decoded."""
         if schema.META not in self._file:
             return {}
-        return {k: self._sample_array(f"{schema.META}/{k}") for k in self._file[schema.META]}
+        return {k: self._read_samples(f"{schema.META}/{k}") for k in self._file[schema.META]}
 
     # -- layers ----------------------------------------------------------------------------
     @property
@@ -512,7 +516,7 @@ class ActivationStore:
         return f"<ActivationStore {self.path.name} {status} samples={self.n_samples if status == 'open' else '?'} layers={len(self.layers) if status == 'open' else '?'}>"
 
 
-def open_store(path: str | Path) -> ActivationStore:
+def open_store(path: str | os.PathLike[str]) -> ActivationStore:
     """Open an activation store read-only.
 
     Parameters

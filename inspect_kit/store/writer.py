@@ -333,6 +333,12 @@ class StoreWriter:
             )
         return found
 
+    @property
+    def _open_file(self) -> h5py.File:
+        if self._file is None:
+            raise RuntimeError(f"{self.path}: the store writer is not open")
+        return self._file
+
     @staticmethod
     def _h5(path: Path, mode: str) -> h5py.File:
         # No chunk cache: a write error surfaces in the write, not in a later destructor.
@@ -355,7 +361,7 @@ class StoreWriter:
             # reuse the old space), so chunks hold a divisor of the batch: every batch then
             # writes whole chunks once.
             rows = next(r for r in range(min(rows, batch), 0, -1) if batch % r == 0)
-        self._ds[path] = ds = self._file.create_dataset(
+        self._ds[path] = ds = self._open_file.create_dataset(
             path,
             shape=(0,) + row_shape,
             maxshape=(None,) + row_shape,
@@ -460,10 +466,11 @@ class StoreWriter:
         for path, arr in self._columns(batch):
             self._append(path, arr)
         if self._digests:
+            assert batch.inputs is not None  # the capture loop sends the inputs of every batch
             self._append(schema.INPUT_DIGEST, sample_digests(batch.inputs))
-        self._file.flush()  # the rows reach the file before the index that commits them
+        self._open_file.flush()  # the rows reach the file before the index that commits them
         self._append(schema.INDEX, batch.index)
-        self._file.flush()
+        self._open_file.flush()
         self.n_done += len(batch.index)
         if not self._renamed:
             os.replace(self.partial, self.path)

@@ -4,7 +4,8 @@ The only layer that combines capture, analyses and the report. Workflows take sm
 objects (:mod:`.options`) rather than long keyword lists: :func:`build_report` profiles a
 store into one HTML report (a list of steps, :mod:`.report_steps`), :func:`run_demo` trains
 and profiles the demo model, and :mod:`.commands` holds the single-step commands
-(``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``).
+(``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``);
+:func:`explore` builds the embedding explorer from the analyses and the widget.
 
 Examples
 --------
@@ -13,18 +14,54 @@ Examples
 ... # doctest: +SKIP
 """
 
-from .demo import DemoSize, run_demo
-from .options import (
-    CaptureOptions,
-    DataOptions,
-    EmbeddingOptions,
-    FeatureVisOptions,
-    LatentOptions,
-    ModelSource,
-    ReportOptions,
-    RunOptions,
-)
-from .pipeline import PipelineResult, build_report, report_from_store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# names resolve on first use (PEP 562): ``inspect_kit.explore`` needs no torch
+_LAZY = {
+    "DemoSize": ".demo",
+    "run_demo": ".demo",
+    "CaptureOptions": ".options",
+    "DataOptions": ".options",
+    "EmbeddingOptions": ".options",
+    "FeatureVisOptions": ".options",
+    "LatentOptions": ".options",
+    "ModelSource": ".options",
+    "ReportOptions": ".options",
+    "RunOptions": ".options",
+    "PipelineResult": ".pipeline",
+    "build_report": ".pipeline",
+    "report_from_store": ".pipeline",
+    "explore": ".explore",
+}
+
+if TYPE_CHECKING:
+    from .demo import DemoSize, run_demo
+    from .explore import explore
+    from .options import (
+        CaptureOptions,
+        DataOptions,
+        EmbeddingOptions,
+        FeatureVisOptions,
+        LatentOptions,
+        ModelSource,
+        ReportOptions,
+        RunOptions,
+    )
+    from .pipeline import PipelineResult, build_report, report_from_store
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CaptureOptions",
@@ -38,6 +75,7 @@ __all__ = [
     "ReportOptions",
     "RunOptions",
     "build_report",
+    "explore",
     "report_from_store",
     "run_demo",
 ]

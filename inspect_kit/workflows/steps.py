@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -267,7 +267,9 @@ def random_weights_similarity(
     from inspect_kit.analysis.similarity import similarity
 
     pooled = {random_store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
-    reduction = "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
+    reduction: Literal["max", "flatten", "mean"] = (
+        "max" if pooled == {"max"} else ("flatten" if pooled == {"flatten"} else "mean")
+    )
     return similarity(
         store,
         random_store,
@@ -338,6 +340,7 @@ def latent_probe(
         "traversal": traversal,
         "latent_embedding": emb,
         "label_probe": label_probe,
+        "mean_mse": float(np.mean(probe.reconstruction_error_)),
         "mean_baseline_mse": baseline,
         "history": history,
     }

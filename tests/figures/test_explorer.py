@@ -20,7 +20,8 @@ from inspect_kit.analysis.embedding import embed
 from inspect_kit.capture import capture
 from inspect_kit.data import load_digits_images
 from inspect_kit.figures.embedding import plot_embedding
-from inspect_kit.figures.explorer import Explorer, FigureView, explore, plotly_js
+from inspect_kit.figures.explorer import Explorer, FigureView, plotly_js
+from inspect_kit.workflows.explore import explore
 
 N_POINTS = 2000
 
@@ -151,7 +152,7 @@ def test_explore_an_embedding_without_a_store_needs_features(store):
     assert set(ex.neighbours(5, k=3).tolist()) == set(want.tolist())
     # an embedding of a whole store finds its store again
     ex = explore(embed(store, "fc", method="pca"))
-    assert ex._store is not None and ex.layer_options == store.layers
+    assert ex.source.store is not None and ex.layer_options == store.layers
 
 
 def test_outputs_are_light(store):

@@ -459,7 +459,7 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
             explained_variance=est.explained_variance_,
             explained_variance_ratio=est.explained_variance_ratio_,
         )
-    attrs = {
+    attrs: dict[str, Any] = {
         "key": _cache_key(est, feats, ctx),
         "method": est.method,
         "params": est.params_,

@@ -241,6 +241,8 @@ class BaseEmbedding(TransformerMixin, BaseEstimator):
         subset = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         X = feats.take(subset)
         ys = None if y is None else np.asarray(y)[subset]
-        out = embedding_quality(X, self.embedding_[subset], ys, n_neighbors=self.metric_neighbors)
+        out: dict[str, Any] = embedding_quality(
+            X, self.embedding_[subset], ys, n_neighbors=self.metric_neighbors
+        )
         out["space"] = f"{feats.reduction}-reduced features ({feats.n_features}-d)"
         return out

@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspect_kit._names import close_matches
+
+if TYPE_CHECKING:
+    from ._base import BaseEmbedding
 
 __all__ = [
     "EmbeddingMethod",
@@ -67,7 +70,7 @@ class EmbeddingMethod:
     linear: bool = False
     default: bool = False
 
-    def load(self) -> type:
+    def load(self) -> type[BaseEmbedding]:
         """The estimator class (imported now if registered by path)."""
         if isinstance(self.estimator, str):
             module, _, attr = self.estimator.partition(":")

@@ -195,6 +195,8 @@ def top_exemplars(
         bar.update(red.shape[0])
     bar.close()
 
+    # n > 0 samples, so the loop ran at least once and set these
+    assert best_val is not None and best_row is not None and unit_idx is not None
     # Descending activation; ties broken by row so the result does not depend on chunking.
     order = np.lexsort((best_row, -best_val), axis=1)
     best_val = np.take_along_axis(best_val, order, axis=1)

@@ -122,7 +122,7 @@ class Objective:
     def unit_labels(self, batch_size: int) -> list[str]:
         """One label per batch element (``"conv2#3"``), else the objective's description."""
         idx = self.unit_indices(batch_size)
-        if idx is None:
+        if idx is None or self.units is None:
             return [self.description] * batch_size
         layer = self.units[0]
         return [f"class {u}" if layer == OUTPUT else f"{layer}#{u}" for u in idx]
@@ -161,7 +161,7 @@ class Objective:
             _precedence=level,
         )
 
-    def _scalar(self, value: float, op: str, reflected: bool) -> Objective:
+    def _scalar(self, value: numbers.Real | float, op: str, reflected: bool) -> Objective:
         v = float(value)
         a = self
         txt = _fmt(v)
@@ -446,14 +446,15 @@ def neuron(layer: str, n: Units, position: Sequence[int] | None = None) -> Objec
         spatial = sel.shape[1:]
         if not spatial:
             return sel
-        where = pos if pos is not None else tuple(s // 2 for s in spatial)
+        where: tuple[int, ...] = pos if pos is not None else tuple(int(s) // 2 for s in spatial)
         if len(where) != len(spatial) or any(
             not 0 <= w < s for w, s in zip(where, spatial, strict=True)
         ):
             raise ValueError(
                 f"position {where} is not inside the spatial shape {tuple(spatial)} of {layer!r}"
             )
-        return sel[(slice(None), *where)]
+        at: tuple[slice | int, ...] = (slice(None), *where)
+        return sel[at]
 
     return Objective(fn, desc, [layer], bs, (layer, plain))
 
@@ -526,17 +527,17 @@ def direction(layer: str, vector: Any, name: str | None = None) -> Objective:
     if bool((norms == 0).any()):
         raise ValueError("direction vector must be non-zero")
     bs = v.shape[0] if v.ndim == 2 else None
-    v = _PerDevice(v / norms)
+    unit = _PerDevice(v / norms)
     desc = f"direction({layer}, {name or 'v'})"
 
     def fn(acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         t = _get(acts, layer)
-        if t.ndim < 2 or t.shape[1] != v.t.shape[-1]:
+        if t.ndim < 2 or t.shape[1] != unit.t.shape[-1]:
             raise ValueError(
-                f"direction has {v.t.shape[-1]} components but {layer!r} has shape {tuple(t.shape)}"
+                f"direction has {unit.t.shape[-1]} components but {layer!r} has shape {tuple(t.shape)}"
             )
         _check_batch(t, bs, desc)
-        w = v.on(t.device, t.dtype)
+        w = unit.on(t.device, t.dtype)
         w = w.reshape((-1, w.shape[-1]) + (1,) * (t.ndim - 2))
         proj = (t * w).sum(dim=1)
         return proj.reshape(t.shape[0], -1).mean(dim=1)

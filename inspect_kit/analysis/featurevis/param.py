@@ -32,6 +32,8 @@ __all__ = [
 class _ImageParam(nn.Module):
     """Base: ``forward()`` returns the unconstrained image batch ``(B, C, *S)``."""
 
+    decorrelate: torch.Tensor | None  # a buffer
+
     def __init__(self, decorrelate: torch.Tensor | None) -> None:
         super().__init__()
         if decorrelate is None:
@@ -71,6 +73,7 @@ class FourierParam(_ImageParam):
     ) -> None:
         super().__init__(decorrelate)
         self.spectrum = nn.Parameter(spectrum)  # (B, C, *F, 2): real and imaginary parts
+        self.scale: torch.Tensor
         self.register_buffer("scale", scale)  # (*F,)
         self.spatial = tuple(int(s) for s in spatial)
 
@@ -256,7 +259,7 @@ def channel_decorrelation(data: Any, max_samples: int | None = 2048) -> np.ndarr
         n_seen += batch.shape[0]
         if max_samples is not None and n_seen >= max_samples:
             break
-    if total is None or count < 2:
+    if total is None or outer is None or count < 2:
         raise ValueError("channel_decorrelation needs at least one non-empty batch of inputs")
     mean = total / count
     cov = (outer / count - torch.outer(mean, mean)).numpy()

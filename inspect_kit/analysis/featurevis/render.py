@@ -98,6 +98,7 @@ class FeatureVisResult:
     @property
     def flat_labels(self) -> list[str]:
         """Labels of the :attr:`flat` units."""
+        assert self.flat is not None  # set by __post_init__
         return [lab for lab, f in zip(self.labels, self.flat, strict=True) if f]
 
     @property
@@ -347,6 +348,7 @@ def render(
     spec = fourier() if param is None else param
     if not isinstance(spec, ParamSpec):
         raise TypeError(f"param must come from pixel(...) or fourier(...), got {spec!r}")
+    tf: Callable[..., Any] | None
     if transforms is None:
         tf = default_transforms(shape[1:])
     elif callable(transforms):
@@ -438,6 +440,7 @@ def render(
             "redirect_relu_steps": redirect_steps,
         },
     )
+    assert result.flat is not None  # set by __post_init__
     if result.flat.any():
         logger.warning(
             "render: the objective stayed flat for %d of %d units (%s): their images show no "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -226,6 +227,7 @@ class Compose(Transform):
                 # Output -> input maps chain as M1 @ M2 @ ... (the first transform is applied
                 # to the image first, so it is the outermost sampling map).
                 mats = m if mats is None else mats @ m
+            assert mats is not None  # pending is not empty
             out = _resample(x, mats, pending[-1])
             pending.clear()
             return out
@@ -267,7 +269,8 @@ def scale(
     >>> scale((0.9, 1.1))
     scale(0.9, 1.1)
     """
-    return _Scale(tuple(factors), padding_mode)
+    lo, hi = factors
+    return _Scale((lo, hi), padding_mode)
 
 
 def rotate(
@@ -280,7 +283,8 @@ def rotate(
     >>> rotate((-10, 10))
     rotate(-10, 10)
     """
-    return _Rotate(tuple(degrees), padding_mode)
+    lo, hi = degrees
+    return _Rotate((lo, hi), padding_mode)
 
 
 def pad(width: int, mode: str = "reflect", value: float = 0.0) -> Transform:
@@ -303,8 +307,9 @@ def compose(*transforms: Callable | Sequence[Callable]) -> Compose:
     compose(jitter(2), rotate(-5, 5), scale(0.9, 1.1))
     """
     if len(transforms) == 1 and isinstance(transforms[0], (list, tuple)):
-        transforms = tuple(transforms[0])
-    return Compose(transforms)
+        return Compose(tuple(transforms[0]))
+    # several arguments are transforms themselves (a list is only ever the one argument)
+    return Compose(cast(tuple[Callable, ...], transforms))
 
 
 def default_transforms(spatial: Sequence[int]) -> Compose:
