@@ -146,7 +146,7 @@ def measure():
 
 # -- figures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def digits():
+def digit_rows():
     X, y = load_digits_images(size=16)
     return X[:300].reshape(300, -1), y[:300], np.round(X[:300, 0] * 255).astype(np.uint8)
 
@@ -164,8 +164,8 @@ def test_measure_finds_overlaps_and_clipping(measure, tmp_path):
     assert any("overlaps" in p for p in page[1920])
 
 
-def test_grid_titles_do_not_overlap_at_any_width(measure, digits, densenet_names, tmp_path):
-    X, y, thumbs = digits
+def test_grid_titles_do_not_overlap_at_any_width(measure, digit_rows, densenet_names, tmp_path):
+    X, y, thumbs = digit_rows
     rng = np.random.default_rng(0)
     # four deep layers' names as panel titles (as the CLI and the report pass them)
     by_layer = {
@@ -247,4 +247,39 @@ def test_randomization_cascade_with_long_layer_names(measure, densenet_names, tm
         random_state=0,
     )
     problems = measure(save_html(plot_randomization(result), tmp_path / "cascade.html"))
+    assert problems == {w: [] for w in WIDTHS}
+
+
+def test_report_figures_fit_and_do_not_overlap(measure, digits, digits_cnn, tmp_path):
+    """The profile report (as the demo writes it): every figure at every window width."""
+    import inspect_kit
+    from inspect_kit.workflows import ReportOptions, build_report
+
+    X, y = digits.X_test[:240], digits.y_test[:240]
+    store = tmp_path / "acts.h5"
+    inspect_kit.capture(
+        digits_cnn, X, ["relu2", "relu3", "fc"], store, labels=y, progress=False
+    ).close()
+    res = build_report(
+        store,
+        tmp_path / "report.html",
+        model=digits_cnn,
+        inputs=X,
+        class_names=[str(i) for i in range(10)],
+        options=ReportOptions(
+            methods=("pca",),
+            n_units=3,
+            featurevis_steps=16,
+            sanity_units=2,
+            sanity_steps=8,
+            sanity_stages=2,
+            latent=False,
+            formats=(),
+            threads=None,
+            progress=False,
+        ),
+    )
+    n_figures = res.report.read_text().count('class="plotly-graph-div"')
+    assert n_figures >= 6
+    problems = measure(res.report, n_figures)
     assert problems == {w: [] for w in WIDTHS}
