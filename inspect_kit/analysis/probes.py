@@ -38,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from inspect_kit._names import unknown_name_error
+from inspect_kit.analysis._dask import is_dask_array
 from inspect_kit.analysis.embedding import reduce_rows
 from inspect_kit.store import schema
 
@@ -62,6 +63,7 @@ GROUP_KEYS: tuple[str, ...] = (
 )
 
 Task = Literal["auto", "classification", "regression"]
+Solver = Literal["auto", "memory", "streaming"]
 _LABEL_ALIASES = ("label", "labels")
 _PREDICTION_ALIASES = ("prediction", "predictions")
 
@@ -102,6 +104,8 @@ class ProbeResult:
         Distinct groups when the cross-validation was grouped (``groups=``), else None.
     warnings : tuple of str
         Why the result should be read with care (e.g. few samples per fold); empty if none.
+    solver : {'memory', 'streaming'}
+        How the probe was fitted (see :func:`linear_probe`).
     """
 
     task: str
@@ -121,6 +125,7 @@ class ProbeResult:
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
     n_groups: int | None = None
     warnings: tuple[str, ...] = ()
+    solver: str = "memory"
 
     def __repr__(self) -> str:
         what = {
@@ -160,6 +165,7 @@ class ProbeResult:
             "random_state": self.random_state,
             "n_groups": self.n_groups,
             "warnings": list(self.warnings),
+            "solver": self.solver,
         }
 
 
@@ -272,6 +278,11 @@ def linear_probe(
     refit: bool = True,
     n_jobs: int | None = None,
     groups: Any = None,
+    solver: Solver = "auto",
+    batch_size: int | None = None,
+    epochs: int = 5,
+    sgd_alpha: float | None = None,
+    progress: bool = False,
 ) -> ProbeResult:
     """Cross-validated linear probe of ``targets`` from ``features``, with its chance level.
 
@@ -281,10 +292,23 @@ def linear_probe(
     leave-one-out inside each training fold) scored by R². Features are standardised inside
     the cross-validation pipeline, so no statistics leak from test folds.
 
+    Layers larger than memory are probed with ``solver='streaming'``: the features are read
+    block by block (a store layer view, an h5py dataset, a
+    :class:`~inspect_kit.analysis.embedding.Features` with its reduction, or a
+    ``dask.array.Array``, whose blocks compute on the active ``dask.distributed`` client),
+    standardised with each training fold's mean and variance from a first streamed pass, and
+    fitted by :class:`~sklearn.linear_model.SGDClassifier` (logistic loss, L2 strength
+    ``1 / (C * n_train)``) through ``partial_fit`` over ``epochs`` passes (classification),
+    or by an exact ridge regression from streamed Gram matrices with RidgeCV's leave-one-out
+    choice of penalty (regression, two passes, up to 4096 features); the same folds, groups
+    and chance levels as in memory. Memory holds one block, the targets and one model (or
+    Gram matrix) per fold.
+
     Parameters
     ----------
     features : array-like of shape (N, ...)
-        Anything beyond the first axis is flattened.
+        Anything beyond the first axis is flattened. With ``solver='streaming'`` also a store
+        layer view, an h5py dataset, a ``Features`` or a Dask array (read block by block).
     targets : array-like of shape (N,)
     cv : int
         Number of (stratified, for classification) shuffled folds.
@@ -316,6 +340,19 @@ def linear_probe(
         between training and test folds (``StratifiedGroupKFold`` for classification,
         ``GroupKFold`` for regression), so what identifies a group cannot leak into the score.
         Needs at least ``cv`` distinct groups.
+    solver : {'auto', 'memory', 'streaming'}
+        ``'memory'``: scikit-learn's LogisticRegression / RidgeCV on all rows in memory.
+        ``'streaming'``: SGD over blocks of rows (see above); ``chance='permutation'`` is
+        not available with it. ``'auto'``: 'streaming' for a Dask array, else 'memory'.
+    batch_size : int, optional
+        Rows per block when streaming (default: about 64 MiB of rows; a Dask array's chunks).
+    epochs : int
+        Passes of SGD over the data when streaming a classification probe.
+    sgd_alpha : float, optional
+        L2 strength of the streamed SGD classifier; default ``1 / (C * n_train)``
+        (logistic regression's penalty).
+    progress : bool
+        Progress bar over the streamed blocks.
 
     Returns
     -------
@@ -340,8 +377,27 @@ def linear_probe(
     >>> patients = np.repeat(np.arange(30), 10)   # 10 samples per patient
     >>> linear_probe(X, y, groups=patients).n_groups
     30
+    >>> r = linear_probe(X, y, solver="streaming", batch_size=64)   # SGD over 64-row blocks
+    >>> bool(r.score > r.chance + 0.3), r.solver
+    (True, 'streaming')
     """
-    X = _as_2d_features(features)
+    if solver not in ("auto", "memory", "streaming"):
+        raise ValueError(f"solver={solver!r} is not one of 'auto', 'memory', 'streaming'")
+    if solver == "auto":
+        solver = "streaming" if is_dask_array(features) else "memory"
+    source = None
+    if solver == "streaming":
+        if chance == "permutation":
+            raise ValueError(
+                "chance='permutation' refits the probe n_permutations times: not offered with "
+                "solver='streaming'; use chance='balanced' (or 'dummy' for regression)"
+            )
+        from ._streaming import BlockSource
+
+        source = BlockSource(features, block_rows=batch_size)
+        X = np.zeros((source.n_samples, 1), dtype=np.float32)  # only its length is used
+    else:
+        X = _as_2d_features(features)
     if hasattr(targets, "detach"):
         targets = targets.detach().cpu().numpy()
     y = np.asarray(targets)
@@ -426,7 +482,26 @@ def linear_probe(
         logger.warning("linear probe: %s", note)
 
     pipe = make_pipeline(StandardScaler(), model)
-    fold_scores = cross_val_score(pipe, X, y, cv=folds, scoring=scoring, n_jobs=n_jobs)
+    estimator = None
+    if source is not None:
+        from ._streaming import fit_streaming
+
+        fit = fit_streaming(
+            source,
+            y,
+            folds,
+            task,
+            C=C,
+            alphas=alphas,
+            alpha=sgd_alpha,
+            epochs=epochs,
+            refit=refit,
+            random_state=random_state,
+            progress=progress,
+        )
+        fold_scores, estimator = fit.fold_scores, fit.estimator
+    else:
+        fold_scores = cross_val_score(pipe, X, y, cv=folds, scoring=scoring, n_jobs=n_jobs)
 
     p_value = None
     perm_scores = None
@@ -455,7 +530,8 @@ def linear_probe(
         chance_level = float(np.mean(perm_scores))
         p_value = float((np.sum(perm_scores >= np.mean(fold_scores)) + 1) / (n_permutations + 1))
 
-    estimator = clone(pipe).fit(X, y) if refit else None
+    if refit and source is None:
+        estimator = clone(pipe).fit(X, y)
     return ProbeResult(
         task=task,
         metric=metric,
@@ -467,13 +543,14 @@ def linear_probe(
         p_value=p_value,
         permutation_scores=perm_scores,
         n_samples=int(X.shape[0]),
-        n_features=int(X.shape[1]),
+        n_features=int(X.shape[1] if source is None else source.n_features),
         n_classes=n_classes,
         cv=int(cv),
         random_state=random_state,
         estimator=estimator,
         n_groups=n_groups,
         warnings=tuple(notes),
+        solver=solver,
     )
 
 
@@ -578,6 +655,21 @@ def _layer_features(store: Any, layer: str, reduce: Any) -> np.ndarray:
     return np.concatenate(parts, axis=0) if parts else np.empty((0, 0))
 
 
+def _streamed_features(store: Any, layer: str, reduce: Any, batch_size: int | None) -> Any:
+    """A layer's feature rows for a streamed probe: read (and pooled) block by block, on the
+    active ``dask.distributed`` cluster if there is one."""
+    from inspect_kit.analysis._dask import active_client
+    from inspect_kit.analysis.embedding import Features
+
+    feats = Features(store[layer], reduce=reduce, name=layer, block_rows=batch_size, progress=False)
+    if active_client() is None or not hasattr(store, "to_dask"):
+        return feats
+    from inspect_kit.analysis.embedding._pca import dask_features
+
+    row_bytes = int(np.prod(feats.source_shape, dtype=np.int64)) * feats.dtype.itemsize
+    return dask_features(feats, chunk_bytes=max(1, row_bytes) * feats.block_rows)
+
+
 def probe_profile(
     store: Any,
     layers: Sequence[str] | None = None,
@@ -590,6 +682,8 @@ def probe_profile(
     progress: bool = True,
     groups: Any = None,
     failures: list[dict[str, str]] | None = None,
+    solver: Solver = "memory",
+    batch_size: int | None = None,
     **probe_kwargs: Any,
 ) -> ProbeProfile:
     """Linear probe of one target from each layer of an activation store.
@@ -623,6 +717,14 @@ def probe_profile(
         With a list, a layer whose probe cannot run (non-finite features, too few samples
         for the folds asked) is logged, appended there as ``{"layer", "error"}`` and left out
         of the profile; the other layers are probed. Without it the error propagates.
+    solver : {'memory', 'streaming'}
+        ``'streaming'`` probes layers larger than memory (see :func:`linear_probe`): each
+        layer is read ``batch_size`` rows at a time and pooled block by block, never whole.
+        With an active ``dask.distributed`` client, the blocks are read and pooled on the
+        cluster's workers (through :meth:`ActivationStore.to_dask`; they must see the
+        store's file), a few blocks ahead of the SGD on the client.
+    batch_size : int, optional
+        Rows read at once when streaming (default: about 64 MiB of raw activations).
     **probe_kwargs
         Further :func:`linear_probe` arguments (``task``, ``C``, ``chance`` ...).
         ``refit`` defaults to False here.
@@ -669,11 +771,18 @@ def probe_profile(
             if len(groups) != n:
                 raise ValueError(f"groups has {len(groups)} values but the store has {n} samples")
         probe_kwargs.setdefault("refit", False)
+        if solver == "streaming":
+            probe_kwargs["solver"] = "streaming"
+        elif solver not in ("memory", "auto"):
+            raise ValueError(f"solver={solver!r} is not one of 'memory', 'streaming'")
         results = []
         probed = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
             try:
-                X = _layer_features(store, name, reduce)
+                if solver == "streaming":
+                    X = _streamed_features(store, name, reduce, batch_size)
+                else:
+                    X = _layer_features(store, name, reduce)
                 results.append(
                     linear_probe(
                         X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs

@@ -167,20 +167,6 @@ def load_recorded_model(
     return model
 
 
-#: Options of the recorded user data that change the arrays read back (labels do not).
-_DATA_OPTIONS = (
-    "size",
-    "channels",
-    "window",
-    "normalize",
-    "orientation",
-    "spacing",
-    "as_slices",
-    "sequences",
-    "allow_irregular",
-    "skip_unreadable",
-    "keep_identifiers",
-)
 #: Keyword arguments of :func:`inspect_kit.data.load_mni_patches` a demo record may set.
 _DEMO_OPTIONS = (
     "dim",
@@ -221,5 +207,6 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
     if why is not None:
         logger.warning("the recorded data %s; pass --data to read the inputs", why)
         return None
-    kept = {k: v for k, v in opts.items() if k in _DATA_OPTIONS}
+    # DataOptions.RECORDED names the options; labels do not change the arrays read back
+    kept = {k: v for k, v in opts.items() if k != "labels"}
     return DataOptions.from_record(kept).load(source).to_array()

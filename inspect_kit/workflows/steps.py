@@ -340,6 +340,7 @@ def latent_probe(
         "traversal": traversal,
         "latent_embedding": emb,
         "label_probe": label_probe,
+        "mean_mse": float(np.mean(probe.reconstruction_error_)),
         "mean_baseline_mse": baseline,
         "history": history,
     }

@@ -153,6 +153,16 @@ class Features:
         rows = reduce_rows(self._read(pos), self.reduce)
         return np.asarray(rows, dtype=self.dtype)
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Reduced rows ``start:stop`` (of the selected samples), ``(n, D)`` of ``dtype``.
+
+        One read of the source, whatever else was read before: what streamed estimators call
+        block by block, in any order. Raises ValueError on NaN or infinite values.
+        """
+        rows = self._raw_block(int(start), int(stop))
+        self._check_finite_block(rows, np.arange(start, start + len(rows)))
+        return rows
+
     def take(self, positions: np.ndarray) -> np.ndarray:
         """Reduced rows at ``positions`` (into the selected samples), ``(n, D)`` of ``dtype``."""
         positions = np.asarray(positions, dtype=np.int64)

@@ -25,18 +25,25 @@ def _reduce_block(block: np.ndarray, reduce: Any, dtype: Any) -> np.ndarray:
     return np.asarray(reduce_rows(block, reduce), dtype=dtype)
 
 
-def dask_features(feats: Features) -> Any:
+def dask_features(feats: Features, chunk_bytes: int | None = None) -> Any:
     """The feature rows of ``feats`` as a lazy ``(N, D)`` Dask array, chunked along samples.
 
     A store layer is read through :meth:`ActivationStore.to_dask` (tasks open the file by
-    path, so a ``dask.distributed`` cluster can compute it); an in-memory array is wrapped.
+    path, so a ``dask.distributed`` cluster can compute it, pooling included); an in-memory
+    array is wrapped. ``chunk_bytes`` sizes the chunks of raw rows (default: the store's
+    64 MiB, or ``feats.block_rows``).
     """
     import dask.array as da
 
     data = feats.data
     store = getattr(data, "_store", None)
     if store is not None and hasattr(store, "to_dask"):
-        x = store.to_dask(data.name)
+        if chunk_bytes is None:
+            x = store.to_dask(data.name)
+        else:
+            from inspect_kit.store.views import to_dask
+
+            x = to_dask(store, data.name, chunk_bytes=int(chunk_bytes))
     else:
         x = da.from_array(np.asarray(data), chunks=(feats.block_rows,) + feats.source_shape)
     if feats.samples is not None:
