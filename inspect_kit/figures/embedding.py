@@ -166,7 +166,7 @@ def _hover_text(
 
 def _thumb_tiles(
     embs: Sequence[EmbeddingLike], size: int | None
-) -> tuple[dict | None, list[np.ndarray]]:
+) -> tuple[dict[str, Any] | None, list[np.ndarray]]:
     """One atlas for all panels (identical thumbnails stored once) and each panel's tiles."""
     thumbs = [e.thumbnails for e in embs]
     if any(t is None for t in thumbs):
@@ -356,7 +356,7 @@ def _background_trace(bg: EmbeddingLike, dims: int, gl: bool, size: float) -> go
     )
 
 
-def _finish(fig: go.Figure, atlas: dict | None, scale: int) -> go.Figure:
+def _finish(fig: go.Figure, atlas: dict[str, Any] | None, scale: int) -> go.Figure:
     theme.apply_theme(fig)
     fig.update_layout(hovermode="closest")
     if atlas is None:
