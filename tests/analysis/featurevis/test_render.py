@@ -221,7 +221,7 @@ def test_regularisers_and_diversity_compose_in_a_render(digits_cnn):
 
 
 def test_pixel_parameterisation_mixed_precision_and_3d_multichannel():
-    net = SmallCNN(in_channels=2, n_classes=3, dim=3, widths=(4, 8), seed=1).eval()
+    net = SmallCNN(in_channels=2, n_classes=3, dim=3, widths=(4, 8), random_state=1).eval()
     res = fv.render(
         net,
         fv.neuron("conv2", [0, 3]),
