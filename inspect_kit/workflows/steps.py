@@ -336,7 +336,7 @@ def latent_probe(
         epochs=options.epochs,
         val_data=x[val_idx],
         device=device,
-        seed=seed,
+        random_state=seed,
         progress=progress,
     )
     ae.eval()
