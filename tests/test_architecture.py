@@ -220,3 +220,47 @@ def test_figures_and_analysis_never_import_each_other():
         for b in deps:
             if (a, b) not in KNOWN_UPWARD and b not in SHARED_NAMES:
                 assert {layer_of(a), layer_of(b)} != {"analysis", "figures"}, f"{a} -> {b}"
+
+
+#: numpy names report/ may use: types and checks for formatting numbers, no computation
+REPORT_NUMPY = {"ndarray", "bool_", "integer", "floating", "isfinite", "asarray"}
+#: what computes: report/ imports none of it
+COMPUTE = {"torch", "sklearn", "scipy", "inspect_kit.analysis", "inspect_kit.capture"}
+
+
+def test_report_only_renders():
+    """report/ holds the document and its sections: analyses compute (caveats, verdicts,
+    summaries) and hand their results over. Its numpy use is limited to types and formatting
+    checks, so a verdict or a statistic computed there fails here."""
+    graph = import_graph(module_level=False)
+    found = []
+    for name, (path, _) in _modules().items():
+        if layer_of(name) != "report":
+            continue
+        tree = ast.parse(path.read_text())
+        numpy_names = {"numpy"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    mods.append(node.module or "")
+                for mod in mods:
+                    if any(mod == c or mod.startswith(c + ".") for c in COMPUTE):
+                        if mod not in SHARED_NAMES:
+                            found.append(f"{name} imports {mod}")
+                if isinstance(node, ast.Import):
+                    numpy_names |= {a.asname for a in node.names if a.name == "numpy" and a.asname}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in numpy_names
+                and node.attr not in REPORT_NUMPY
+            ):
+                found.append(f"{name}:{node.lineno} computes with numpy.{node.attr}")
+        found += [
+            f"{name} imports {dep}"
+            for dep in graph[name]
+            if layer_of(dep) == "analysis" and dep not in SHARED_NAMES
+        ]
+    assert not found, "report/ computes; move it to analysis/:\n" + "\n".join(sorted(set(found)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -114,7 +114,8 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     so = np.sin(omega)
     if so < 1e-6:
         return linear
-    return np.sin((1.0 - t) * omega) / so * a + np.sin(t * omega) / so * b
+    slerp: np.ndarray = np.sin((1.0 - t) * omega) / so * a + np.sin(t * omega) / so * b
+    return slerp
 
 
 def correlation_ratio(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
@@ -151,7 +152,8 @@ def correlation_ratio(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     total = ((values - grand) ** 2).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         eta2 = np.where(total > 0, between / total, 0.0)
-    return np.sqrt(np.clip(eta2, 0.0, 1.0))
+    eta: np.ndarray = np.sqrt(np.clip(eta2, 0.0, 1.0))
+    return eta
 
 
 def _pearson(values: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -204,7 +206,7 @@ class _Codec:
         return torch.float32
 
     @contextmanager
-    def inference(self, device: str | torch.device | None):
+    def inference(self, device: str | torch.device | None) -> Iterator[torch.device]:
         """Eval mode, no grad, on ``device``; the modules come back exactly as they were."""
         with ExitStack() as stack:
             stack.enter_context(model_state_preserved(self.modules))
@@ -247,7 +249,7 @@ class _Codec:
         )
 
 
-class LatentProbe(BaseEstimator):
+class LatentProbe(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
     """Probe what an autoencoder's latent space encodes.
 
     ``fit`` encodes a dataset (codes, per-sample reconstruction error, labels and metadata
@@ -326,7 +328,7 @@ class LatentProbe(BaseEstimator):
 
     def __init__(
         self,
-        autoencoder: nn.Module | tuple[Callable, Callable],
+        autoencoder: nn.Module | tuple[Callable[..., Any], Callable[..., Any]],
         *,
         batch_size: int = 256,
         device: str | torch.device | None = None,
@@ -358,10 +360,10 @@ class LatentProbe(BaseEstimator):
             x = torch.from_numpy(np.ascontiguousarray(x))
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"inputs must be a numpy array or tensor, got {type(x).__name__}")
-        x = x.to(device)
-        if x.is_floating_point() or x.dtype == torch.uint8:
-            x = x.to(self._codec.dtype())
-        return x
+        t: torch.Tensor = x.to(device)
+        if t.is_floating_point() or t.dtype == torch.uint8:
+            t = t.to(self._codec.dtype())
+        return t
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "codes_"):
@@ -514,7 +516,7 @@ class LatentProbe(BaseEstimator):
         self.n_samples_ = n
         self.thumbnails_ = np.concatenate(thumbs) if thumbs else None
 
-        self.code_mean_ = self.codes_.mean(axis=0)
+        self.code_mean_: np.ndarray = self.codes_.mean(axis=0)
         self.code_std_ = self.codes_.std(axis=0)
         # Principal directions: PCAEmbedding's exact covariance solver, cheap for any N.
         k = self.codes_.shape[1]
@@ -542,7 +544,16 @@ class LatentProbe(BaseEstimator):
         )
         return self
 
-    def _keep_worst(self, xs, rs, es, x, recon, err, offset) -> None:
+    def _keep_worst(
+        self,
+        xs: list[np.ndarray],
+        rs: list[np.ndarray],
+        es: list[np.ndarray],
+        x: torch.Tensor,
+        recon: torch.Tensor,
+        err: torch.Tensor,
+        offset: int,
+    ) -> None:
         """Keep the running top-n_worst (input, reconstruction) without holding all data."""
         take = torch.argsort(err, descending=True)[: self.n_worst].cpu().numpy()
         xs.append(x[take].float().cpu().numpy())
@@ -595,14 +606,15 @@ class LatentProbe(BaseEstimator):
         if isinstance(base, int | np.integer):
             if not -self.n_samples_ <= base < self.n_samples_:
                 raise IndexError(f"base={base} is out of range for {self.n_samples_} samples")
-            return self.codes_[int(base)].astype(np.float64)
-        base = np.asarray(base, dtype=np.float64).ravel()
-        if base.shape != self.code_mean_.shape:
+            row: np.ndarray = self.codes_[int(base)].astype(np.float64)
+            return row
+        code = np.asarray(base, dtype=np.float64).ravel()
+        if code.shape != self.code_mean_.shape:
             raise ValueError(
                 f"base must be None, a sample index, or a code of size {len(self.code_mean_)}; "
-                f"got shape {base.shape}"
+                f"got shape {code.shape}"
             )
-        return base
+        return code
 
     def _range(self, coords: np.ndarray, span: Any, steps: int) -> np.ndarray:
         if isinstance(span, int | float | np.number):
@@ -704,7 +716,8 @@ class LatentProbe(BaseEstimator):
             self._check_fitted()
             if not -self.n_samples_ <= x < self.n_samples_:
                 raise IndexError(f"{what}={x} is out of range for {self.n_samples_} samples")
-            return self.codes_[int(x)].astype(np.float64)
+            row: np.ndarray = self.codes_[int(x)].astype(np.float64)
+            return row
         arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if arr.ndim in (3, 4):
             arr = arr[None]
@@ -713,7 +726,8 @@ class LatentProbe(BaseEstimator):
                 f"{what} must be one sample (C, H, W) / (C, D, H, W), a batch of one, or an "
                 f"index into the fitted data; got shape {arr.shape}"
             )
-        return self.encode(arr)[0].astype(np.float64)
+        first: np.ndarray = self.encode(arr)[0].astype(np.float64)
+        return first
 
     def interpolate(
         self,

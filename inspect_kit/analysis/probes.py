@@ -674,7 +674,7 @@ def probe_profile(
     store: Any,
     layers: Sequence[str] | None = None,
     target: Any = "label",
-    reduce: str | Callable | None = "mean",
+    reduce: str | Callable[..., Any] | None = "mean",
     *,
     cv: int = 5,
     random_state: int | None = 0,

@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["randomization_verdict", "randomize_weights", "sanity_cascade"]
+__all__ = [
+    "random_similarity_verdict",
+    "randomization_verdict",
+    "randomize_weights",
+    "sanity_cascade",
+]
 
 
 @torch.no_grad()
@@ -178,4 +183,46 @@ def randomization_verdict(mean: np.ndarray, reference: np.ndarray | None) -> tup
         f"Similarity only falls from {first:.2f} to {last:.2f}: these pictures depend little "
         "on the learned weights; read them with care.",
         True,
+    )
+
+
+def random_similarity_verdict(layers: list[str], diag: np.ndarray) -> tuple[str, bool]:
+    """What CKA between each layer and its randomised copy says, and whether it is a warning.
+
+    Parameters
+    ----------
+    layers : list of str
+    diag : ndarray (L,)
+        CKA of each layer with the same layer of the randomised copy
+        (:meth:`~inspect_kit.analysis.similarity.Similarity.diagonal`).
+
+    Returns
+    -------
+    text : str
+    warn : bool
+        True when every layer stays close to its random counterpart (CKA above 0.9), or
+        when CKA is undefined.
+
+    Examples
+    --------
+    >>> random_similarity_verdict(["a", "b"], np.array([0.9, 0.3]))
+    ('CKA with the randomised copy falls to 0.30 at b (from 0.90 at a): training changed these \
+representations.', False)
+    """
+    finite = np.isfinite(diag)
+    if not finite.any():
+        return "CKA with the randomised copy is undefined (constant features).", True
+    values = np.where(finite, diag, np.nan)
+    low = int(np.nanargmin(values))
+    if np.nanmin(values) > 0.9:
+        return (
+            f"Every layer stays close to its randomised counterpart (CKA >= "
+            f"{np.nanmin(values):.2f}): these representations mostly reflect the input and the "
+            "architecture, not what training learned.",
+            True,
+        )
+    return (
+        f"CKA with the randomised copy falls to {values[low]:.2f} at {layers[low]} (from "
+        f"{values[0]:.2f} at {layers[0]}): training changed these representations.",
+        False,
     )

@@ -23,12 +23,10 @@ def unit_means(store: Any, layer: str) -> np.ndarray:
     --------
     >>> means = unit_means(store, "relu3")                       # doctest: +SKIP
     """
-    parts = []
-    for _, rows in store.iter_chunks(layer):
-        rows = np.asarray(rows, dtype=np.float32)
-        parts.append(
-            rows.reshape(rows.shape[0], rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
-        )
+    parts = [
+        spatial_pool(np.asarray(rows, dtype=np.float32), "mean")
+        for _, rows in store.iter_chunks(layer)
+    ]
     return np.concatenate(parts)
 
 

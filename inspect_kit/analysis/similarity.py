@@ -69,7 +69,8 @@ def _as_features(X: Any, name: str) -> np.ndarray:
     X = X.reshape(X.shape[0], -1).astype(np.float64)
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name} contains NaN or infinite values; drop or impute them first")
-    return X
+    features: np.ndarray = X
+    return features
 
 
 def _check_kernel(kernel: str, sigma: float) -> None:
@@ -102,7 +103,8 @@ def _rbf_from_linear(
 
 def _centre_gram(K: np.ndarray) -> np.ndarray:
     means = K.mean(axis=0)
-    return K - means[None, :] - means[:, None] + means.mean()
+    centred: np.ndarray = K - means[None, :] - means[:, None] + means.mean()
+    return centred
 
 
 @dataclass
@@ -138,26 +140,28 @@ def _prepare(grams: Sequence[np.ndarray], debiased: bool) -> _Prepared:
 def _cross_hsic(a: _Prepared, b: _Prepared) -> np.ndarray:
     """HSIC of every representation of ``a`` with every one of ``b`` (same batch)."""
     n = a.n
-    prod = a.flat @ b.flat.T
+    prod: np.ndarray = a.flat @ b.flat.T
     if not a.debiased:
         return prod / (n - 1) ** 2
-    return (
+    unbiased: np.ndarray = (
         prod
         + np.outer(a.totals, b.totals) / ((n - 1) * (n - 2))
         - 2.0 / (n - 2) * (a.rows @ b.rows.T)
     ) / (n * (n - 3))
+    return unbiased
 
 
 def _self_hsic(a: _Prepared) -> np.ndarray:
     n = a.n
-    prod = np.einsum("ij,ij->i", a.flat, a.flat)
+    prod: np.ndarray = np.einsum("ij,ij->i", a.flat, a.flat)
     if not a.debiased:
         return prod / (n - 1) ** 2
-    return (
+    unbiased: np.ndarray = (
         prod
         + a.totals**2 / ((n - 1) * (n - 2))
         - 2.0 / (n - 2) * np.einsum("ij,ij->i", a.rows, a.rows)
     ) / (n * (n - 3))
+    return unbiased
 
 
 def _check_n(n: int, debiased: bool) -> None:
@@ -335,7 +339,7 @@ def _rdm_from_gram(G: np.ndarray, row_sums: np.ndarray, n_features: int, metric:
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.sqrt(np.outer(var, var))
     corr = np.clip(corr, -1.0, 1.0)  # NaN where a sample's features are constant
-    out = 1.0 - corr
+    out: np.ndarray = 1.0 - corr
     np.fill_diagonal(out, 0.0)
     return out
 
@@ -574,7 +578,7 @@ def _resolve_layers(store: Any, layers: Any, what: str) -> list[str]:
         raise ValueError(f"no layers to compare in {what}: it stores none and none were given")
     for name in layers:
         store[name]  # an unknown name raises KeyError listing the close matches
-    return layers
+    return list(layers)
 
 
 def _match_samples(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -662,7 +666,7 @@ def _minibatch_cka(
     bw_a: list[float | None] = [None] * la
     bw_b: list[float | None] = [None] * lb
 
-    def prepared(readers: list[_LayerReader], positions: np.ndarray, bws: list) -> _Prepared:
+    def prepared(readers: list[_LayerReader], positions: np.ndarray, bws: list[Any]) -> _Prepared:
         grams = []
         for i, reader in enumerate(readers):
             G, _ = reader.gram(positions, centre=True)
@@ -706,8 +710,8 @@ def _rsa(
 
     za = ranked(readers_a, pos_a)
     zb = za if readers_b is None else ranked(readers_b, pos_b)
-    rho = za @ zb.T / za.shape[1]
-    return np.clip(rho, -1.0, 1.0)
+    rho: np.ndarray = np.clip(za @ zb.T / za.shape[1], -1.0, 1.0)
+    return rho
 
 
 def similarity(
@@ -924,7 +928,13 @@ def similarity(
 
 # -- cache -----------------------------------------------------------------------------------
 def _cache_key(
-    store: Any, other: Any, method: str, rows: list[str], cols: list[str], params: dict, n: int
+    store: Any,
+    other: Any,
+    method: str,
+    rows: list[str],
+    cols: list[str],
+    params: dict[str, Any],
+    n: int,
 ) -> str:
     key = {
         "cache_version": CACHE_VERSION,
@@ -946,7 +956,7 @@ def _load_cached(
     rows: list[str],
     cols: list[str],
     method: str,
-    params: dict,
+    params: dict[str, Any],
     other: str | None,
 ) -> Similarity | None:
     found = store.load_result(group)

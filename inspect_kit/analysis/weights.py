@@ -46,11 +46,11 @@ class Kernels:
 
     @property
     def n_out(self) -> int:
-        return self.weights.shape[0]
+        return int(self.weights.shape[0])
 
     @property
     def n_in(self) -> int:
-        return self.weights.shape[1]
+        return int(self.weights.shape[1])
 
     def plane(self, name: str, index: int | None = None) -> np.ndarray:
         """A slice through every 3D kernel: ``(out, in, a, b)``.
@@ -71,7 +71,8 @@ class Kernels:
         i = size // 2 if index is None else int(index)
         if not 0 <= i < size:
             raise ValueError(f"index {i} outside 0..{size - 1} for the {name} axis")
-        return np.take(self.weights, i, axis=2 + axis)
+        plane: np.ndarray = np.take(self.weights, i, axis=2 + axis)
+        return plane
 
     def orthogonal_slices(self) -> dict[str, np.ndarray]:
         """The three central planes of every 3D kernel, ``{"axial": (out, in, h, w), ...}``."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset
 
+from ..store import ActivationStore
 from ..store import parts as store_parts
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def capture_distributed(
     progress: bool,
     capture_fn: Any,
     **kwargs: Any,
-) -> Any:
+) -> ActivationStore:
     """One rank's part of a distributed capture; see :func:`inspect_kit.capture`."""
     import torch.distributed as dist
 

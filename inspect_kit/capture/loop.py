@@ -77,7 +77,7 @@ class _HostCopier:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
-        self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+        self._free: dict[tuple[Any, ...], list[torch.Tensor]] = defaultdict(list)
 
     @staticmethod
     def _storable(t: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ class _HostCopier:
                 bf16 = t.dtype == torch.bfloat16
                 out[k] = self._numpy(self._storable(t).cpu(), bf16)
             return out, None, None
-        used: list[tuple[tuple, torch.Tensor]] = []
+        used: list[tuple[tuple[Any, ...], torch.Tensor]] = []
         for k, t in tensors.items():
             bf16 = t.dtype == torch.bfloat16
             src = self._storable(t)
@@ -111,7 +111,7 @@ class _HostCopier:
             buf.copy_(src, non_blocking=True)
             used.append((key, buf))
             out[k] = self._numpy(buf, bf16)
-        event = torch.cuda.Event()
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]  # unannotated in torch
         event.record()
 
         def release() -> None:

@@ -166,7 +166,7 @@ def _hover_text(
 
 def _thumb_tiles(
     embs: Sequence[EmbeddingLike], size: int | None
-) -> tuple[dict | None, list[np.ndarray]]:
+) -> tuple[dict[str, Any] | None, list[np.ndarray]]:
     """One atlas for all panels (identical thumbnails stored once) and each panel's tiles."""
     thumbs = [e.thumbnails for e in embs]
     if any(t is None for t in thumbs):
@@ -356,7 +356,7 @@ def _background_trace(bg: EmbeddingLike, dims: int, gl: bool, size: float) -> go
     )
 
 
-def _finish(fig: go.Figure, atlas: dict | None, scale: int) -> go.Figure:
+def _finish(fig: go.Figure, atlas: dict[str, Any] | None, scale: int) -> go.Figure:
     theme.apply_theme(fig)
     fig.update_layout(hovermode="closest")
     if atlas is None:
@@ -553,11 +553,27 @@ def plot_embedding_grid(
     atlas, tiles = (None, [np.full(len(e), -1, np.int32) for e in embs])
     if thumbnails:
         atlas, tiles = _thumb_tiles(embs, thumbnail_size)
+    # Panel titles are planned for the narrowest figure (theme.MAX_WIDTH): long layer names
+    # wrap at their dots, and the margins grow with the tallest title so that no title runs
+    # into the figure's title or the next row's panels.
+    legend_px = 160 if col.categorical or col.name is None else 110
+    panel_px = (theme.MAX_WIDTH - 80 - legend_px) / n_cols - 12
     subtitles = []
+    title_px = 0.0
     for t, e in zip(panel_titles, embs, strict=True):
         # one metric per line: side-by-side panels are too narrow for the one-line form
         q = _quality_text(e).replace(" · ", "<br>").replace(" (features", "<br>(features")
-        subtitles.append(f"{t}<br><span style='font-size:11px'>{q}</span>" if q else t)
+        name = theme.wrap_label(t, panel_px, 13)
+        title_px = max(
+            title_px,
+            theme.n_lines(name) * 13 * theme.LINE_EM + theme.n_lines(q) * 11 * theme.LINE_EM,
+        )
+        subtitles.append(f"{name}<br><span style='font-size:11px'>{q}</span>" if q else name)
+    gap_px = title_px + 30  # between rows: the next row's titles and a little air
+    head, head_px = theme.top_title(title or "Embeddings", theme.MAX_WIDTH)
+    top_px = int(head_px + title_px + 12)  # the figure title, then the panel titles
+    bottom_px = 30
+    height = top_px + panel_size * n_rows + gap_px * (n_rows - 1) + bottom_px
     specs = [[{"type": "scene" if dim == 3 else "xy"}] * n_cols for _ in range(n_rows)]
     fig = make_subplots(
         rows=n_rows,
@@ -565,7 +581,7 @@ def plot_embedding_grid(
         specs=specs,
         subplot_titles=subtitles,
         horizontal_spacing=0.04,
-        vertical_spacing=0.12 / max(1, n_rows - 1) if n_rows > 1 else 0.1,
+        vertical_spacing=gap_px / (height - top_px - bottom_px) if n_rows > 1 else 0.1,
     )
     coloraxis = "coloraxis" if (col.name is not None and not col.categorical) else None
     for k, (e, tile) in enumerate(zip(embs, tiles, strict=True)):
@@ -597,10 +613,10 @@ def plot_embedding_grid(
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(
-        title=dict(text=title or "Embeddings"),
+        title=head,
         legend=dict(title=dict(text=col.name or "")),
-        height=panel_size * n_rows + 170,
-        # room above the first row for the figure title and the panels' four-line titles
-        margin=dict(t=150),
+        height=int(height),
+        margin=dict(t=top_px, b=bottom_px),
     )
+    fig.update_annotations(font_size=13)  # the size the titles were planned for
     return _finish(fig, atlas, thumbnail_scale)

@@ -431,7 +431,10 @@ if anywidget is not None:
             if self.source.store is None or all(self.source.has(lay, method) for lay in layers):
                 embs = [self.source.embedding(lay, method) for lay in layers]
             else:
-                self.status = f"computing {method} of {', '.join(layers)} (cached in the store)"
+                from inspect_kit.analysis.embedding.registry import display_name
+
+                shown = display_name(method)
+                self.status = f"computing {shown} of {', '.join(layers)} (cached in the store)"
                 try:
                     embs = [self.source.embedding(lay, method) for lay in layers]
                 finally:
@@ -453,7 +456,9 @@ if anywidget is not None:
                 self.show(layers, method)
             except Exception as err:  # shown in the widget; Python keeps the previous maps
                 logger.warning("could not switch the explorer to %s/%s: %s", layer, method, err)
-                self.status = f"could not show {method} of {layer}: {err}"
+                from inspect_kit.analysis.embedding.registry import display_name
+
+                self.status = f"could not show {display_name(method)} of {layer}: {err}"
                 with self.hold_trait_notifications():
                     self.layer, self.method = current[0], self.embeddings[0].method
 

@@ -230,7 +230,7 @@ class FigureExporter:
         with self._lock:
             future = asyncio.run_coroutine_threadsafe(self._kaleido.calc_fig(fig, opts=opts), loop)
             try:
-                data = future.result(self.timeout + 10)
+                data: bytes = future.result(self.timeout + 10)
             except Exception as err:
                 raise ExportError(f"could not render the figure as {fmt}: {err}") from err
         if fmt == "png":

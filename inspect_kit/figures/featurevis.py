@@ -42,6 +42,7 @@ GRAYSCALES: dict[str, list[list[Any]]] = {
 
 PLANES = ("axial", "coronal", "sagittal")  # cut axis 0 (D), 1 (H), 2 (W) of a volume
 _SLIDER_PX = 85  # vertical room for one slider with its current-value label
+_TITLE_PX = 10  # font size of panel titles in galleries
 
 
 def _colorscale(name: str | list) -> Any:
@@ -117,6 +118,13 @@ def _class_name(value: Any, names: Sequence[str] | Mapping[Any, str] | None) -> 
             if 0 <= i < len(names):
                 return str(names[i])
     return f"y={value}"
+
+
+def _unit_label(label: str, layer: str | None) -> str:
+    """A unit's label without the layer the figure's title already names ('conv1#3' -> 'unit 3')."""
+    if layer and label.startswith(f"{layer}#"):
+        return f"unit {label[len(layer) + 1 :]}"
+    return label
 
 
 def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int]:
@@ -217,16 +225,23 @@ def plot_unit_gallery(
         else (float(np.nanmin(images)), float(np.nanmax(images)))
     )
 
+    # Planned at a width that fits a 1,000 px window: columns of known width, whose titles
+    # wrap to it, and rows spaced by the tallest title.
+    width = min(max(700, 130 * (ncols + 1)), theme.MAX_WIDTH)
+    widths = [1.0] * (n_img + k) + [2.0]
+    spacing = 0.01
+    column_px = (width - 70) * (1 - spacing * (ncols - 1)) / sum(widths) - 4
+    layer = getattr(result, "layer", None)
     titles: list[str] = []
     flat = getattr(result, "flat", None)
     for b, er in zip(picked, ex_rows, strict=True):
-        label = result.labels[b]
+        label = _unit_label(result.labels[b], layer)
         if flat is not None and bool(flat[b]):
             label += " · FLAT: no feature"
         if dim == 3:
-            titles += [f"{label} · {p}" for p in PLANES]
+            titles += [theme.wrap_label(f"{label} · {p}", column_px, _TITLE_PX) for p in PLANES]
         else:
-            titles.append(f"{label}")
+            titles.append(theme.wrap_label(label, column_px, _TITLE_PX))
         for j in range(k):
             if er is None or exemplars is None:
                 titles.append("")
@@ -237,16 +252,20 @@ def plot_unit_gallery(
                 if exemplars.labels is None
                 else f" · {_class_name(exemplars.labels[er, j], label_names)}"
             )
-            titles.append(f"#{exemplars.index[er, j]} ({a:.3g}){lab}")
+            titles.append(
+                theme.wrap_label(f"#{exemplars.index[er, j]} ({a:.3g}){lab}", column_px, _TITLE_PX)
+            )
         titles.append("activation")
-    widths = [1.0] * (n_img + k) + [2.0]
+    title_px = max(theme.n_lines(t) for t in titles) * _TITLE_PX * theme.LINE_EM + 6
+    row_px = 150 if dim == 2 else 170
+    plot_px = row_px * len(picked) + title_px * (len(picked) - 1)
     fig = make_subplots(
         rows=len(picked),
         cols=ncols,
         subplot_titles=titles,
         column_widths=widths,
-        horizontal_spacing=0.01,
-        vertical_spacing=0.25 / max(1, len(picked)),
+        horizontal_spacing=spacing,
+        vertical_spacing=title_px / plot_px if len(picked) > 1 else 0.1,
     )
     plane_traces: dict[str, list[int]] = {p: [] for p in PLANES}
     for r, (b, er) in enumerate(zip(picked, ex_rows, strict=True), start=1):
@@ -318,33 +337,38 @@ def plot_unit_gallery(
             )
     if dim == 3 and sliders:
         _add_plane_sliders(fig, [_sample_plane(images[b], channel) for b in picked], plane_traces)
-    row_px = 150 if dim == 2 else 170
     bottom = 40 + (3 * _SLIDER_PX if dim == 3 and sliders else 0)
-    top = 110
-    plot_px = row_px * len(picked)
     n_flat = int(np.sum(flat)) if flat is not None else 0
     n_units = len(flat) if flat is not None else 0
+    subtitle = (
+        f"{n_flat} of {n_units} units stayed flat (objective constant or image "
+        "without contrast): their images show no feature"
+        if n_flat
+        else None
+    )
+    head, head_px = theme.top_title(
+        title or f"Feature visualization: {result.objective}", width, subtitle
+    )
+    # the title block, a row for the legend, then the first row's panel titles
+    top = int(head_px + 30 + title_px)
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=dict(
-            text=title or f"Feature visualization: {result.objective}",
-            subtitle=dict(
-                text=(
-                    f"{n_flat} of {n_units} units stayed flat (objective constant or image "
-                    "without contrast): their images show no feature"
-                )
-                if n_flat
-                else None
-            ),
-        ),
-        height=top + plot_px + bottom,
-        width=max(700, 130 * (ncols + 1)),
+        title=head,
+        height=int(top + plot_px + bottom),
+        width=width,
         margin=dict(l=20, r=50, t=top, b=bottom),
-        legend=dict(orientation="h", y=1 + 30 / plot_px, yanchor="bottom", x=1.0, xanchor="right"),
+        legend=dict(
+            orientation="h",
+            y=1 + (title_px + 4) / plot_px,
+            yanchor="bottom",
+            x=1.0,
+            xanchor="right",
+            font=dict(size=11),
+        ),
     )
     for r in range(1, len(picked) + 1):
         fig.update_yaxes(side="right", row=r, col=ncols)
-    fig.update_annotations(font_size=10)
+    fig.update_annotations(font_size=_TITLE_PX)
     return fig
 
 
@@ -595,23 +619,50 @@ def plot_randomization(
     picked = _pick_units(scores.shape[1], units, max_units)
     specs = [[{"colspan": n_stages}] + [None] * (n_stages - 1)]
     specs += [[{} for _ in range(n_stages)] for _ in picked]
+    # Planned at a width that fits a 1,000 px window. The top plot's ticks sit above the
+    # image columns and name the stages (wrapped to a column); each image row is named once,
+    # at its left; cells carry only a FLAT mark.
+    width = min(max(700, 130 * n_stages + 100), theme.MAX_WIDTH)
+    spacing = 0.01
+    column_px = (width - 70) * (1 - spacing * (n_stages - 1)) / n_stages - 6
     stage_titles = ["trained" if s == "trained" else f"+ {s}" for s in result.stages]
+    ticks = [theme.wrap_label(t, column_px, _TITLE_PX + 1) for t in stage_titles]
+    tick_px = max(theme.n_lines(t) for t in ticks) * (_TITLE_PX + 1) * theme.LINE_EM + 12
     titles = [f"similarity to trained ({result.metric})"]
     flat = getattr(result, "flat", None)
     for b in picked:
         titles += [
-            f"{result.labels[b]} · {t}" + (" · FLAT" if flat is not None and flat[s, b] else "")
-            for s, t in enumerate(stage_titles)
+            "FLAT" if flat is not None and flat[s, b] else "" for s in range(len(stage_titles))
         ]
+    row_px = 130
+    gap_px = max(tick_px, 24) + 6
+    plot_px = 2 * row_px + row_px * len(picked) + gap_px * len(picked)
     fig = make_subplots(
         rows=1 + len(picked),
         cols=n_stages,
         specs=specs,
         subplot_titles=titles,
         row_heights=[2.0] + [1.0] * len(picked),
-        horizontal_spacing=0.01,
-        vertical_spacing=0.3 / (1 + len(picked)),
+        horizontal_spacing=spacing,
+        vertical_spacing=gap_px / plot_px,
     )
+    layer = getattr(result, "layer", None) or next(
+        (lab.rpartition("#")[0] for lab in result.labels if "#" in lab), None
+    )
+    for r, b in enumerate(picked, start=2):
+        xa, ya = _axis_ref(fig, r, 1)
+        fig.add_annotation(
+            text=theme.wrap_label(_unit_label(result.labels[b], layer), row_px - 20, _TITLE_PX),
+            textangle=-90,
+            xref="paper",
+            x=0,
+            xanchor="right",
+            xshift=-4,
+            yref=f"{ya.replace('axis', '')} domain",
+            y=0.5,
+            showarrow=False,
+            font=dict(size=_TITLE_PX),
+        )
     x = list(range(n_stages))
     for b in range(scores.shape[1]):
         fig.add_trace(
@@ -652,7 +703,15 @@ def plot_randomization(
             row=1,
             col=1,
         )
-    fig.update_xaxes(tickvals=x, ticktext=stage_titles, row=1, col=1)
+    fig.update_xaxes(
+        tickvals=x,
+        ticktext=ticks,
+        tickangle=0,
+        tickfont=dict(size=_TITLE_PX + 1),
+        range=[-0.5, n_stages - 0.5],
+        row=1,
+        col=1,
+    )
     fig.update_yaxes(title_text="similarity", row=1, col=1)
     vr = result.value_range
     zrange = (
@@ -667,19 +726,32 @@ def plot_randomization(
             fig.add_trace(_image_trace(img, zrange, cs, f"{result.stages[s]}"), row=r, col=s + 1)
             _style_image_axes(fig, r, s + 1)
     notes = list(getattr(result, "notes", []) or [])
+    subtitle = (
+        theme.wrap_label(
+            "flat renders score no similarity (NaN): " + "; ".join(notes)[:300], width - 100
+        )
+        if notes
+        else None
+    )
+    head, head_px = theme.top_title(
+        title or f"Randomisation check: {result.objective}", width, subtitle
+    )
+    # the title block, a row for the legend, then the top plot's title
+    top = int(head_px + 30 + 20)
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=dict(
-            text=title or f"Randomisation check: {result.objective}",
-            subtitle=dict(
-                text=("flat renders score no similarity (NaN): " + "; ".join(notes)[:300])
-                if notes
-                else None
-            ),
+        title=head,
+        height=int(top + plot_px + 30),
+        width=width,
+        margin=dict(l=50, r=20, t=top, b=30),
+        legend=dict(
+            orientation="h",
+            y=1 + 24 / plot_px,
+            yanchor="bottom",
+            x=1.0,
+            xanchor="right",
+            font=dict(size=11),
         ),
-        height=320 + 130 * len(picked),
-        width=max(700, 130 * n_stages + 100),
-        margin=dict(l=50, r=20, t=80, b=30),
     )
     fig.update_annotations(font_size=10)
     return fig

@@ -187,7 +187,7 @@ def to_html(
         if thumbs
         else None
     )
-    html = pio.to_html(
+    html: str = pio.to_html(
         fig,
         config={**DEFAULT_CONFIG, **(config or {})},
         include_plotlyjs=include_plotlyjs,
@@ -255,7 +255,7 @@ def _in_notebook() -> bool:
     return ip is not None and hasattr(ip, "kernel")
 
 
-class ThumbnailFigure(go.Figure):
+class ThumbnailFigure(go.Figure):  # type: ignore[misc]  # plotly ships no types
     """A ``go.Figure`` whose notebook view and HTML carry the hover thumbnails.
 
     It behaves as any Plotly figure: everything it needs rides in the figure itself (the
@@ -279,7 +279,9 @@ class ThumbnailFigure(go.Figure):
     def _repr_html_(self) -> str:
         return to_html(self, include_plotlyjs=True, full_html=False)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
         # Only text/html: JupyterLab would otherwise prefer Plotly's own mimetype renderer,
         # which never runs the hover script.
         return {"text/html": self._repr_html_()}
@@ -294,9 +296,9 @@ class ThumbnailFigure(go.Figure):
 
             view = show_figure(self)
         except ImportError:  # no anywidget: heavy but working HTML
-            display(self._repr_mimebundle_(), raw=True)
+            display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]  # IPython
             return
-        display(view)
+        display(view)  # type: ignore[no-untyped-call]  # IPython's display is unannotated
 
     def to_html(
         self, include_plotlyjs: bool | str = True, full_html: bool = True, **kwargs: Any

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.colors as pc
@@ -184,7 +185,7 @@ def relative_luminance(color: str) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
-def colorscale_luminance(scale: str | Sequence, n: int = 21) -> np.ndarray:
+def colorscale_luminance(scale: str | Sequence[Any], n: int = 21) -> np.ndarray:
     """Luminance of ``n`` evenly spaced samples of a Plotly colour scale."""
     if isinstance(scale, str):
         colors = pc.get_colorscale(scale)
@@ -194,7 +195,7 @@ def colorscale_luminance(scale: str | Sequence, n: int = 21) -> np.ndarray:
     return np.asarray([relative_luminance(c) for c in samples])
 
 
-def is_grayscale_safe(scale: str | Sequence, n: int = 21) -> bool:
+def is_grayscale_safe(scale: str | Sequence[Any], n: int = 21) -> bool:
     """Whether a colour scale's luminance rises (or falls) monotonically end to end.
 
     Such a scale keeps its order when printed in grayscale. Rainbow-like scales ('Jet') do not.

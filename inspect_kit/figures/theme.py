@@ -12,6 +12,8 @@ Examples
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 
 #: Okabe & Ito (2008) colour-universal-design palette, black moved last so that the
@@ -58,6 +60,106 @@ ERROR_COLOR: str = "#D55E00"
 MISSING_COLOR: str = "#BBBBBB"
 
 FONT_FAMILY = "Helvetica Neue, Helvetica, Arial, sans-serif"
+
+#: Widest a figure of fixed width is drawn, and the width responsive figures plan their text
+#: for: it fits a 1,000 px window (a notebook, the report's column), so nothing is clipped.
+MAX_WIDTH = 900
+#: Average glyph width as a fraction of the font size (Helvetica/Arial; digits are 0.56),
+#: rounded up so that planned text never ends up wider than planned.
+_GLYPH_EM = 0.6
+#: Height of one line of text as a multiple of the font size (Plotly's line spacing).
+LINE_EM = 1.3
+
+
+def text_width(text: str, font_px: float = 13) -> float:
+    """Width in pixels that ``text`` (no markup) will take at most, on one line.
+
+    Examples
+    --------
+    >>> text_width("conv1", 10)
+    30.0
+    """
+    return len(text) * font_px * _GLYPH_EM
+
+
+def wrap_label(text: str, width_px: float, font_px: float = 13) -> str:
+    """``text`` broken with ``<br>`` into lines at most ``width_px`` wide.
+
+    Lines break after the separators of layer names (``.``, ``_``, ``#``, ``·``, ``/``) and at
+    spaces, so ``features.denseblock1.denselayer1.layers.conv1`` reads as dotted pieces; a
+    single piece wider than a line is cut. Text that already carries markup (``<``) is
+    returned as it is.
+
+    Examples
+    --------
+    >>> wrap_label("features.denseblock1.denselayer1.conv1", 100, 10)
+    'features.<br>denseblock1.<br>denselayer1.<br>conv1'
+    >>> wrap_label("fc", 100)
+    'fc'
+    """
+    if "<" in text:
+        return text
+    per_line = max(4, int(width_px // (font_px * _GLYPH_EM)))
+    if len(text) <= per_line:
+        return text
+    lines: list[str] = []
+    line = ""
+    for token in re.findall(r"[^.\s_#\u00b7/]*[.\s_#\u00b7/]*", text):
+        while len(token) > per_line:  # one piece wider than a line: cut it
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(token[:per_line])
+            token = token[per_line:]
+        if len((line + token).rstrip()) > per_line and line:
+            lines.append(line)
+            line = ""
+        line += token
+    if line:
+        lines.append(line)
+    return "<br>".join(part.strip() for part in lines if part.strip())
+
+
+def top_title(
+    text: str, width: float, subtitle: str | None = None, *, size: float = 17
+) -> tuple[dict, float]:
+    """A figure title (and subtitle) pinned to the top of a figure ``width`` px wide.
+
+    Returns the ``layout.title`` and the height in pixels the block takes, so the top margin
+    can hold it and whatever comes below (a legend, panel titles) without overlap.
+
+    Examples
+    --------
+    >>> title, px = top_title("Units of conv1", 700)
+    >>> title["text"], round(px)
+    ('Units of conv1', 42)
+    """
+    text = wrap_label(text, width - 100, size)
+    sub = wrap_label(subtitle, width - 100, 13) if subtitle else None
+    lines = n_lines(text)
+    # Plotly anchors a multi-line title by its first line: push it down by the extra lines
+    pad = 12 + (lines - 1) * size * LINE_EM
+    height = 12 + lines * size * LINE_EM + n_lines(sub or "") * 13 * LINE_EM + 8
+    title = dict(
+        text=text,
+        subtitle=dict(text=sub),
+        yref="container",
+        y=1.0,
+        yanchor="top",
+        pad=dict(t=pad),
+    )
+    return title, height + (lines - 1) * size * LINE_EM
+
+
+def n_lines(text: str) -> int:
+    """Lines of a Plotly text (``<br>`` separated).
+
+    Examples
+    --------
+    >>> n_lines("a<br>b")
+    2
+    """
+    return text.count("<br>") + 1 if text else 0
 
 
 def categorical_colors(n: int) -> list[str]:

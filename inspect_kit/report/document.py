@@ -63,6 +63,11 @@ figure.image img { image-rendering: pixelated; max-width:100%; }
 .callout.warn { border-left-color:#D55E00; }
 code { background:var(--bg); padding:1px 4px; border-radius:3px; }
 @media print { nav.toc { display:none; } main { margin-left:0; } }
+/* below 1,200 px the contents move above the text, so figures (900 px at most) keep room */
+@media (max-width: 1200px) {
+  nav.toc { position:static; width:auto; border-right:none; border-bottom:1px solid var(--line); }
+  main { margin-left:0; }
+}
 """
 
 

@@ -251,10 +251,10 @@ def sanity_section(
         sec.add_figure(plot_randomization(randomization), name="sanity_featurevis")
         mean = randomization.mean_scores
         rows = [[stage, float(s)] for stage, s in zip(randomization.stages, mean, strict=False)]
-        ref = randomization.reference
+        ref = randomization.reference_mean
         caption = f"Similarity ({randomization.metric}) of each stage's images to the trained ones"
         if ref is not None:
-            caption += f"; two seeds of the trained model score {float(np.mean(ref)):.3f}"
+            caption += f"; two seeds of the trained model score {ref:.3f}"
         sec.add_table(["randomised up to", "mean similarity"], rows, caption=caption)
         if verdict is not None:
             sec.add_callout(verdict[0], warn=verdict[1])
@@ -280,6 +280,7 @@ def latent_section(
     probe: Any,
     traversal: Any,
     latent_embedding: Any,
+    mean_mse: float,
     label_probe: Any = None,
     mean_baseline_mse: float | None = None,
     history: Mapping[str, Any] | None = None,
@@ -303,7 +304,7 @@ def latent_section(
             "reads the label from the code."
         ),
     )
-    mse = float(np.mean(probe.reconstruction_error_))
+    mse = float(mean_mse)
     summary: dict[str, Any] = {
         "latent dimensions": int(probe.codes_.shape[1]),
         "mean reconstruction error (MSE)": mse,
@@ -390,8 +391,18 @@ def _safe(name: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name))
 
 
-def similarity_section(report: Report, *, within: Any = None, random: Any = None) -> dict:
-    """Representation similarity: CKA between the layers, and with a randomised copy."""
+def similarity_section(
+    report: Report,
+    *,
+    within: Any = None,
+    random: Any = None,
+    verdict: tuple[str, bool] | None = None,
+) -> dict:
+    """Representation similarity: CKA between the layers, and with a randomised copy.
+
+    ``verdict`` is :func:`~inspect_kit.analysis.randomization.random_similarity_verdict`'s
+    text and whether it is a warning, shown below the trained-vs-randomised table.
+    """
     from inspect_kit.figures.similarity import plot_similarity
 
     sec = report.section(
@@ -426,28 +437,7 @@ def similarity_section(report: Report, *, within: Any = None, random: Any = None
             ["layer", "CKA(trained, randomised)"],
             [[layer, float(v)] for layer, v in zip(random.layers, diag, strict=True)],
         )
-        text, warn = random_similarity_verdict(random.layers, diag)
-        sec.add_callout(text, warn=warn)
+        if verdict is not None:
+            sec.add_callout(verdict[0], warn=verdict[1])
         summary["trained_vs_random"] = dict(zip(random.layers, map(float, diag), strict=True))
     return summary
-
-
-def random_similarity_verdict(layers: list[str], diag: np.ndarray) -> tuple[str, bool]:
-    """What CKA with a randomised copy says, and whether it is a warning."""
-    finite = np.isfinite(diag)
-    if not finite.any():
-        return "CKA with the randomised copy is undefined (constant features).", True
-    values = np.where(finite, diag, np.nan)
-    low = int(np.nanargmin(values))
-    if np.nanmin(values) > 0.9:
-        return (
-            f"Every layer stays close to its randomised counterpart (CKA >= "
-            f"{np.nanmin(values):.2f}): these representations mostly reflect the input and the "
-            "architecture, not what training learned.",
-            True,
-        )
-    return (
-        f"CKA with the randomised copy falls to {values[low]:.2f} at {layers[low]} (from "
-        f"{values[0]:.2f} at {layers[0]}): training changed these representations.",
-        False,
-    )

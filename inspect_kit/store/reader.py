@@ -54,7 +54,8 @@ class LayerView:
     def dtype(self) -> np.dtype:
         if self.attrs.get(schema.STORED_AS) == schema.BFLOAT16:
             return np.dtype(np.float32)
-        return self._ds.dtype
+        dtype: np.dtype[Any] = self._ds.dtype
+        return dtype
 
     @property
     def stored_dtype(self) -> str:
@@ -188,7 +189,8 @@ class ActivationStore:
 
     def _read(self, ds: h5py.Dataset, sel: Any, path: str) -> np.ndarray:
         try:
-            return ds[sel]
+            rows: np.ndarray = ds[sel]
+            return rows
         except _H5_READ_ERRORS as err:
             raise schema.StoreError(
                 f"{self.path} is damaged: reading /{path} failed ({schema.h5_cause(err)}); "

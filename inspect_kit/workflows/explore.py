@@ -31,7 +31,7 @@ def explore(
     label_names: Sequence[str] | Mapping[Any, str] | None = None,
     samples: np.ndarray | None = None,
     features: np.ndarray | None = None,
-    reduce: str | Callable | None = "mean",
+    reduce: str | Callable[..., Any] | None = "mean",
     thumbnail_size: int | None = 24,
     images: bool = False,
     height: int = 420,

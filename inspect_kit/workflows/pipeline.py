@@ -172,7 +172,8 @@ def _in_store_order(inputs: np.ndarray | None, store: Any) -> np.ndarray | None:
         return inputs
     idx = store.index
     if idx.max(initial=-1) < len(inputs):
-        return inputs[idx]
+        ordered: np.ndarray = inputs[idx]
+        return ordered
     raise ValueError(f"inputs have {len(inputs)} samples but the store indexes up to {idx.max()}")
 
 

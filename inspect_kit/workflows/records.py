@@ -167,26 +167,12 @@ def load_recorded_model(
     return model
 
 
-#: Options of the recorded user data that change the arrays read back (labels do not).
-_DATA_OPTIONS = (
-    "size",
-    "channels",
-    "window",
-    "normalize",
-    "orientation",
-    "spacing",
-    "as_slices",
-    "sequences",
-    "allow_irregular",
-    "skip_unreadable",
-    "keep_identifiers",
-)
 #: Keyword arguments of :func:`inspect_kit.data.load_mni_patches` a demo record may set.
 _DEMO_OPTIONS = (
     "dim",
     "patch",
     "n_per_class",
-    "seed",
+    "random_state",
     "resolution",
     "purity",
     "intensity_jitter",
@@ -212,7 +198,10 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
     if source == DEMO_DATA:
         from inspect_kit.data import load_mni_patches
 
-        return load_mni_patches(**{k: v for k, v in opts.items() if k in _DEMO_OPTIONS})[0]
+        kwargs = {k: v for k, v in opts.items() if k in _DEMO_OPTIONS}
+        if "seed" in opts:  # a store made before random_state
+            kwargs.setdefault("random_state", opts["seed"])
+        return load_mni_patches(**kwargs)[0]
     from inspect_kit.data.formats import readable_source
 
     from .options import DataOptions
@@ -221,5 +210,6 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
     if why is not None:
         logger.warning("the recorded data %s; pass --data to read the inputs", why)
         return None
-    kept = {k: v for k, v in opts.items() if k in _DATA_OPTIONS}
+    # DataOptions.RECORDED names the options; labels do not change the arrays read back
+    kept = {k: v for k, v in opts.items() if k != "labels"}
     return DataOptions.from_record(kept).load(source).to_array()

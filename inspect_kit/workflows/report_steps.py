@@ -359,16 +359,17 @@ class CaveatsStep:
         return None
 
     def _notes(self, ctx: ReportContext) -> list[str]:
-        from inspect_kit.report.caveats import report_caveats
+        from inspect_kit.analysis.caveats import find_caveats
 
         sanity = ctx.results.get("sanity") or {}
-        return report_caveats(
+        found = find_caveats(
             profile=ctx.results.get("probes"),
             random_profile=(sanity.get("profiles") or {}).get("random weights"),
             labels=ctx.labels,
             class_names=ctx.class_names,
             history=(ctx.results.get("latent") or {}).get("history"),
         )
+        return [c.text for c in found]
 
     def render(self, ctx: ReportContext, result: None) -> list[str] | None:
         notes = self._notes(ctx)
@@ -396,8 +397,13 @@ class SimilarityStep:
         within = layer_similarity(
             ctx.store, ctx.layers, seed=ctx.options.seed, progress=ctx.options.progress
         )
+        from inspect_kit.analysis.randomization import random_similarity_verdict
+
         random = (ctx.results.get("sanity") or {}).get("random_similarity")
-        return {"within": within, "random": random}
+        verdict = None
+        if random is not None:
+            verdict = random_similarity_verdict(list(random.layers), random.diagonal())
+        return {"within": within, "random": random, "verdict": verdict}
 
     def render(self, ctx: ReportContext, result: dict[str, Any]) -> Any:
         from inspect_kit.report import sections

@@ -111,3 +111,38 @@ def test_registration_checks_and_builtin_names():
         register_method("other", ToyProjection)
     with pytest.raises(ValueError, match="did you mean 'umap'"):
         get_method("uamp")
+
+
+def test_registered_method_reaches_the_report_and_the_explorer(toy, tmp_path):
+    """The same one registration puts the method in the report (its section, by display
+    name, with the coordinates embed computes) and in the explorer's method menu."""
+    from inspect_kit.analysis.embedding.maps import MapSource
+    from inspect_kit.store import open_store
+    from inspect_kit.workflows import ReportOptions, build_report
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = np.arange(40) % 2
+    capture(model, x, ["1"], tmp_path / "s.h5", labels=y, reduce="mean", progress=False).close()
+    opts = ReportOptions(
+        methods=("toyproj",),
+        featurevis=False,
+        random_baseline=False,
+        latent=False,
+        progress=False,
+        formats=(),
+    )
+    res = build_report(tmp_path / "s.h5", tmp_path / "report.html", options=opts)
+    html = res.report.read_text()
+    assert '<h3 id="embeddings-toy-projection">Toy projection</h3>' in html
+    assert "Toy projection of each layer" in html  # the figure's title
+    [row] = res.summary["embeddings"]
+    assert row["method"] == "Toy projection" and row["layer"] == "1"
+    with open_store(tmp_path / "s.h5") as store:
+        # the report's embedding is in the store's cache, as embed computes it
+        emb = embed(store, "1", "toyproj", progress=False)
+        assert emb.from_cache
+        pooled = store.to_numpy("1").astype(np.float64)
+        want = pooled @ np.random.default_rng(emb.params["random_state"]).normal(size=(4, 2))
+        np.testing.assert_allclose(emb.coords, want, rtol=1e-4, atol=1e-4)
+        assert "toyproj" in MapSource([emb], store=store).method_options

@@ -62,7 +62,7 @@ def test_gallery_shows_each_unit_with_its_own_exemplars(digits_render):
     finals = [t for t in fig.data if t.name == "final (untransformed)"]
     assert [t.y[0] for t in finals] == pytest.approx(res.final_activations.tolist())
     titles = [a.text for a in fig.layout.annotations]
-    assert "conv2#3" in titles and f"#{ex.index[0, 0]} ({ex.activations[0, 0]:.3g})" in titles
+    assert "unit 3" in titles and f"#{ex.index[0, 0]} ({ex.activations[0, 0]:.3g})" in titles
 
 
 def test_gallery_without_exemplars_and_with_bone_colours(digits_render):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import inspect_kit as ik
-from inspect_kit.analysis.randomization import randomize_weights
-from inspect_kit.report.sections import random_similarity_verdict
+from inspect_kit.analysis.randomization import random_similarity_verdict, randomize_weights
 from inspect_kit.workflows import ReportOptions, build_report
 
 LAYERS = ["relu1", "relu2", "relu3", "fc"]

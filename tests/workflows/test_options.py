@@ -88,3 +88,20 @@ def test_report_options_hand_each_step_its_own_options():
     assert (lat.latent_dim, lat.epochs, lat.cv) == (3, 4, 3)
     run = opts.run_options()
     assert (run.seed, run.device, run.threads, run.progress) == (9, "cpu", None, False)
+
+
+def test_recorded_data_options_read_the_inputs_back_as_captured(tmp_path):
+    """One list of recorded options (DataOptions.RECORDED) serves the record and the re-read:
+    the recorded size applies, the labels file (gone since) does not matter to the arrays."""
+    import numpy as np
+
+    from inspect_kit.workflows.records import load_recorded_inputs
+
+    x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    record = DataOptions(labels=str(tmp_path / "gone.csv"), size=(4, 4)).as_record()
+    got = load_recorded_inputs({"data": str(tmp_path / "x.npz"), "data_options": record})
+    want = DataOptions(size=(4, 4)).load(tmp_path / "x.npz").to_array()
+    assert got is not None and got.shape == (3, 1, 4, 4)
+    np.testing.assert_array_equal(got, want)
+    assert not np.allclose(got, x[:, :, ::2, ::2])  # resized, not read as stored

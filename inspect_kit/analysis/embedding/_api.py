@@ -132,7 +132,8 @@ class Embedding:
         are not the model's classes: see :attr:`labels_are_classes`)."""
         if self.labels is None or self.predictions is None or not self.labels_are_classes:
             return None
-        return np.asarray(self.labels) == np.asarray(self.predictions)
+        same: np.ndarray = np.asarray(self.labels) == np.asarray(self.predictions)
+        return same
 
     @property
     def title(self) -> str:
@@ -267,14 +268,15 @@ def _positions(samples: Any, n: int) -> np.ndarray | None:
     samples = np.asarray(samples)
     if samples.dtype == bool:
         return np.flatnonzero(samples)
-    return np.where(samples < 0, samples + n, samples).astype(np.int64)
+    positions: np.ndarray = np.where(samples < 0, samples + n, samples).astype(np.int64)
+    return positions
 
 
 def _check_layer(store: Any, layer: str | None) -> str:
     layers = list(store.layers)
     if layer is None:
         if len(layers) == 1:
-            return layers[0]
+            return str(layers[0])
         raise ValueError(
             f"the store has {len(layers)} layers; pick one with layer=... "
             f"(stored layers: {', '.join(layers) or 'none'})"
@@ -288,7 +290,7 @@ def _resolve_input(
     data: Any,
     layer: str | None,
     samples: Any,
-    reduce: str | Callable | None,
+    reduce: str | Callable[..., Any] | None,
     labels: Any,
     predictions: Any,
     metadata: dict[str, Any] | None,
@@ -349,7 +351,7 @@ def make_estimator(
     n_components: int = 2,
     *,
     random_state: int | None = 0,
-    reduce: str | Callable | None = "mean",
+    reduce: str | Callable[..., Any] | None = "mean",
     pca_components: int | None = 50,
     progress: bool = True,
     **method_params: Any,
@@ -483,8 +485,8 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
 def _result(
     coords: np.ndarray,
     method: str,
-    params: dict,
-    metrics: dict,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
     ctx: dict[str, Any],
     estimator: BaseEmbedding | None,
     from_cache: bool = False,
@@ -516,7 +518,7 @@ def embed(
     n_components: int = 2,
     *,
     random_state: int | None = 0,
-    reduce: str | Callable | None = "mean",
+    reduce: str | Callable[..., Any] | None = "mean",
     pca_components: int | None = 50,
     samples: np.ndarray | None = None,
     labels: np.ndarray | None = None,

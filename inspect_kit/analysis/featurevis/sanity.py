@@ -93,6 +93,11 @@ class RandomizationResult:
         return self.random_state
 
     @property
+    def reference_mean(self) -> float | None:
+        """Mean similarity of two seeds of the trained model's renders (None without one)."""
+        return None if self.reference is None else float(np.mean(self.reference))
+
+    @property
     def mean_scores(self) -> np.ndarray:
         """Mean similarity over the units that have one (NaN ones left out), per stage."""
         scores = np.asarray(self.scores, dtype=float)

@@ -48,7 +48,7 @@ def test_post_relu_dead_unit_is_flat_and_said_so(caplog):
     assert "stayed flat for 1 of 2 units (relu#0)" in caplog.text
     fig = plot_unit_gallery(res)
     titles = [a.text for a in fig.layout.annotations]
-    assert "relu#0 · FLAT: no feature" in titles and "relu#1" in titles
+    assert "unit 0 · FLAT: no feature" in titles and "unit 1" in titles
     assert "1 of 2 units stayed flat" in fig.layout.title.subtitle.text
 
 
