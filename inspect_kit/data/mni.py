@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,10 @@ def load_mni_patches(
     intensity_jitter: float = 0.25,
     noise: float = 0.02,
     return_info: bool = False,
-) -> tuple[np.ndarray, np.ndarray, list[str]] | tuple[np.ndarray, np.ndarray, list[str], dict]:
+) -> (
+    tuple[np.ndarray, np.ndarray, list[str]]
+    | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
+):
     """Sample tissue-labelled patches from the MNI152 T1 template (shipped with nilearn).
 
     Each sample is an axial 2D patch or a 3D cube centred on a brain voxel. Its label is the
