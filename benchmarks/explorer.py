@@ -49,7 +49,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 @functools.cache
 def mni_patches(n: int):
     """n distinct 16x16 patches of nilearn's MNI152 T1 template, labelled by tissue."""
-    X, y, _names = load_mni_patches(dim=2, patch=16, n_per_class=-(-n // 3), seed=0)
+    X, y, _names = load_mni_patches(dim=2, patch=16, n_per_class=-(-n // 3), random_state=0)
     return X, y
 
 

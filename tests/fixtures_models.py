@@ -54,7 +54,13 @@ def _split(X: np.ndarray, y: np.ndarray, class_names) -> DataSplit:
 def _train(model: SmallCNN, data: DataSplit, epochs: int) -> SmallCNN:
     with one_thread():
         fit_classifier(
-            model, data.X_train, data.y_train, epochs=epochs, lr=3e-3, seed=0, progress=False
+            model,
+            data.X_train,
+            data.y_train,
+            epochs=epochs,
+            lr=3e-3,
+            random_state=0,
+            progress=False,
         )
     return model.eval()
 
@@ -67,29 +73,29 @@ def digits() -> DataSplit:
 
 @pytest.fixture(scope="session")
 def digits_cnn(digits: DataSplit) -> SmallCNN:
-    return _train(SmallCNN(in_channels=1, n_classes=10, dim=2, seed=0), digits, epochs=10)
+    return _train(SmallCNN(in_channels=1, n_classes=10, dim=2, random_state=0), digits, epochs=10)
 
 
 @pytest.fixture(scope="session")
 def mni2d() -> DataSplit:
-    X, y, names = load_mni_patches(dim=2, patch=16, n_per_class=400, seed=0)
+    X, y, names = load_mni_patches(dim=2, patch=16, n_per_class=400, random_state=0)
     return _split(X, y, names)
 
 
 @pytest.fixture(scope="session")
 def mni2d_cnn(mni2d: DataSplit) -> SmallCNN:
     # pool_size=3 keeps where features are: the label is the tissue at the patch centre.
-    net = SmallCNN(in_channels=1, n_classes=3, dim=2, pool_size=3, seed=0)
+    net = SmallCNN(in_channels=1, n_classes=3, dim=2, pool_size=3, random_state=0)
     return _train(net, mni2d, epochs=15)
 
 
 @pytest.fixture(scope="session")
 def mni3d() -> DataSplit:
-    X, y, names = load_mni_patches(dim=3, patch=12, n_per_class=300, seed=0)
+    X, y, names = load_mni_patches(dim=3, patch=12, n_per_class=300, random_state=0)
     return _split(X, y, names)
 
 
 @pytest.fixture(scope="session")
 def mni3d_cnn(mni3d: DataSplit) -> SmallCNN:
-    net = SmallCNN(in_channels=1, n_classes=3, dim=3, pool_size=3, seed=0)
+    net = SmallCNN(in_channels=1, n_classes=3, dim=3, pool_size=3, random_state=0)
     return _train(net, mni3d, epochs=15)

@@ -26,7 +26,7 @@ from inspect_kit.models.registry import load_model
 from inspect_kit.store import open_store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "seed": 0}
+TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "random_state": 0}
 TINY = ["inspect_kit.models:SmallCNN", "--model-args", json.dumps(TINY_ARGS)]
 
 
@@ -64,7 +64,7 @@ def test_demo_writes_store_report_and_figures(demo):
     # Oracle: the saved weights, loaded fresh, give the stored logits for the same patches.
     from inspect_kit.data import load_mni_patches
 
-    X, y, _ = load_mni_patches(dim=2, patch=16, n_per_class=60, seed=0)
+    X, y, _ = load_mni_patches(dim=2, patch=16, n_per_class=60, random_state=0)
     net = load_model(
         "inspect_kit.models:SmallCNN",
         weights=demo / "model.pt",
@@ -463,7 +463,7 @@ def test_report_refuses_a_model_that_does_not_rebuild(tmp_path, capsys):
     """A recorded factory with random init (no weights file) is not the captured model."""
     x = np.random.default_rng(4).normal(size=(12, 1, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.arange(12) % 2)
-    random_init = json.dumps({**TINY_ARGS, "seed": None})
+    random_init = json.dumps({**TINY_ARGS, "random_state": None})
     model = ["inspect_kit.models:SmallCNN", "--model-args", random_init]
     _capture(capsys, str(tmp_path / "d.npz"), tmp_path / "s.h5", model=model)
     report = tmp_path / "report.html"

@@ -12,7 +12,7 @@ from inspect_kit.cli import main
 from inspect_kit.models import SmallCNN
 from inspect_kit.workflows.records import model_mismatch, record_inputs
 
-ARGS = {"n_classes": 4, "widths": [4, 8, 8], "seed": 0}
+ARGS = {"n_classes": 4, "widths": [4, 8, 8], "random_state": 0}
 
 
 def _setup(tmp_path):
@@ -20,7 +20,7 @@ def _setup(tmp_path):
     keep = d.target < 4
     X = torch.tensor(d.images[keep][:60, None] / 16.0, dtype=torch.float32)
     captured = SmallCNN(**ARGS).eval()
-    other = SmallCNN(**{**ARGS, "seed": 1}).eval()
+    other = SmallCNN(**{**ARGS, "random_state": 1}).eval()
     torch.save(captured.state_dict(), tmp_path / "captured.pt")
     torch.save(other.state_dict(), tmp_path / "other.pt")
     store = capture(

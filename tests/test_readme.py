@@ -55,6 +55,10 @@ CHAINS = {
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",
     ),
+    "trust": (
+        "import torch\nfrom torch import nn\nfrom inspect_kit import featurevis as fv",
+        "import torch\nfrom torch import nn\nfrom inspect_kit import featurevis as fv",
+    ),
 }
 
 
@@ -163,6 +167,14 @@ def check_medical_volumes(out: str, ns: dict) -> None:
     assert "sha256:" in out and "[2.5]" in out and "LPS" in out
 
 
+def check_trust(out: str, ns: dict) -> None:
+    res = ns["res"]
+    # the dead unit's objective never moved; the live one's did
+    assert np.ptp(res.trajectory[:, 0]) == 0.0 and np.ptp(res.trajectory[:, 1]) > 0
+    assert "[True, False] ['1#0']" in out
+    assert "class_imbalance 6.0 3.0" in out and "val_loss_rise 0.98 0.1" in out
+
+
 CHECKS = {
     "embedding-method": check_embedding_method,
     "dask-scale": check_dask_scale,
@@ -174,6 +186,7 @@ CHECKS = {
     "latent-and-probes": check_latent_and_probes,
     "sklearn-set-output": check_sklearn_set_output,
     "data-and-models": check_data_and_models,
+    "trust": check_trust,
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from inspect_kit.data._optional import require
+from inspect_kit.seeding import NOT_GIVEN, RandomState, renamed_seed
 
 TISSUE_CLASSES: tuple[str, ...] = ("csf", "grey matter", "white matter")
 
@@ -101,13 +102,14 @@ def load_mni_patches(
     dim: int = 2,
     patch: int = 16,
     n_per_class: int = 400,
-    seed: int = 0,
+    random_state: RandomState = 0,
     *,
     resolution: int = 1,
     purity: float = 0.8,
     intensity_jitter: float = 0.25,
     noise: float = 0.02,
     return_info: bool = False,
+    seed: Any = NOT_GIVEN,
 ) -> (
     tuple[np.ndarray, np.ndarray, list[str]]
     | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
@@ -135,8 +137,9 @@ def load_mni_patches(
         Side of a patch in voxels (1 mm voxels at ``resolution=1``).
     n_per_class : int, default=400
         Samples per class; the result has ``3 * n_per_class`` rows in shuffled order.
-    seed : int, default=0
+    random_state : int, numpy Generator or None, default=0
         Seed of the sampling, gain and noise; the same arguments always give the same arrays.
+        (``seed`` is its deprecated alias.)
     resolution : int, default=1
         Voxel size in mm passed to nilearn (1 is the shipped template; other values resample).
     purity : float, default=0.8
@@ -191,7 +194,7 @@ def load_mni_patches(
                 f"patch; ask for n_per_class <= {len(c)} or lower purity"
             )
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(renamed_seed(seed, random_state, "load_mni_patches"))
     flat = np.concatenate([rng.choice(c, size=n_per_class, replace=False) for c in cands])
     y = np.repeat(np.arange(len(TISSUE_CLASSES), dtype=np.int64), n_per_class)
     order = rng.permutation(len(y))

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspect_kit.seeding import NOT_GIVEN, renamed_seed
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ConvAutoencoder", "fit_autoencoder", "autoencoder_loss"]
@@ -57,9 +59,10 @@ class ConvAutoencoder(nn.Module):
         Channels of the encoder stages (the decoder uses them in reverse).
     output_activation : {None, 'sigmoid'}
         ``'sigmoid'`` bounds reconstructions to (0, 1), for inputs scaled to [0, 1].
-    seed : int or None
+    random_state : int or None
         Seed of the weight initialisation, drawn inside ``torch.random.fork_rng`` so the
-        global RNG is untouched; None draws from the global RNG.
+        global RNG is untouched; None draws from the global RNG. (``seed`` is its deprecated
+        alias.)
 
     Attributes
     ----------
@@ -87,9 +90,12 @@ class ConvAutoencoder(nn.Module):
         variational: bool = False,
         widths: Sequence[int] = (16, 32),
         output_activation: str | None = None,
-        seed: int | None = 0,
+        random_state: int | None = 0,
+        *,
+        seed: Any = NOT_GIVEN,
     ):
         super().__init__()
+        seed = renamed_seed(seed, random_state, "ConvAutoencoder")
         rng_state = torch.random.get_rng_state()
         shape = _check_input_shape(input_shape)
         if (
@@ -252,8 +258,9 @@ def fit_autoencoder(
     patience: int | None = None,
     beta: float = 1.0,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    random_state: int | None = 0,
     progress: bool = True,
+    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train an autoencoder (or VAE) to reconstruct ``data``, with :func:`inspect_kit.models.fit`.
 
@@ -265,8 +272,9 @@ def fit_autoencoder(
     data : array, tensor, Dataset or DataLoader
         Inputs (N, C, H, W) or (N, C, D, H, W) (float arrays become float32); batches may be
         ``x``, ``(x, y, ...)`` or dicts with an ``'x'``/``'image'`` key; labels are ignored.
-    epochs, lr, batch_size, patience, seed, progress
-        As in :func:`inspect_kit.models.fit` (``patience`` needs ``val_data``).
+    epochs, lr, batch_size, patience, random_state, progress
+        As in :func:`inspect_kit.models.fit` (``patience`` needs ``val_data``; ``seed`` is the
+        deprecated alias of ``random_state``).
     val_data : same kinds as ``data``, optional
         Held-out inputs for the validation loss and early stopping.
     beta : float
@@ -315,6 +323,6 @@ def fit_autoencoder(
         val_data=val_data,
         patience=patience,
         device=device,
-        seed=seed,
+        random_state=renamed_seed(seed, random_state, "fit_autoencoder"),
         progress=progress,
     )

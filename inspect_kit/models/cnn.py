@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from inspect_kit.seeding import NOT_GIVEN, renamed_seed
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -44,9 +47,10 @@ class SmallCNN(nn.Sequential):
     inplace_relu : bool, default=False
         Use ``nn.ReLU(inplace=True)``, as torchvision models do. The ReLU then overwrites the
         output of the layer before it, which activation capture must cope with.
-    seed : int or None, default=0
+    random_state : int or None, default=0
         Seed of the weight initialisation (drawn inside ``torch.random.fork_rng``, so the global
-        RNG is untouched); ``None`` uses torch's global RNG.
+        RNG is untouched); ``None`` uses torch's global RNG. (``seed`` is its deprecated
+        alias.)
 
     Attributes
     ----------
@@ -76,7 +80,8 @@ class SmallCNN(nn.Sequential):
         batch_norm: bool = True,
         inplace_relu: bool = False,
         pool_size: int = 1,
-        seed: int | None = 0,
+        random_state: int | None = 0,
+        seed: Any = NOT_GIVEN,
     ) -> None:
         if dim not in (2, 3) or isinstance(dim, bool):
             raise ValueError(f"dim must be 2 (images) or 3 (volumes), got {dim!r}")
@@ -98,6 +103,7 @@ class SmallCNN(nn.Sequential):
                 f"pool_size must be a positive int (1 = global pooling), got {pool_size!r}"
             )
 
+        seed = renamed_seed(seed, random_state, "SmallCNN")
         args = (
             in_channels,
             n_classes,

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import trange
 
 from inspect_kit.hooks import model_device, model_state_preserved
+from inspect_kit.seeding import NOT_GIVEN, renamed_seed
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +181,12 @@ def fit(
     val_data: Any = None,
     patience: int | None = None,
     device: str | torch.device | None = None,
-    seed: int | None = 0,
+    random_state: int | None = 0,
     progress: bool = True,
     weight_decay: float = 0.0,
     metrics: Mapping[str, MetricFn] | None = None,
     restore_best: bool = True,
+    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train ``model`` with Adam by minimising ``loss_fn(model, batch)``; the one training loop.
 
@@ -217,9 +219,10 @@ def fit(
         Stop after this many epochs without a lower validation loss (needs ``val_data``).
     device : str or torch.device, optional
         Where to train; default: the device of the model's first parameter, else cpu.
-    seed : int or None, default=0
+    random_state : int or None, default=0
         Seeds the shuffling (a ``torch.Generator``) and, for the duration of training only,
-        torch's RNG (dropout, VAE sampling), so equal seeds give equal weights on one device.
+        torch's RNG (dropout, VAE sampling), so equal seeds give equal weights on one device;
+        None draws fresh ones. (``seed`` is its deprecated alias.)
     progress : bool, default=True
         Show a tqdm progress bar over epochs.
     weight_decay : float, default=0.0
@@ -248,6 +251,7 @@ def fit(
     >>> len(hist["train_loss"])
     2
     """
+    seed = renamed_seed(seed, random_state, "fit")  # the effective one, below
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -284,7 +288,7 @@ def fit(
             "lr": lr,
             "batch_size": batch_size,
             "patience": patience,
-            "seed": seed,
+            "random_state": seed,
             "weight_decay": weight_decay,
             "device": str(dev),
         },
@@ -392,9 +396,10 @@ def fit_classifier(
     val_data: tuple[Any, Any] | None = None,
     patience: int | None = None,
     device: str | torch.device | None = None,
-    seed: int | None = 0,
+    random_state: int | None = 0,
     progress: bool = True,
     weight_decay: float = 0.0,
+    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train a classifier with cross-entropy on ``(X, y)`` using :func:`fit`.
 
@@ -405,8 +410,8 @@ def fit_classifier(
     X : tensor or array, shape (N, C, ...)
     y : tensor or array of int, shape (N,)
         Class indices in ``0..K-1``.
-    epochs, lr, batch_size, patience, device, seed, progress, weight_decay
-        As in :func:`fit`.
+    epochs, lr, batch_size, patience, device, random_state, progress, weight_decay
+        As in :func:`fit` (``seed`` is the deprecated alias of ``random_state``).
     val_data : tuple (X_val, y_val), optional
         Validation split: recorded as ``val_loss`` and ``val_accuracy`` per epoch, used for
         early stopping and to restore the best weights.
@@ -442,7 +447,7 @@ def fit_classifier(
         val_data=val,
         patience=patience,
         device=device,
-        seed=seed,
+        random_state=renamed_seed(seed, random_state, "fit_classifier"),
         progress=progress,
         weight_decay=weight_decay,
         metrics={"accuracy": _accuracy} if val is not None else None,

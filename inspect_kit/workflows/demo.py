@@ -135,7 +135,7 @@ def _run_demo(
         "dim": 2,
         "patch": 16,
         "n_per_class": size.n_per_class,
-        "seed": seed,
+        "random_state": seed,
     }
     with timed_step("loading MNI152 tissue patches", timings):
         X, y, class_names, info = load_mni_patches(**data_options, return_info=True)  # type: ignore[misc]
@@ -147,7 +147,7 @@ def _run_demo(
         "n_classes": len(class_names),
         "dim": 2,
         "pool_size": 3,
-        "seed": seed,
+        "random_state": seed,
     }
     net = SmallCNN(**model_args)
     with timed_step("training SmallCNN", timings):
@@ -159,7 +159,7 @@ def _run_demo(
             lr=3e-3,
             val_data=(X[te], y[te]),
             device=device,
-            seed=seed,
+            random_state=seed,
             progress=progress,
         )
         net.eval()

@@ -172,7 +172,7 @@ _DEMO_OPTIONS = (
     "dim",
     "patch",
     "n_per_class",
-    "seed",
+    "random_state",
     "resolution",
     "purity",
     "intensity_jitter",
@@ -198,7 +198,10 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
     if source == DEMO_DATA:
         from inspect_kit.data import load_mni_patches
 
-        return load_mni_patches(**{k: v for k, v in opts.items() if k in _DEMO_OPTIONS})[0]
+        kwargs = {k: v for k, v in opts.items() if k in _DEMO_OPTIONS}
+        if "seed" in opts:  # a store made before random_state
+            kwargs.setdefault("random_state", opts["seed"])
+        return load_mni_patches(**kwargs)[0]
     from inspect_kit.data.formats import readable_source
 
     from .options import DataOptions

@@ -33,7 +33,7 @@ def test_3d_kernels_as_orthogonal_slices(mni3d_cnn):
 
 
 def test_any_channel_count_named_layers_and_transposed_convs():
-    net = SmallCNN(in_channels=5, dim=2, seed=0)
+    net = SmallCNN(in_channels=5, dim=2, random_state=0)
     assert conv_kernels(net).n_in == 5
     k2 = conv_kernels(net, "conv2")
     assert k2.weights.shape == (16, 8, 3, 3)
@@ -54,7 +54,7 @@ def test_errors_name_the_problem():
 
 
 def test_trained_kernels_differ_from_their_initialisation(digits_cnn):
-    init = SmallCNN(in_channels=1, n_classes=10, dim=2, seed=0)
+    init = SmallCNN(in_channels=1, n_classes=10, dim=2, random_state=0)
     moved = np.abs(conv_kernels(digits_cnn).weights - conv_kernels(init).weights).mean()
     assert moved > 1e-3
     assert torch.equal(torch.as_tensor(conv_kernels(init).weights), init.conv1.weight.detach())

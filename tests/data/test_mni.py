@@ -33,12 +33,15 @@ def test_shapes_dtypes_and_balance(dim, patch):
 
 
 def test_deterministic_per_seed():
-    a = load_mni_patches(dim=2, n_per_class=40, seed=3)
-    b = load_mni_patches(dim=2, n_per_class=40, seed=3)
-    c = load_mni_patches(dim=2, n_per_class=40, seed=4)
+    a = load_mni_patches(dim=2, n_per_class=40, random_state=3)
+    b = load_mni_patches(dim=2, n_per_class=40, random_state=3)
+    c = load_mni_patches(dim=2, n_per_class=40, random_state=4)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
+    with pytest.warns(DeprecationWarning, match="random_state=3"):
+        old = load_mni_patches(dim=2, n_per_class=40, seed=3)  # the old name
+    np.testing.assert_array_equal(old[0], a[0])
 
 
 def test_labels_agree_with_nilearn_tissue_maps(nilearn_maps):

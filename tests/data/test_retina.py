@@ -11,15 +11,15 @@ pytest.importorskip("skimage")
 
 
 def test_shapes_range_balance_and_determinism():
-    X, y, names = load_retina_patches(patch=24, n_per_class=60, seed=1)
+    X, y, names = load_retina_patches(patch=24, n_per_class=60, random_state=1)
     assert X.shape == (120, 3, 24, 24) and X.dtype == np.float32
     assert X.min() >= 0.0 and X.max() <= 1.0
     np.testing.assert_array_equal(np.bincount(y), [60, 60])
     assert names == list(RETINA_CLASSES) == ["background", "vessel"]
-    X2, y2, _ = load_retina_patches(patch=24, n_per_class=60, seed=1)
+    X2, y2, _ = load_retina_patches(patch=24, n_per_class=60, random_state=1)
     np.testing.assert_array_equal(X, X2)
     np.testing.assert_array_equal(y, y2)
-    assert not np.array_equal(X, load_retina_patches(patch=24, n_per_class=60, seed=2)[0])
+    assert not np.array_equal(X, load_retina_patches(patch=24, n_per_class=60, random_state=2)[0])
 
 
 def test_vessel_centres_are_dark_ridges_by_an_independent_filter():

@@ -372,7 +372,7 @@ def test_header_metadata_reaches_the_store_and_colours_an_embedding(tmp_path, ca
 
     for i, maker in enumerate(["GE MEDICAL SYSTEMS", "SIEMENS", "GE MEDICAL SYSTEMS", "SIEMENS"]):
         _write_series(tmp_path / "cts" / f"p{i}", n=3, seed=i, manufacturer=maker)
-    args = {"n_classes": 2, "widths": [4, 4], "seed": 0, "dim": 3, "in_channels": 3}
+    args = {"n_classes": 2, "widths": [4, 4], "random_state": 0, "dim": 3, "in_channels": 3}
     out = tmp_path / "s.h5"
     code = main(
         [

@@ -31,7 +31,7 @@ def test_to_uint8_windows():
 
 @pytest.fixture(scope="module")
 def mni_volumes():
-    X, y, names = load_mni_patches(dim=3, patch=12, n_per_class=4, seed=0)
+    X, y, names = load_mni_patches(dim=3, patch=12, n_per_class=4, random_state=0)
     return X
 
 

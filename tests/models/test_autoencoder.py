@@ -178,5 +178,5 @@ def test_initialisation_is_seeded_and_leaves_the_global_rng_alone():
     assert torch.equal(state, torch.random.get_rng_state())
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
-    c = ConvAutoencoder((1, 16, 16), latent_dim=4, seed=1)
+    c = ConvAutoencoder((1, 16, 16), latent_dim=4, random_state=1)
     assert not torch.equal(a.head.weight, c.head.weight)

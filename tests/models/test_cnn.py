@@ -45,11 +45,21 @@ def test_shapes_for_2d_3d_and_any_channel_count(dim, in_channels, shape, pool_si
 
 def test_seeded_init_is_reproducible_and_leaves_global_rng_alone():
     state = torch.get_rng_state()
-    a, b, c = SmallCNN(seed=1), SmallCNN(seed=1), SmallCNN(seed=2)
+    a, b, c = SmallCNN(random_state=1), SmallCNN(random_state=1), SmallCNN(random_state=2)
     assert torch.equal(torch.get_rng_state(), state)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
+    # the old name still works, with a warning that names the new one
+    with pytest.warns(DeprecationWarning, match="random_state=1"):
+        old = SmallCNN(seed=1)
+    assert torch.equal(old.conv1.weight, a.conv1.weight)
+    # seed=None meant torch's global RNG, and still does
+    torch.manual_seed(11)
+    glob = SmallCNN(random_state=None)
+    torch.manual_seed(11)
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(SmallCNN(seed=None).conv1.weight, glob.conv1.weight)
 
 
 @pytest.mark.parametrize("inplace", [False, True])

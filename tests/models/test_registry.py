@@ -15,7 +15,7 @@ from torch import nn
 from inspect_kit.models import SmallCNN
 from inspect_kit.models.registry import load_model, load_weights, resolve_factory
 
-TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "seed": 0}
+TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "random_state": 0}
 
 
 def test_torchvision_factory_by_name():
@@ -27,7 +27,7 @@ def test_torchvision_factory_by_name():
 
 
 def test_inspect_kit_model_with_its_state_dict_computes_what_the_original_does(tmp_path):
-    src = SmallCNN(**{**TINY_ARGS, "seed": 7}).eval()
+    src = SmallCNN(**{**TINY_ARGS, "random_state": 7}).eval()
     torch.save(src.state_dict(), tmp_path / "w.pt")
     net = load_model("inspect_kit.models:SmallCNN", weights=tmp_path / "w.pt", model_args=TINY_ARGS)
     x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -40,7 +40,7 @@ def test_inspect_kit_model_with_its_state_dict_computes_what_the_original_does(t
 
 
 def test_weights_state_dict_checkpoint_and_dataparallel(tmp_path):
-    src = SmallCNN(**{**TINY_ARGS, "seed": 5})
+    src = SmallCNN(**{**TINY_ARGS, "random_state": 5})
     sd = src.state_dict()
     torch.save(sd, tmp_path / "plain.pt")
     torch.save({"epoch": 3, "model_state_dict": sd}, tmp_path / "ckpt.pt")

@@ -136,7 +136,7 @@ def test_same_seed_same_weights_other_seed_differs(small_digits):
     runs = []
     for seed in (0, 0, 1):
         net = copy.deepcopy(base)
-        h = fit(net, (X, y), _ce, epochs=2, batch_size=32, seed=seed, progress=False)
+        h = fit(net, (X, y), _ce, epochs=2, batch_size=32, random_state=seed, progress=False)
         runs.append((net.state_dict(), h["train_loss"]))
     for k, v in runs[0][0].items():
         assert torch.equal(v, runs[1][0][k]), k

@@ -85,7 +85,7 @@ def test_safetensors_weights_round_trip(tmp_path, digits_cnn, digits):
 
     path = tmp_path / "net.safetensors"
     save_file({k: v.contiguous() for k, v in digits_cnn.state_dict().items()}, str(path))
-    fresh = SmallCNN(n_classes=10, seed=123)
+    fresh = SmallCNN(n_classes=10, random_state=123)
     load_weights(fresh, path)
     x = torch.from_numpy(digits.X_test[:32])
     with torch.no_grad():
@@ -93,7 +93,7 @@ def test_safetensors_weights_round_trip(tmp_path, digits_cnn, digits):
     # a file without the suffix is recognised by its header
     renamed = tmp_path / "net.bin"
     renamed.write_bytes(path.read_bytes())
-    load_weights(SmallCNN(n_classes=10, seed=5), renamed)
+    load_weights(SmallCNN(n_classes=10, random_state=5), renamed)
 
     class Tied(nn.Module):
         def __init__(self) -> None:

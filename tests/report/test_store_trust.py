@@ -26,7 +26,7 @@ from inspect_kit.models.registry import (
 from inspect_kit.store import schema
 from inspect_kit.workflows.records import load_recorded_inputs, load_recorded_model
 
-TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "seed": 0}
+TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "random_state": 0}
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_zoo_models_still_rebuild_from_a_record(tmp_path):
     assert isinstance(net, torch.nn.Module) and net.fc.out_features == 3 and not net.training
     from inspect_kit.capture import state_dict_sha256
 
-    src = SmallCNN(**{**TINY_ARGS, "seed": 7})
+    src = SmallCNN(**{**TINY_ARGS, "random_state": 7})
     torch.save(src.state_dict(), tmp_path / "w.pt")
     record = {
         "model": "inspect_kit.models:SmallCNN",

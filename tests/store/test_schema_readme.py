@@ -59,7 +59,7 @@ def demo_like_store(mni2d, tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(len(mni2d.y_train), 60, replace=False))
     X, y = mni2d.X_train[rows], mni2d.y_train[rows]
-    args = {"in_channels": 1, "n_classes": 3, "dim": 2, "pool_size": 3, "seed": 0}
+    args = {"in_channels": 1, "n_classes": 3, "dim": 2, "pool_size": 3, "random_state": 0}
     net = SmallCNN(**args).eval()
     meta = {"split": np.array(["train", "test"] * 30, dtype=object), "x_mm": X[:, 0, 0, 0]}
     path = out / "activations.h5"

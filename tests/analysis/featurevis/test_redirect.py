@@ -57,7 +57,9 @@ def block_net(digits):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = BlockNet()
-    fit_classifier(net, digits.X_train, digits.y_train, epochs=5, lr=1e-2, seed=0, progress=False)
+    fit_classifier(
+        net, digits.X_train, digits.y_train, epochs=5, lr=1e-2, random_state=0, progress=False
+    )
     return net.eval()
 
 

@@ -196,8 +196,8 @@ def test_value_range_and_preprocessing_in_hounsfield_units(digits_cnn):
 
 def test_in_place_relus_do_not_change_what_is_optimised():
     # relu1 (in place) overwrites bn1's output after the hook saw it
-    inplace = SmallCNN(dim=2, inplace_relu=True, seed=3).eval()
-    plain = SmallCNN(dim=2, inplace_relu=False, seed=3).eval()
+    inplace = SmallCNN(dim=2, inplace_relu=True, random_state=3).eval()
+    plain = SmallCNN(dim=2, inplace_relu=False, random_state=3).eval()
     obj = fv.channel("bn1", 0) + fv.channel("conv3", 1)
     kw = dict(steps=4, value_range=(0, 1), progress=False)
     a = fv.render(inplace, obj, (1, 16, 16), **kw)
@@ -221,7 +221,7 @@ def test_regularisers_and_diversity_compose_in_a_render(digits_cnn):
 
 
 def test_pixel_parameterisation_mixed_precision_and_3d_multichannel():
-    net = SmallCNN(in_channels=2, n_classes=3, dim=3, widths=(4, 8), seed=1).eval()
+    net = SmallCNN(in_channels=2, n_classes=3, dim=3, widths=(4, 8), random_state=1).eval()
     res = fv.render(
         net,
         fv.neuron("conv2", [0, 3]),
