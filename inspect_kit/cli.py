@@ -302,7 +302,7 @@ def _run(args: argparse.Namespace) -> Any:
     from inspect_kit.workflows.options import RunOptions
 
     return RunOptions(
-        seed=getattr(args, "random_state", 0),
+        random_state=getattr(args, "random_state", 0),
         device=args.device,
         threads=args.threads,
         progress=_progress(args),
