@@ -150,11 +150,14 @@ def _plane(x: np.ndarray, channel: int | None, mode: str) -> np.ndarray:
     if x.ndim == 4:  # (C, D, H, W)
         x = select_plane(x[None], mode)[0]
     if x.ndim == 3:  # (C, h, w)
+        plane: np.ndarray
         if channel is not None:
-            return x[channel]
-        if x.shape[0] == 3:
-            return np.moveaxis(x, 0, -1)
-        return x[0] if x.shape[0] == 1 else x.astype(np.float64).mean(axis=0)
+            plane = x[channel]
+        elif x.shape[0] == 3:
+            plane = np.moveaxis(x, 0, -1)
+        else:
+            plane = x[0] if x.shape[0] == 1 else x.astype(np.float64).mean(axis=0)
+        return plane
     raise ValueError(
         f"a sample must be (H, W), (C, H, W) or a volume (C, D, H, W); got shape {x.shape}"
     )
@@ -442,7 +445,7 @@ class ThumbnailAtlas:
         h, w = self.tile_shape
         return sheet[r * h : (r + 1) * h, c * w : (c + 1) * w]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """What the browser-side hover script needs (goes into ``layout.meta``)."""
         return {
             "sheets": list(self.sheets),

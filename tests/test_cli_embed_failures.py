@@ -76,3 +76,23 @@ def test_embed_skips_a_layer_that_cannot_run_and_writes_the_rest(tmp_path, capsy
     with open_store(tmp_path / "s.h5") as store:
         _, attrs = store.load_result("embeddings/1/tsne")
     assert float(attrs["params"]["perplexity"]) == 7.0
+
+
+def test_tsne_default_perplexity_is_lowered_for_few_samples(tmp_path, capsys):
+    """As --perplexity's help says: 40 samples cannot take perplexity 30 (needs 91), so the
+    command uses floor(39 / 3) = 13, says so, and records it with the map."""
+    d = load_digits()
+    X = torch.tensor(d.images[:40, None] / 16.0, dtype=torch.float32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()).eval()
+    path = tmp_path / "s.h5"
+    capture(model, X, ["1"], path, labels=d.target[:40], progress=False).close()
+    capsys.readouterr()
+    args = ["embed", str(path), "--methods", "tsne", "--out", str(tmp_path / "o")]
+    assert main([*args, "--formats", "html", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "too few for the default perplexity 30; using 13" in err
+    assert (tmp_path / "o" / "embedding_tsne.html").exists()
+    with open_store(path) as store:
+        _, attrs = store.load_result("embeddings/1/tsne")
+    assert float(attrs["params"]["perplexity"]) == 13.0

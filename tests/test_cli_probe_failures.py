@@ -97,3 +97,22 @@ def test_probe_options_reach_the_probe(digits_store, tmp_path, capsys):
     assert main([*args, "--chance", "permutation", "--permutations", "5"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert 0.0 < row["chance"] < 0.3 and row["p"] == pytest.approx(1 / 6)
+
+
+def test_probe_on_few_samples_says_its_score_is_fragile(tmp_path, capsys):
+    """32 samples, cv=5: test folds of 6 samples. The row says so and a small-N caveat is
+    logged, so a 1.000 is not read as a finding."""
+    d = load_digits()
+    keep = np.flatnonzero(d.target < 4)[:32]
+    X = torch.tensor(d.images[keep, None] / 16.0, dtype=torch.float32)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()).eval()
+    path = tmp_path / "few.h5"
+    capture(model, X, ["1"], path, labels=d.target[keep], progress=False).close()
+    capsys.readouterr()
+    args = ["probe", str(path), "--out", str(tmp_path / "o"), "--formats", "html", "--json"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    [row] = json.loads(out)
+    assert row["chance"] == pytest.approx(0.25)  # 4 classes, balanced chance
+    assert "smallest test fold has 6 samples" in row["warning"]
+    assert "small N: the probes use 32 samples" in err

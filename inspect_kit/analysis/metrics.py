@@ -37,7 +37,8 @@ def _check_pair(X: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _neighbors(Z: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k nearest neighbours of each row of Z, excluding itself."""
-    return NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(return_distance=False)
+    found: np.ndarray = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(return_distance=False)
+    return found
 
 
 def trustworthiness(
@@ -98,7 +99,8 @@ def _vote(neighbor_labels: np.ndarray) -> np.ndarray:
         ),
         1,
     )
-    return counts.argmax(axis=1)
+    winner: np.ndarray = counts.argmax(axis=1)
+    return winner
 
 
 def knn_accuracy(Z: np.ndarray, y: np.ndarray, n_neighbors: int = 10) -> float:

@@ -15,11 +15,13 @@ REDUCTIONS = ("none", "mean", "max", "flatten")
 
 
 def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
-    return spatial_pool(t, "mean")
+    pooled: torch.Tensor = spatial_pool(t, "mean")
+    return pooled
 
 
 def _spatial_max(t: torch.Tensor) -> torch.Tensor:
-    return spatial_pool(t, "max")
+    pooled: torch.Tensor = spatial_pool(t, "max")
+    return pooled
 
 
 def _flatten(t: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,7 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-def read_dicom(path: str | os.PathLike) -> DicomImage:
+def read_dicom(path: str | os.PathLike[str]) -> DicomImage:
     """Read one DICOM file and return its pixels in physical units.
 
     The modality LUT (rescale slope/intercept, or a LUT sequence) is applied, so CT comes
@@ -97,7 +97,7 @@ def read_dicom(path: str | os.PathLike) -> DicomImage:
     ('CT', 'HU', (128, 128))
     """
     pydicom = require("pydicom")
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels.processing import apply_modality_lut
 
     path = Path(path)
     if not path.is_file():
@@ -295,7 +295,7 @@ def read_frames(frames: Sequence[DicomFrame], where: str = "") -> list[np.ndarra
     the file.
     """
     pydicom = require("pydicom")
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels.processing import apply_modality_lut
 
     planes: list[np.ndarray] = []
     current: tuple[Path | None, np.ndarray | None] = (None, None)
@@ -547,7 +547,7 @@ def assemble_series(
 
 
 def find_dicom_series(
-    folder: str | os.PathLike,
+    folder: str | os.PathLike[str],
     *,
     allow_irregular: bool = False,
     skip_unreadable: bool = False,

@@ -88,7 +88,7 @@ class UserData:
         Files left out as unreadable (``skip_unreadable=True``) and why.
     """
 
-    dataset: Dataset
+    dataset: Dataset[torch.Tensor]
     labels: np.ndarray | None
     class_names: list[str] | None
     metadata: dict[str, np.ndarray]
@@ -211,7 +211,7 @@ def _parse_normalize(normalize: Any) -> str | tuple[tuple[float, ...], tuple[flo
     if normalize in (None, "none", "None"):
         return None
     if normalize in ("imagenet", "zscore"):
-        return normalize
+        return str(normalize)
     if isinstance(normalize, str):
         try:
             mean_s, std_s = normalize.split("/") if "/" in normalize else normalize.split(",")
@@ -233,7 +233,7 @@ def _parse_normalize(normalize: Any) -> str | tuple[tuple[float, ...], tuple[flo
 
 
 # -- datasets ------------------------------------------------------------------------------------
-class _FileDataset(Dataset):
+class _FileDataset(Dataset[torch.Tensor]):
     def __init__(self, paths: list[Path], read: Callable[[Path], np.ndarray], process: _Processing):
         self.paths = paths
         self.read = read
@@ -249,7 +249,7 @@ class _FileDataset(Dataset):
         return self.process(arr)
 
 
-class _ArrayDataset(Dataset):
+class _ArrayDataset(Dataset[torch.Tensor]):
     """Rows of an in-memory array or a lazily opened HDF5 dataset."""
 
     def __init__(
@@ -290,7 +290,7 @@ class _ArrayDataset(Dataset):
         row = _scale_integers(row)
         return self.process(row)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_file"] = None
         return state
@@ -563,7 +563,7 @@ def _read_array_labels(spec: str) -> np.ndarray:
                 f"{path} has no dataset {key!r}; name one as {path}:<dataset> "
                 f"(it holds {', '.join(_h5_datasets(f))})"
             )
-        arr = f[key][()]
+        arr: np.ndarray = f[key][()]
     if arr.dtype.kind in "SO":
         arr = np.asarray([v.decode() if isinstance(v, bytes) else v for v in arr])
     return arr
@@ -875,7 +875,7 @@ def _load_folder(
                 "sequences": medical["sequences"],
             }
         )
-        dataset: Dataset = volumes.VolumeDataset(samples, opts, process)
+        dataset: Dataset[torch.Tensor] = volumes.VolumeDataset(samples, opts, process)
     else:
         dataset = _FileDataset(paths, read, process)
     return UserData(

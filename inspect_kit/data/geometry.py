@@ -188,7 +188,8 @@ def resample_to_spacing(
         if np.any(sigma > 0):
             src = ndimage.gaussian_filter(src, sigma=sigma, mode="nearest")
         img = nib.Nifti1Image(src, volume.affine)
-        out = resample_from_to(img, (shape, affine), order=order, mode="nearest")
+        # nibabel's resample_from_to is unannotated
+        out = resample_from_to(img, (shape, affine), order=order, mode="nearest")  # type: ignore[no-untyped-call]
         channels.append(np.asarray(out.dataobj, dtype=np.float32))
     return Volume(np.stack(channels), affine)
 
@@ -205,7 +206,7 @@ def resample_like(
         return volume
     out = [
         np.asarray(
-            resample_from_to(
+            resample_from_to(  # type: ignore[no-untyped-call]  # unannotated in nibabel
                 nib.Nifti1Image(c.astype(np.float32, copy=False), volume.affine),
                 (shape, affine),
                 order=order,

@@ -110,7 +110,10 @@ def load_mni_patches(
     noise: float = 0.02,
     return_info: bool = False,
     seed: Any = NOT_GIVEN,
-) -> tuple[np.ndarray, np.ndarray, list[str]] | tuple[np.ndarray, np.ndarray, list[str], dict]:
+) -> (
+    tuple[np.ndarray, np.ndarray, list[str]]
+    | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
+):
     """Sample tissue-labelled patches from the MNI152 T1 template (shipped with nilearn).
 
     Each sample is an axial 2D patch or a 3D cube centred on a brain voxel. Its label is the

@@ -35,7 +35,9 @@ def _retina(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The fundus is a bright disc on black; erode so patch centres avoid its rim.
     fov = ndimage.binary_erosion(image.mean(axis=-1) > 0.08, iterations=5)
     # Vessels are dark ridges, best contrasted in the green channel.
-    vesselness = filters.sato(image[..., 1], sigmas=(1, 2, 3), black_ridges=True)
+    vesselness = filters.sato(  # type: ignore[no-untyped-call]  # unannotated in scikit-image
+        image[..., 1], sigmas=(1, 2, 3), black_ridges=True
+    )
     return _readonly(image), _readonly(vesselness.astype(np.float32)), _readonly(fov)
 
 

@@ -161,7 +161,7 @@ def _prepare(volume: Volume, opts: VolumeOptions) -> np.ndarray:
     return np.ascontiguousarray(arr[:, 0] if arr.shape[1] == 1 else arr)
 
 
-class VolumeDataset(Dataset):
+class VolumeDataset(Dataset[torch.Tensor]):
     """Reads and prepares one sample per item; ``process`` resizes/windows/normalises after."""
 
     def __init__(self, samples: list[Sample], opts: VolumeOptions, process: Any):
@@ -182,7 +182,8 @@ class VolumeDataset(Dataset):
         return _prepare(volume, self.opts)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.process(self.read(i))
+        sample: torch.Tensor = self.process(self.read(i))
+        return sample
 
 
 def _salt(id_salt: str | None) -> str:

@@ -54,7 +54,8 @@ def plotly_js() -> bytes:
     """The installed ``plotly`` package's own plotly.min.js (sent to a page once)."""
     from plotly.offline import get_plotlyjs
 
-    return get_plotlyjs().encode("utf-8")
+    js: str = get_plotlyjs()
+    return js.encode("utf-8")
 
 
 @cache
@@ -576,8 +577,8 @@ def register_renderer() -> None:
         return
     from plotly.io._base_renderers import MimetypeRenderer
 
-    class WidgetRenderer(MimetypeRenderer):
-        def to_mimebundle(self, fig_dict: dict) -> dict:
+    class WidgetRenderer(MimetypeRenderer):  # type: ignore[misc]  # plotly ships no types
+        def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
             bundle = FigureView(go.Figure(fig_dict, skip_invalid=True))._repr_mimebundle_()
             assert bundle is not None  # a new widget has a model to show
             return bundle[0]

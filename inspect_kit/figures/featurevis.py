@@ -45,7 +45,7 @@ _SLIDER_PX = 85  # vertical room for one slider with its current-value label
 _TITLE_PX = 10  # font size of panel titles in galleries
 
 
-def _colorscale(name: str | list) -> Any:
+def _colorscale(name: str | list[Any]) -> Any:
     if isinstance(name, str) and name in GRAYSCALES:
         return GRAYSCALES[name]
     return name
@@ -68,7 +68,8 @@ def _style_image_axes(fig: go.Figure, row: int, col: int) -> None:
 def _plane_of(volume: np.ndarray, plane: str, index: int | None = None) -> np.ndarray:
     axis = PLANES.index(plane)
     i = volume.shape[axis] // 2 if index is None else index
-    return np.take(volume, i, axis=axis)
+    cut: np.ndarray = np.take(volume, i, axis=axis)
+    return cut
 
 
 def _image_trace(
@@ -101,7 +102,8 @@ def _sample_plane(sample: np.ndarray, channel: int | str, rgb_ok: bool = True) -
     c = int(channel)
     if not 0 <= c < sample.shape[0]:
         raise ValueError(f"channel {c} out of range for {sample.shape[0]} channels")
-    return sample[c]
+    one: np.ndarray = sample[c]
+    return one
 
 
 def _class_name(value: Any, names: Sequence[str] | Mapping[Any, str] | None) -> str:
@@ -170,7 +172,7 @@ def plot_unit_gallery(
     max_units: int = 8,
     max_exemplars: int = 5,
     channel: int | str = "auto",
-    colorscale: str | list = "gray",
+    colorscale: str | list[Any] = "gray",
     sliders: bool = True,
     title: str | None = None,
     label_names: Sequence[str] | Mapping[Any, str] | None = None,
@@ -408,7 +410,7 @@ def plot_volume(
     *,
     channel: int = 0,
     value_range: tuple[float, float] | None = None,
-    colorscale: str | list = "gray",
+    colorscale: str | list[Any] = "gray",
     title: str | None = None,
 ) -> go.Figure:
     """Three orthogonal slices of a volume with a slider through each axis.
@@ -485,7 +487,7 @@ def plot_kernels(
     *,
     max_kernels: int = 64,
     ncols: int | None = None,
-    colorscale: str | list = "gray",
+    colorscale: str | list[Any] = "gray",
     title: str | None = None,
 ) -> go.Figure:
     """Convolution kernels as a grid of grey tiles, zero at mid-grey.
@@ -586,7 +588,7 @@ def plot_randomization(
     units: Sequence[int] | None = None,
     max_units: int = 4,
     channel: int | str = "auto",
-    colorscale: str | list = "gray",
+    colorscale: str | list[Any] = "gray",
     title: str | None = None,
 ) -> go.Figure:
     """Cascading-randomisation sanity check: similarity per stage and the images of each stage.

@@ -42,7 +42,7 @@ def _plane(sample: np.ndarray, channel: int) -> np.ndarray:
         )
     if not -sample.shape[0] <= channel < sample.shape[0]:
         raise ValueError(f"channel {channel} does not exist: samples have {sample.shape[0]}")
-    img = sample[channel]
+    img: np.ndarray = sample[channel]
     return img[img.shape[0] // 2] if img.ndim == 3 else img
 
 

@@ -13,6 +13,7 @@ Examples
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -122,7 +123,7 @@ def wrap_label(text: str, width_px: float, font_px: float = 13) -> str:
 
 def top_title(
     text: str, width: float, subtitle: str | None = None, *, size: float = 17
-) -> tuple[dict, float]:
+) -> tuple[dict[str, Any], float]:
     """A figure title (and subtitle) pinned to the top of a figure ``width`` px wide.
 
     Returns the ``layout.title`` and the height in pixels the block takes, so the top margin

@@ -168,7 +168,7 @@ class ConvAutoencoder(nn.Module):
                 f"expected input of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}"
             )
-        h = self.to_latent(self.encoder(x))
+        h: torch.Tensor = self.to_latent(self.encoder(x))
         if self.variational:
             mu, logvar = h.chunk(2, dim=1)
             return mu, logvar
@@ -236,14 +236,15 @@ class _Variational(Protocol):
 
 def _input_of(batch: Any) -> torch.Tensor:
     """The inputs of a batch given as x, (x, y, ...) or a dict with an input key."""
+    x: torch.Tensor
     if isinstance(batch, dict):
         for key in ("x", "input", "inputs", "image", "images", "volume", "volumes"):
             if key in batch:
-                return batch[key]
+                x = batch[key]
+                return x
         raise KeyError(f"dict batches need an 'x' or 'image' key, got keys {sorted(batch)}")
-    if isinstance(batch, tuple | list):
-        return batch[0]
-    return batch
+    x = batch[0] if isinstance(batch, tuple | list) else batch
+    return x
 
 
 def fit_autoencoder(

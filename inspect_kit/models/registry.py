@@ -52,7 +52,8 @@ def _torchvision_factory(name: str) -> Callable[..., Any] | None:
 
     if name not in zoo.list_models():  # the builders torchvision registers, nothing else
         return None
-    return zoo.get_model_builder(name)
+    builder: Callable[..., Any] = zoo.get_model_builder(name)
+    return builder
 
 
 def _timm_factory(name: str) -> Callable[..., Any] | None:

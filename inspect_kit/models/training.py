@@ -91,8 +91,8 @@ class _Batches:
     """Iterate mini-batches of in-memory tensors, a Dataset or a DataLoader."""
 
     def __init__(self, data: Any, batch_size: int, name: str) -> None:
-        self.loader: DataLoader | None = None
-        self.dataset: Dataset | None = None
+        self.loader: DataLoader[Any] | None = None
+        self.dataset: Dataset[Any] | None = None
         self.tensors: tuple[torch.Tensor, ...] | None = None
         self.single = False
         self.batch_size = batch_size
@@ -314,7 +314,7 @@ def fit(
                 batch = _move(batch, dev)
                 optimizer.zero_grad(set_to_none=True)
                 loss = _check_loss(loss_fn(model, batch))
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
                 optimizer.step()
                 n = _batch_len(batch)
                 total += float(loss.detach()) * n

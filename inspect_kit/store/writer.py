@@ -513,7 +513,8 @@ class StoreWriter:
         """The input fingerprints of committed samples ``start:stop`` (None if not recorded)."""
         if self._file is None or not self._digests or schema.INPUT_DIGEST not in self._ds:
             return None
-        return self._ds[schema.INPUT_DIGEST][start:stop]
+        digests: np.ndarray = self._ds[schema.INPUT_DIGEST][start:stop]
+        return digests
 
     def _wrap(self, err: BaseException) -> StoreWriteError:
         code = _errno_of(err)

@@ -438,7 +438,8 @@ def probe_layers(
 
     A layer whose probe cannot run (non-finite activations, too few samples for the folds) is
     reported (a row with its ``error``, and a warning) and skipped; the others are probed,
-    saved and drawn.
+    saved and drawn. A fragile score (small test folds, folds missing a class) carries its
+    ``warning`` in its row, and few samples overall are logged as a caveat.
 
     Parameters
     ----------
@@ -490,6 +491,11 @@ def probe_layers(
             n_permutations=n_permutations,
             task=task,
         )
+    from inspect_kit.analysis.caveats import find_caveats
+
+    for caveat in find_caveats(profile=profile):
+        if caveat.kind == "small_n":  # the probes' own warnings are in their rows
+            logger.warning("caveat: %s", caveat)
     fig = plot_probe_profile(profile, title=f"Linear probe of {profile.target}")
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     write_figures(
@@ -506,6 +512,7 @@ def probe_layers(
             "chance": float(r.chance),
             **({"p": r.p_value} if r.p_value is not None else {}),
             **({"groups": r.n_groups} if r.n_groups else {}),
+            **({"warning": "; ".join(r.warnings)} if r.warnings else {}),
         }
         for layer, r in zip(profile.layers, profile.results, strict=True)
     ]

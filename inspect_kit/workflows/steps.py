@@ -7,6 +7,7 @@ and the single-step commands (:mod:`.commands`) show the results.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -56,6 +57,21 @@ def compute_embeddings(
                 if v is not None and spec.accepts(k)
             }
         )
+        if "perplexity" not in extra and spec.accepts("perplexity"):
+            # t-SNE needs 3 x perplexity + 1 samples: the default is lowered for few samples
+            # (what --perplexity's help says), with a warning, and recorded in the map's params
+            default = inspect.signature(spec.load()).parameters["perplexity"].default
+            n = len(store)
+            if isinstance(default, (int, float)) and n < 3 * default + 1 and n >= 7:
+                extra["perplexity"] = float(np.floor((n - 1) / 3))
+                logger.warning(
+                    "%s: %d samples are too few for the default perplexity %g; using %g "
+                    "(set --perplexity to choose)",
+                    method,
+                    n,
+                    default,
+                    extra["perplexity"],
+                )
         for layer in layers:
             logger.info("embedding %s with %s", layer, method)
             try:

@@ -57,7 +57,7 @@ def _is_array_input(X: Any) -> bool:
     return not (hasattr(X, "shape") and hasattr(X, "__getitem__"))
 
 
-class BaseEmbedding(TransformerMixin, BaseEstimator):
+class BaseEmbedding(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: no types
     """Base class of the embedding estimators (not for direct use).
 
     Subclasses set ``method`` and implement ``_fit(features) -> coords`` and

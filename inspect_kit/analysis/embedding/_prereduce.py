@@ -39,5 +39,6 @@ class PCAPreReduction:
     def _pre_transform(self, feats: Features) -> np.ndarray:
         pca = getattr(self, "pca_", None)
         if pca is not None:
-            return pca.transform(feats)
+            reduced: np.ndarray = pca.transform(feats)
+            return reduced
         return feats.to_numpy()

@@ -101,7 +101,7 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         initialization: str = "pca",
         metric: str = "euclidean",
         pca_components: int | None = 50,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         n_jobs: int = -1,
         random_state: int | None = 0,
         backend_params: dict[str, Any] | None = None,
@@ -146,7 +146,7 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         method = (self.backend_params or {}).get("negative_gradient_method", "auto")
         if method == "auto":
             method = "bh" if self.n_components > 2 or n < 10_000 else "fft"
-        return method
+        return str(method)
 
     def _backend_versions(self) -> dict[str, str | None]:
         name = "openTSNE" if self.backend == "opentsne" else "scikit-learn"
@@ -218,7 +218,8 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         )
         kwargs.update(self.backend_params or {})
         self.tsne_ = TSNE(**kwargs)
-        return self.tsne_.fit_transform(np.ascontiguousarray(X, dtype=np.float32))
+        coords: np.ndarray = self.tsne_.fit_transform(np.ascontiguousarray(X, dtype=np.float32))
+        return coords
 
     def _transform(self, feats: Features) -> np.ndarray:
         if self.backend == "sklearn":

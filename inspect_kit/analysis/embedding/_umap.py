@@ -80,7 +80,7 @@ class UMAPEmbedding(PCAPreReduction, BaseEmbedding):
         min_dist: float = 0.1,
         metric: str = "euclidean",
         pca_components: int | None = 50,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         n_jobs: int = -1,
         random_state: int | None = 0,
         backend_params: dict[str, Any] | None = None,
@@ -133,10 +133,12 @@ class UMAPEmbedding(PCAPreReduction, BaseEmbedding):
         self.umap_ = umap.UMAP(**kwargs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*force_all_finite.*")
-            return self.umap_.fit_transform(np.ascontiguousarray(X, dtype=np.float32))
+            coords: np.ndarray = self.umap_.fit_transform(np.ascontiguousarray(X, dtype=np.float32))
+        return coords
 
     def _transform(self, feats: Features) -> np.ndarray:
         X = self._pre_transform(feats)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*force_all_finite.*")
-            return self.umap_.transform(np.ascontiguousarray(X, dtype=np.float32))
+            placed: np.ndarray = self.umap_.transform(np.ascontiguousarray(X, dtype=np.float32))
+        return placed

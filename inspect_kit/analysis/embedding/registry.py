@@ -74,8 +74,10 @@ class EmbeddingMethod:
         """The estimator class (imported now if registered by path)."""
         if isinstance(self.estimator, str):
             module, _, attr = self.estimator.partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return self.estimator
+            imported: type[BaseEmbedding] = getattr(importlib.import_module(module), attr)
+            return imported
+        cls: type[BaseEmbedding] = self.estimator
+        return cls
 
     def accepts(self, parameter: str) -> bool:
         """Whether the estimator takes ``parameter`` (e.g. ``n_jobs``)."""

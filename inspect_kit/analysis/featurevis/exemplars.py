@@ -56,7 +56,7 @@ class Exemplars:
 
     @property
     def k(self) -> int:
-        return self.rows.shape[1]
+        return int(self.rows.shape[1])
 
     def for_unit(self, unit: int) -> dict[str, Any]:
         """The exemplars of one channel as a dict (rows, index, activations, thumbnails, labels)."""
@@ -84,7 +84,8 @@ def _reduce_rows(rows: np.ndarray, reduce: str, source_shape: Sequence[int] | No
         raise ValueError(f"expected activations (N, C, ...), got rows of shape {rows.shape}")
     if rows.ndim == 2:
         return rows.astype(np.float64, copy=False)
-    return spatial_pool(rows, "max" if reduce == "max" else "mean", dtype=np.float64)
+    pooled: np.ndarray = spatial_pool(rows, "max" if reduce == "max" else "mean", dtype=np.float64)
+    return pooled
 
 
 def _array_chunks(arr: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:

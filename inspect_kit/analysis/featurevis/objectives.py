@@ -134,7 +134,8 @@ class Objective:
     def _combine(self, other: Any, op: str) -> Objective:
         other_obj = _coerce(other)
         if other_obj is None:
-            return NotImplemented
+            # typeshed types NotImplemented as Any; the dunders hand it back to Python
+            return NotImplemented  # type: ignore[no-any-return]
         batch_size = _merge_batch(self, other_obj)
         units = self.units if self.units is not None else other_obj.units
         a, b = self, other_obj

@@ -273,4 +273,5 @@ def channel_decorrelation(data: Any, max_samples: int | None = 2048) -> np.ndarr
         raise ValueError(
             "inputs have zero variance in every channel; cannot estimate decorrelation"
         )
-    return (sqrt / norm).astype(np.float32)
+    scaled: np.ndarray = (sqrt / norm).astype(np.float32)
+    return scaled

@@ -64,17 +64,18 @@ class _RedirectedClamp(torch.autograd.Function):
 
 
 def _redirect(x: torch.Tensor, upper: float | None, inplace: bool) -> torch.Tensor:
-    return _RedirectedClamp.apply(x, upper, inplace)
+    out: torch.Tensor = _RedirectedClamp.apply(x, upper, inplace)
+    return out
 
 
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
     if len(args) > i:
         return args[i]
     return kwargs.get(name, default)
 
 
 # func -> (upper bound or None, always in place)
-_RELUS: dict[Callable, tuple[float | None, bool]] = {
+_RELUS: dict[Callable[..., Any], tuple[float | None, bool]] = {
     F.relu: (None, False),
     torch.relu: (None, False),
     torch.relu_: (None, True),
@@ -86,7 +87,11 @@ _RELUS: dict[Callable, tuple[float | None, bool]] = {
 
 class _RedirectMode(TorchFunctionMode):
     def __torch_function__(
-        self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
         kind = _RELUS.get(func)

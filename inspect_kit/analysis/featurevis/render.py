@@ -112,7 +112,7 @@ class FeatureVisResult:
         return self.images.ndim - 2
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return int(self.images.shape[0])
 
     def __repr__(self) -> str:
         return (
@@ -252,7 +252,7 @@ def render(
     *,
     steps: int = 256,
     param: ParamSpec | None = None,
-    transforms: Callable | Sequence[Callable] | None = None,
+    transforms: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     value_range: Sequence[float] | None = None,
     preprocess: Preprocess | None = None,
     batch_size: int | None = None,
@@ -372,7 +372,7 @@ def render(
         scaler = torch.amp.GradScaler(dev.type) if mixed_precision and dev.type == "cuda" else None
 
         def to_image() -> torch.Tensor:
-            z = image_param()
+            z: torch.Tensor = image_param()
             if vrange is None:
                 return z
             lo, hi = vrange
@@ -399,11 +399,11 @@ def render(
                     )
                 loss = -values.sum()
                 if scaler is not None:
-                    scaler.scale(loss).backward()
+                    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # unannotated in torch
                     scaler.step(opt)
                     scaler.update()
                 else:
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
                     opt.step()
                 trajectory[step] = values.detach()
                 bar.update()

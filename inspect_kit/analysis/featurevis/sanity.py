@@ -116,7 +116,8 @@ def _ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
         size = min(7, *x.shape)
 
         def f(t: np.ndarray, size: int = size) -> np.ndarray:
-            return ndimage.uniform_filter(t, size=size, mode="reflect")
+            smooth: np.ndarray = ndimage.uniform_filter(t, size=size, mode="reflect")
+            return smooth
 
         mx, my = f(x), f(y)
         vx, vy, cxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -125,7 +125,9 @@ class _Jitter(AffineTransform):
         self.d = int(d)
         self.description = f"jitter({self.d})"
 
-    def matrices(self, batch, spatial, generator):
+    def matrices(
+        self, batch: int, spatial: Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
         nd = len(spatial)
         shift = torch.randint(
             -self.d, self.d + 1, (batch, nd), generator=generator, device=generator.device
@@ -144,7 +146,9 @@ class _Scale(AffineTransform):
         self.lo, self.hi = lo, hi
         self.description = f"scale({lo:g}, {hi:g})"
 
-    def matrices(self, batch, spatial, generator):
+    def matrices(
+        self, batch: int, spatial: Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
         nd = len(spatial)
         z = _uniform(generator, batch, self.lo, self.hi)
         m = _eye(nd, batch, generator.device)
@@ -172,7 +176,9 @@ class _Rotate(AffineTransform):
         self.lo, self.hi = lo, hi
         self.description = f"rotate({lo:g}, {hi:g})"
 
-    def matrices(self, batch, spatial, generator):
+    def matrices(
+        self, batch: int, spatial: Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
         nd = len(spatial)
         if nd == 2:
             a = _uniform(generator, batch, self.lo, self.hi) * math.pi / 180
@@ -194,7 +200,7 @@ class _Pad(Transform):
         self.width, self.mode, self.value = int(width), mode, float(value)
         self.description = f"pad({self.width}, {mode!r})"
 
-    def __call__(self, x, generator):
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         nd = _check_input(x)
         if self.width == 0:
             return x
@@ -207,7 +213,7 @@ class _Pad(Transform):
 class Compose(Transform):
     """Apply transforms in order, fusing runs of affine transforms into one resampling."""
 
-    def __init__(self, transforms: Sequence[Callable]) -> None:
+    def __init__(self, transforms: Sequence[Callable[..., Any]]) -> None:
         self.transforms = list(transforms)
         for t in self.transforms:
             if not callable(t):
@@ -298,7 +304,7 @@ def pad(width: int, mode: str = "reflect", value: float = 0.0) -> Transform:
     return _Pad(width, mode, value)
 
 
-def compose(*transforms: Callable | Sequence[Callable]) -> Compose:
+def compose(*transforms: Callable[..., Any] | Sequence[Callable[..., Any]]) -> Compose:
     """Chain transforms (given as arguments or one list); affine runs are fused.
 
     Examples
@@ -309,7 +315,7 @@ def compose(*transforms: Callable | Sequence[Callable]) -> Compose:
     if len(transforms) == 1 and isinstance(transforms[0], (list, tuple)):
         return Compose(tuple(transforms[0]))
     # several arguments are transforms themselves (a list is only ever the one argument)
-    return Compose(cast(tuple[Callable, ...], transforms))
+    return Compose(cast(tuple[Callable[..., Any], ...], transforms))
 
 
 def default_transforms(spatial: Sequence[int]) -> Compose:
