@@ -118,6 +118,17 @@ def _add_common(p: argparse.ArgumentParser, threads: int | None = None) -> None:
     )
 
 
+#: every command that draws random numbers: random_state, as in the library (--seed: its old name)
+_RANDOM_STATE = ("--random-state", "--seed")
+_RANDOM_STATE_KW: dict[str, Any] = {
+    "dest": "random_state",
+    "type": int,
+    "default": 0,
+    "metavar": "N",
+    "help": "seed of every random draw (default: 0)",
+}
+
+
 def _add_global(g: Any, *, suppress: bool) -> None:
     """Options that work before or after the command: ``inspect-kit -q demo`` = ``demo -q``.
 
@@ -291,7 +302,7 @@ def _run(args: argparse.Namespace) -> Any:
     from inspect_kit.workflows.options import RunOptions
 
     return RunOptions(
-        seed=getattr(args, "seed", 0),
+        random_state=getattr(args, "random_state", 0),
         device=args.device,
         threads=args.threads,
         progress=_progress(args),
@@ -453,7 +464,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         n_samples=args.samples,
         out=args.out,
         formats=_split_list(args.formats) or ["html"],
-        seed=args.seed,
+        random_state=args.random_state,
         refresh=args.refresh,
         progress=_progress(args),
     )
@@ -478,7 +489,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         featurevis_steps=args.steps,
         sanity_steps=max(1, args.steps // 2),
         latent=not args.no_latent,
-        seed=args.seed,
+        random_state=args.random_state,
         device=args.device,
         threads=args.threads,
         progress=_progress(args),
@@ -506,7 +517,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         quick=args.quick,
         methods=_split_list(args.methods),
         formats=_split_list(args.formats),
-        seed=args.seed,
+        random_state=args.random_state,
         device=args.device,
         threads=args.threads,
         progress=_progress(args),
@@ -716,7 +727,7 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
         default=None,
         help="UMAP neighbours (default: the method's)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p)
 
 
@@ -766,7 +777,7 @@ def _args_featurevis(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--out", type=Path, required=True, help="folder for the figures")
     p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p)
 
 
@@ -818,7 +829,7 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--out", type=Path, default=None, help="folder for the figure")
     p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p)
 
 
@@ -862,7 +873,9 @@ def _args_compare(p: argparse.ArgumentParser) -> None:
         "--formats", nargs="+", default=["html"], help="html (interactive), png, svg, pdf"
     )
     p.add_argument("--refresh", action="store_true", help="recompute a cached result")
-    p.add_argument("--seed", type=int, default=0, help="seed of the minibatches and the subset")
+    p.add_argument(
+        *_RANDOM_STATE, **{**_RANDOM_STATE_KW, "help": "seed of the minibatches and the subset"}
+    )
     _add_common(p)
 
 
@@ -902,7 +915,7 @@ def _args_report(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-featurevis", action="store_true", help="skip feature visualization")
     p.add_argument("--no-latent", action="store_true", help="skip the autoencoder probe")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p)
 
 
@@ -913,7 +926,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--formats", nargs="+", default=None, help="static figure formats (default: png svg)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p, threads=1)
 
 

@@ -481,7 +481,7 @@ def probe_layers(
             target=target,
             reduce=reduce,
             cv=cv,
-            random_state=run.seed,
+            random_state=run.random_state,
             save=True,
             progress=run.progress,
             groups=groups,

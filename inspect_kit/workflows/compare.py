@@ -27,7 +27,7 @@ def compare_stores(
     n_samples: int | None = None,
     out: str | Path | None = None,
     formats: Sequence[str] = ("html",),
-    seed: int = 0,
+    random_state: int = 0,
     refresh: bool = False,
     progress: bool = True,
 ) -> tuple[Any, list[Path]]:
@@ -58,7 +58,7 @@ def compare_stores(
         reduction=reduction,  # type: ignore[arg-type]
         batch_size=batch_size,
         n_samples=n_samples,
-        random_state=seed,
+        random_state=random_state,
         refresh=refresh,
         progress=progress,
     )

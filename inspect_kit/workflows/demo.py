@@ -57,7 +57,7 @@ def run_demo(
     quick: bool = False,
     methods: Sequence[str] | None = None,
     formats: Sequence[str] | None = None,
-    seed: int = 0,
+    random_state: int = 0,
     device: str | None = None,
     threads: int | None = 1,
     progress: bool = True,
@@ -74,7 +74,7 @@ def run_demo(
         Embedding methods (default PCA, t-SNE, UMAP).
     formats : sequence of str, optional
         Static figure formats (default PNG and SVG).
-    seed : int
+    random_state : int
     device : str, optional
     threads : int or None
         CPU threads for torch and BLAS (see :func:`limit_threads`); None leaves them.
@@ -101,7 +101,7 @@ def run_demo(
             quick=quick,
             methods=methods,
             formats=formats,
-            seed=seed,
+            random_state=random_state,
             device=device,
             threads=threads,
             progress=progress,
@@ -114,7 +114,7 @@ def _run_demo(
     quick: bool,
     methods: Sequence[str] | None,
     formats: Sequence[str] | None,
-    seed: int,
+    random_state: int,
     device: str | None,
     threads: int | None,
     progress: bool,
@@ -135,19 +135,19 @@ def _run_demo(
         "dim": 2,
         "patch": 16,
         "n_per_class": size.n_per_class,
-        "random_state": seed,
+        "random_state": random_state,
     }
     with timed_step("loading MNI152 tissue patches", timings):
         X, y, class_names, info = load_mni_patches(**data_options, return_info=True)  # type: ignore[misc]
         idx = np.arange(len(y))
-        tr, te = train_test_split(idx, test_size=0.25, random_state=seed, stratify=y)
+        tr, te = train_test_split(idx, test_size=0.25, random_state=random_state, stratify=y)
         logger.info("%d patches %s, classes %s", len(y), X.shape[1:], ", ".join(class_names))
     model_args: dict[str, Any] = {
         "in_channels": 1,
         "n_classes": len(class_names),
         "dim": 2,
         "pool_size": 3,
-        "random_state": seed,
+        "random_state": random_state,
     }
     net = SmallCNN(**model_args)
     with timed_step("training SmallCNN", timings):
@@ -159,7 +159,7 @@ def _run_demo(
             lr=3e-3,
             val_data=(X[te], y[te]),
             device=device,
-            random_state=seed,
+            random_state=random_state,
             progress=progress,
         )
         net.eval()
@@ -210,7 +210,7 @@ def _run_demo(
         latent_dim=size.latent_dim,
         autoencoder_epochs=size.autoencoder_epochs,
         threads=threads,
-        seed=seed,
+        random_state=random_state,
         device=device,
         progress=progress,
     )

@@ -49,11 +49,11 @@ def _tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a run behaves: seed, device, CPU threads, progress bars.
+    """How a run behaves: random_state, device, CPU threads, progress bars.
 
     Parameters
     ----------
-    seed : int
+    random_state : int
         ``random_state`` of every analysis and render.
     device : str, optional
         Torch device (default: where the model is).
@@ -63,7 +63,7 @@ class RunOptions:
         Progress bars and step messages.
     """
 
-    seed: int = 0
+    random_state: int = 0
     device: str | None = None
     threads: int | None = None
     progress: bool = True
@@ -354,13 +354,16 @@ class ReportOptions:
     similarity: bool = True
     n_jobs: int = 1
     threads: int | None = 1
-    seed: int = 0
+    random_state: int = 0
     device: str | None = None
     progress: bool = True
 
     def run_options(self) -> RunOptions:
         return RunOptions(
-            seed=self.seed, device=self.device, threads=self.threads, progress=self.progress
+            random_state=self.random_state,
+            device=self.device,
+            threads=self.threads,
+            progress=self.progress,
         )
 
     def embedding_options(self) -> EmbeddingOptions:

@@ -249,7 +249,7 @@ class ProbeStep:
             ctx.layers,
             target="label",
             cv=ctx.options.probe_cv,
-            random_state=ctx.options.seed,
+            random_state=ctx.options.random_state,
             save=True,
             progress=ctx.options.progress,
             groups=ctx.groups,
@@ -302,7 +302,7 @@ class SanityStep:
                     ctx.inputs,
                     ctx.store,
                     ctx.layers,
-                    seed=run.seed,
+                    random_state=run.random_state,
                     device=run.device,
                     progress=run.progress,
                 ) as random_store,
@@ -312,7 +312,7 @@ class SanityStep:
                         random_store,
                         ctx.layers,
                         cv=ctx.options.probe_cv,
-                        seed=run.seed,
+                        random_state=run.random_state,
                         progress=run.progress,
                         groups=ctx.groups,
                         store=ctx.store,
@@ -320,7 +320,11 @@ class SanityStep:
                     profiles = {"trained": ctx.results["probes"], "random weights": random}
                 if ctx.options.similarity:
                     random_similarity = random_weights_similarity(
-                        ctx.store, random_store, ctx.layers, seed=run.seed, progress=run.progress
+                        ctx.store,
+                        random_store,
+                        ctx.layers,
+                        random_state=run.random_state,
+                        progress=run.progress,
                     )
         return {
             "randomization": randomization,
@@ -395,7 +399,10 @@ class SimilarityStep:
 
     def compute(self, ctx: ReportContext) -> dict[str, Any]:
         within = layer_similarity(
-            ctx.store, ctx.layers, seed=ctx.options.seed, progress=ctx.options.progress
+            ctx.store,
+            ctx.layers,
+            random_state=ctx.options.random_state,
+            progress=ctx.options.progress,
         )
         from inspect_kit.analysis.randomization import random_similarity_verdict
 

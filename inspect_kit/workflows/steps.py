@@ -80,7 +80,7 @@ def compute_embeddings(
                     layer,
                     method,
                     options.n_components,
-                    random_state=run.seed,
+                    random_state=run.random_state,
                     cache="refresh" if options.refresh else True,
                     progress=run.progress,
                     **extra,
@@ -166,7 +166,7 @@ def run_featurevis(
         steps=options.steps,
         value_range=options.value_range,
         device=run.device,
-        random_state=run.seed,
+        random_state=run.random_state,
         progress=run.progress,
     )
     ex = (
@@ -188,7 +188,7 @@ def run_featurevis(
             steps=options.sanity_steps or options.steps,
             value_range=options.value_range,
             device=run.device,
-            random_state=run.seed,
+            random_state=run.random_state,
             progress=run.progress,
         )
     return FeatureVisRun(result, ex, selectivity, preferred, randomization)
@@ -201,7 +201,7 @@ def randomized_capture(
     store: Any,
     layers: Sequence[str],
     *,
-    seed: int = 0,
+    random_state: int = 0,
     device: Any = None,
     progress: bool = True,
 ) -> Iterator[Any]:
@@ -213,7 +213,7 @@ def randomized_capture(
     from inspect_kit.analysis.randomization import randomize_weights
     from inspect_kit.capture import capture
 
-    rand = randomize_weights(model, random_state=seed + 1).eval()
+    rand = randomize_weights(model, random_state=random_state + 1).eval()
     stored = {store[layer].attrs.get(schema.REDUCTION_ATTR) for layer in layers}
     reduce = stored.pop() if len(stored) == 1 and stored & {"max", "flatten"} else "mean"
     with tempfile.TemporaryDirectory(prefix="inspect_kit_rand_") as tmp:
@@ -239,7 +239,7 @@ def random_weights_profile(
     layers: Sequence[str],
     *,
     cv: int = 5,
-    seed: int = 0,
+    random_state: int = 0,
     progress: bool = True,
     groups: Any = None,
     store: Any = None,
@@ -261,7 +261,7 @@ def random_weights_profile(
         layers,
         target="label",
         cv=cv,
-        random_state=seed,
+        random_state=random_state,
         progress=progress,
         groups=groups,
     )
@@ -272,7 +272,7 @@ def random_weights_similarity(
     random_store: Any,
     layers: Sequence[str],
     *,
-    seed: int = 0,
+    random_state: int = 0,
     progress: bool = True,
 ) -> Any:
     """Linear CKA (debiased) of every trained layer with every layer of the randomised copy.
@@ -293,19 +293,19 @@ def random_weights_similarity(
         other_layers=list(layers),
         method="cka",
         reduction=reduction,
-        random_state=seed,
+        random_state=random_state,
         cache=False,  # the random store is temporary: nothing to key a cache on
         progress=progress,
     )
 
 
 def layer_similarity(
-    store: Any, layers: Sequence[str], *, seed: int = 0, progress: bool = True
+    store: Any, layers: Sequence[str], *, random_state: int = 0, progress: bool = True
 ) -> Any:
     """Linear CKA (debiased, minibatch) between every pair of the store's layers, cached."""
     from inspect_kit.analysis.similarity import similarity
 
-    return similarity(store, layers=list(layers), random_state=seed, progress=progress)
+    return similarity(store, layers=list(layers), random_state=random_state, progress=progress)
 
 
 def latent_probe(
@@ -323,9 +323,9 @@ def latent_probe(
     from inspect_kit.analysis.latent import LatentProbe
     from inspect_kit.models.autoencoder import ConvAutoencoder, fit_autoencoder
 
-    seed, device, progress = run.seed, run.device, run.progress
+    random_state, device, progress = run.random_state, run.device, run.progress
     x = np.asarray(inputs, dtype=np.float32)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     order = rng.permutation(len(x))
     n_val = max(1, len(x) // 5)
     val_idx, train_idx = order[:n_val], order[n_val:][: options.max_train]
@@ -336,7 +336,7 @@ def latent_probe(
         epochs=options.epochs,
         val_data=x[val_idx],
         device=device,
-        random_state=seed,
+        random_state=random_state,
         progress=progress,
     )
     ae.eval()
@@ -347,10 +347,12 @@ def latent_probe(
     probe.to_store(store)
     baseline = float(np.mean((x[val_idx] - x[train_idx].mean(axis=0)) ** 2))
     label_probe = (
-        probe.probe("label", cv=options.cv, random_state=seed) if labels is not None else None
+        probe.probe("label", cv=options.cv, random_state=random_state)
+        if labels is not None
+        else None
     )
     traversal = probe.traverse(dim=None, steps=9)
-    emb = probe.embed("pca", random_state=seed)
+    emb = probe.embed("pca", random_state=random_state)
     return {
         "probe": probe,
         "traversal": traversal,

@@ -69,7 +69,7 @@ def test_report_options_hand_each_step_its_own_options():
         autoencoder_epochs=4,
         probe_cv=3,
         n_jobs=2,
-        seed=9,
+        random_state=9,
         device="cpu",
         threads=None,
         progress=False,
@@ -87,7 +87,7 @@ def test_report_options_hand_each_step_its_own_options():
     lat = opts.latent_options()
     assert (lat.latent_dim, lat.epochs, lat.cv) == (3, 4, 3)
     run = opts.run_options()
-    assert (run.seed, run.device, run.threads, run.progress) == (9, "cpu", None, False)
+    assert (run.random_state, run.device, run.threads, run.progress) == (9, "cpu", None, False)
 
 
 def test_recorded_data_options_read_the_inputs_back_as_captured(tmp_path):
@@ -105,3 +105,22 @@ def test_recorded_data_options_read_the_inputs_back_as_captured(tmp_path):
     assert got is not None and got.shape == (3, 1, 4, 4)
     np.testing.assert_array_equal(got, want)
     assert not np.allclose(got, x[:, :, ::2, ::2])  # resized, not read as stored
+
+
+@pytest.mark.parametrize("flag", ["--random-state", "--seed"])
+def test_every_command_that_draws_takes_random_state(flag):
+    """The command line says random_state, as the library does; --seed is its old name."""
+    from inspect_kit.cli import build_parser
+
+    parser = build_parser()
+    commands = {
+        "report": ["acts.h5"],
+        "demo": [],
+        "embed": ["acts.h5"],
+        "probe": ["acts.h5"],
+        "compare": ["acts.h5"],
+        "featurevis": ["m:M", "--layer", "relu1", "--out", "fv"],
+    }
+    for name, args in commands.items():
+        assert parser.parse_args([name, *args, flag, "7"]).random_state == 7, name
+        assert parser.parse_args([name, *args]).random_state == 0, name
