@@ -72,7 +72,7 @@ def _shard_data(data: Any, rank: int, world: int) -> tuple[Any, np.ndarray, int]
                 f"{type(data.sampler).__name__}; pass a DataLoader without sampler/shuffle (or "
                 "the Dataset), and inspect_kit gives each rank every world_size-th sample"
             )
-        n = len(data.dataset)  # type: ignore[arg-type]
+        n = len(data.dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
         positions = np.arange(rank, n, world, dtype=np.int64)
         loader = DataLoader(
             Subset(data.dataset, positions.tolist()),
@@ -88,7 +88,7 @@ def _shard_data(data: Any, rank: int, world: int) -> tuple[Any, np.ndarray, int]
     if isinstance(data, Dataset) or (
         hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, list)
     ):
-        n = len(data)  # type: ignore[arg-type]
+        n = len(data)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
         positions = np.arange(rank, n, world, dtype=np.int64)
         return Subset(data, positions.tolist()), positions, n
     raise TypeError(

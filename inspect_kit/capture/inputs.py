@@ -159,7 +159,7 @@ def make_stream(
         desc = {"kind": "array", "shape": list(x.shape), "dtype": str(x.dtype), "batch_size": bs}
     elif isinstance(data, DataLoader):
         try:
-            n = len(data.dataset)  # type: ignore[arg-type]
+            n = len(data.dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
         except TypeError:
             n = None
         batches = _parsed(data)
@@ -177,7 +177,7 @@ def make_stream(
     ):
         bs = batch_size or DEFAULT_BATCH
         loader = DataLoader(data, batch_size=bs, shuffle=False)
-        n = len(data)  # type: ignore[arg-type]
+        n = len(data)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
         batches = _parsed(loader)
         desc = {"kind": "Dataset", "dataset": type(data).__name__, "batch_size": bs}
     elif isinstance(data, Iterable):

@@ -99,7 +99,7 @@ class UserData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
 
     @property
     def is_volume(self) -> bool:

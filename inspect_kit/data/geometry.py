@@ -47,7 +47,8 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along i, j, k."""
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+        i, j, k = (float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+        return (i, j, k)
 
     @property
     def axcodes(self) -> str:
@@ -134,12 +135,12 @@ def spacing_plan(
     shape = tuple(int(n) for n in shape[:3])
     old = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
     zoom = np.where(np.asarray(shape) > 1, target / old, 1.0)
-    new_shape = tuple(max(1, int(round(n / z))) for n, z in zip(shape, zoom, strict=True))
+    ni, nj, nk = (max(1, int(round(n / z))) for n, z in zip(shape, zoom, strict=True))
     # new voxel centre j sits at old index -0.5 + zoom * (j + 0.5)
     step = np.eye(4)
     step[:3, :3] = np.diag(zoom)
     step[:3, 3] = -0.5 + zoom / 2
-    return new_shape, np.asarray(affine, dtype=np.float64) @ step, zoom  # type: ignore[return-value]
+    return (ni, nj, nk), np.asarray(affine, dtype=np.float64) @ step, zoom
 
 
 def resample_to_spacing(

@@ -115,7 +115,7 @@ def _nifti_header(path: Path) -> tuple[int, tuple[int, int, int], np.ndarray]:
             f"{path.name} has {len(shape)} dimensions; expected a 3D volume or 4D (channels last)"
         )
     c = shape[3] if len(shape) == 4 else 1
-    return c, shape[:3], np.asarray(img.affine, dtype=np.float64)  # type: ignore[return-value]
+    return c, (shape[0], shape[1], shape[2]), np.asarray(img.affine, dtype=np.float64)
 
 
 def _plan(
@@ -137,7 +137,8 @@ def _plan(
                 f"size={opts.crop} gives H W, but the volumes have {dhw[0]} slices; give D H W"
             )
         crop = opts.crop if len(opts.crop) == 3 else (1, *opts.crop)
-        dhw = tuple(int(c) for c in crop)  # type: ignore[assignment]
+        d, h, w = (int(c) for c in crop)
+        dhw = (d, h, w)
     meta: dict[str, Any] = {
         "orientation": "".join(nib.orientations.aff2axcodes(affine)),
         "source_orientation": source_codes,
@@ -302,8 +303,11 @@ def _slice_samples(
         keep_identifiers=keep_identifiers, salt=salt
     )
     frames = [fr for _, frs in members for fr in frs]
-    if all(fr.position is not None and fr.orientation is not None for fr in frames):
-        normal = np.cross(frames[0].orientation[:3], frames[0].orientation[3:])  # type: ignore[index]
+    first = frames[0].orientation
+    if first is not None and all(
+        fr.position is not None and fr.orientation is not None for fr in frames
+    ):
+        normal = np.cross(first[:3], first[3:])
         frames.sort(key=lambda fr: float(fr.position @ normal))
     c = int(header.get("SamplesPerPixel", 1) or 1)
     out = []

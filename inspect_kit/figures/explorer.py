@@ -42,7 +42,7 @@ try:
     import anywidget
     import traitlets as t
 except ImportError:  # pragma: no cover - the `explore` extra
-    anywidget = None  # type: ignore[assignment]
+    anywidget = None  # type: ignore[assignment]  # the module, or None without the extra
 
 _ASSETS = Path(__file__).parent
 #: at most this many thumbnails are drawn as points (beyond, the canvas becomes a blur)

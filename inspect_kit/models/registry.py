@@ -395,7 +395,8 @@ def load_model(
         callable returning an ``nn.Module`` (a class or a function).
     weights : str or Path, optional
         A ``state_dict`` file (see :func:`load_weights`). Without it the factory's own
-        initialisation stands (torchvision factories default to random weights).
+        initialisation stands (torchvision factories default to random weights), drawn with
+        torch seed 0: every call builds the same model.
     model_args : dict, optional
         Keyword arguments for the factory.
     device : str or torch.device, optional
@@ -463,7 +464,15 @@ def _build(
     strict: bool,
 ) -> nn.Module:
     try:
-        model = factory(**kwargs)
+        if weights is None:
+            # No weights: the factory's random initialisation stands. It is drawn from a fixed
+            # seed, so capture, featurevis and report build the same model (same model_sha256)
+            # and a store's exemplars describe it; the global RNG is left as it was.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = factory(**kwargs)
+        else:
+            model = factory(**kwargs)
     except TypeError as err:
         raise TypeError(
             f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {err}"

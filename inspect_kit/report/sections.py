@@ -108,13 +108,20 @@ def embedding_section(
     """
     from inspect_kit.figures.embedding import plot_embedding_grid
 
+    embs = [e for by_layer in embeddings.values() for e in by_layer.values()]
+    classes = all(getattr(e, "labels_are_classes", True) is not False for e in embs)
+    rings = (
+        "ringed points are misclassified"
+        if classes
+        else "no point is marked misclassified: the labels are not the model's classes"
+    )
     sec = report.section(
         "Embeddings",
         intro=(
             "Each layer's features (spatial maps averaged per channel) embedded in 2D. "
             "Same samples, same colours in every panel: read class separation through depth "
-            "from left to right. Hover a point to see its input; ringed points are "
-            "misclassified. Trustworthiness (1 = no false neighbours) and the k-nearest-neighbour "
+            f"from left to right. Hover a point to see its input; {rings}. "
+            "Trustworthiness (1 = no false neighbours) and the k-nearest-neighbour "
             "label accuracy in the map and in the original feature space say how far to "
             "trust each map."
         ),

@@ -373,7 +373,22 @@ class CaveatsStep:
             class_names=ctx.class_names,
             history=(ctx.results.get("latent") or {}).get("history"),
         )
-        return [c.text for c in found]
+        notes = [c.text for c in found]
+        # a store captured from a factory without weights holds an untrained network
+        # (unless the factory loads weights itself): "trained" below means that network
+        args = {str(k).lower() for k in (ctx.record.get("model_args") or {})}
+        if (
+            ctx.record.get("model")
+            and not ctx.record.get("weights")
+            and not args & {"weights", "pretrained", "pretrained_backbone", "checkpoint"}
+        ):
+            notes.insert(
+                0,
+                f"no weights: the store was captured from {ctx.record['model']} as its factory "
+                "builds it, randomly initialised unless the factory loads weights itself; "
+                "'trained' below means this network (capture with --weights for a trained one)",
+            )
+        return notes
 
     def render(self, ctx: ReportContext, result: None) -> list[str] | None:
         notes = self._notes(ctx)

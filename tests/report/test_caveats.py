@@ -35,3 +35,41 @@ def test_report_on_a_small_imbalanced_store_states_its_caveats(tmp_path):
     assert "Caveats" in html
     assert "small N: the probes use 40 samples" in html
     assert "class imbalance: 0 has 32 samples, 1 8 (4.0:1)" in html
+
+
+def test_report_of_a_store_captured_without_weights_says_the_network_is_untrained(tmp_path):
+    """`inspect-kit capture` of a factory without --weights (random init), on 4 folder
+    classes the model does not have: the report says the network is untrained and draws no
+    misclassification rings, instead of calling it "trained" and every point "misclassified"."""
+    from PIL import Image
+
+    from inspect_kit.workflows import CaptureOptions, DataOptions, ModelSource
+    from inspect_kit.workflows.commands import capture_user_data
+
+    d = load_digits()
+    for k in range(48):
+        folder = tmp_path / "png" / f"class{d.target[k] % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((d.images[k] * 15).astype(np.uint8)).save(folder / f"{k}.png")
+    capture_user_data(
+        ModelSource("inspect_kit.models:SmallCNN", model_args={"n_classes": 10}),
+        tmp_path / "png",
+        tmp_path / "s.h5",
+        data_options=DataOptions(size=(16, 16), channels=1),
+        capture_options=CaptureOptions(layers=("relu2", "fc")),
+    )
+    opts = ReportOptions(
+        methods=("pca",),
+        featurevis=False,
+        random_baseline=False,
+        latent=False,
+        similarity=False,
+        probe_cv=3,
+        progress=False,
+        formats=(),
+    )
+    res = build_report(tmp_path / "s.h5", tmp_path / "report.html", options=opts)
+    html = res.report.read_text()
+    assert "no weights: the store was captured from inspect_kit.models:SmallCNN" in html
+    assert "no point is marked misclassified: the labels are not the model" in html
+    assert "ringed points are misclassified" not in html

@@ -399,6 +399,8 @@ def _variant_group(layer: str, method: str, key: str) -> str:
 
 def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
     params = {k: v for k, v in est.get_params().items() if k not in _NOT_IN_KEY}
+    if params.get("pca_solver") == "auto":
+        del params["pca_solver"]  # keys of maps cached before the parameter existed
     if callable(params.get("reduce")):
         params["reduce"] = feats.reduction
     pos = ctx["positions"]
@@ -563,7 +565,9 @@ def embed(
         Progress bars.
     **method_params
         Parameters of the method's estimator, e.g. ``perplexity=50``, ``backend='sklearn'``
-        (t-SNE), ``n_neighbors=30``, ``min_dist=0.3`` (UMAP), ``solver='covariance'`` (PCA),
+        (t-SNE), ``n_neighbors=30``, ``min_dist=0.3`` (UMAP), ``solver='covariance'`` or
+        ``'dask'`` (PCA), ``pca_solver='dask'`` (t-SNE's and UMAP's PCA pre-reduction, with
+        the reading and pooling, on the active ``dask.distributed`` cluster),
         ``metric_samples=5000``. See :class:`PCAEmbedding`, :class:`TSNEEmbedding`,
         :class:`UMAPEmbedding`.
 

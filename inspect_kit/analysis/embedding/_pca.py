@@ -79,7 +79,7 @@ class PCAEmbedding(BaseEmbedding):
     ----------
     n_components : int
         Dimensions kept.
-    solver : {'auto', 'memory', 'covariance', 'incremental'}
+    solver : {'auto', 'memory', 'covariance', 'incremental', 'dask'}
         ``'memory'`` reads all features and runs :class:`sklearn.decomposition.PCA`.
         ``'covariance'`` streams blocks of rows, accumulating the mean and covariance in
         float64 (exact; memory O(block + D^2)). ``'incremental'`` streams blocks through
@@ -89,8 +89,9 @@ class PCAEmbedding(BaseEmbedding):
         (``da.linalg.svd``, tsqr) of the centred rows in float64, or ``svd_compressed``
         (randomized, 4 power iterations) above 4096 features; store layers are read
         through :meth:`ActivationStore.to_dask`. ``pip install 'inspect-kit[scale]'``.
-        ``'auto'`` picks 'memory' when the features fit in ``memory_limit``, else
-        'covariance' when a D x D matrix does, else 'incremental'.
+        ``'auto'`` picks 'memory' when the features fit in ``memory_limit``, else 'dask'
+        when a ``dask.distributed`` client is active, else 'covariance' when a D x D matrix
+        fits, else 'incremental'.
     memory_limit : int
         Bytes that ``'auto'`` may spend on the features (or the covariance matrix).
     reduce : {'mean', 'max', 'flatten', 'none'} or callable
@@ -164,6 +165,10 @@ class PCAEmbedding(BaseEmbedding):
             return self.solver
         if feats.nbytes * 3 <= self.memory_limit:  # rows, scikit-learn's centred copy, slack
             return "memory"
+        from inspect_kit.analysis._dask import active_client
+
+        if active_client() is not None:  # the user made a cluster active: compute there
+            return "dask"
         if 2 * feats.n_features**2 * 8 <= self.memory_limit:
             return "covariance"
         return "incremental"
@@ -239,7 +244,9 @@ class PCAEmbedding(BaseEmbedding):
                 "solver='dask' needs dask; install it with pip install 'inspect-kit[scale]'"
             ) from err
         k = int(self.n_components)
-        x = dask_features(feats).astype(np.float64)
+        # chunks of about feats.block_rows raw rows (embed's batch_size), on HDF5 chunks
+        raw_row = max(1, int(np.prod(feats.source_shape, dtype=np.int64))) * feats.dtype.itemsize
+        x = dask_features(feats, chunk_bytes=feats.block_rows * raw_row).astype(np.float64)
         mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
         if not finite:
             feats.to_numpy()  # names the non-finite rows (raises ValueError)

@@ -42,6 +42,10 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         Distance in feature space.
     pca_components : int or None
         PCA pre-reduction before t-SNE (default 50); None skips it. Recorded in ``params_``.
+    pca_solver : {'auto', 'memory', 'covariance', 'incremental', 'dask'}
+        Solver of the PCA pre-reduction (see :class:`PCAEmbedding`): ``'dask'`` reads,
+        pools and reduces a store layer on the active ``dask.distributed`` cluster; 'auto'
+        does so when a client is active and the features do not fit in memory.
     reduce : {'mean', 'max', 'flatten', 'none'} or callable
         Reduction of spatial maps.
     n_jobs : int
@@ -101,6 +105,7 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         initialization: str = "pca",
         metric: str = "euclidean",
         pca_components: int | None = 50,
+        pca_solver: str = "auto",
         reduce: str | Callable[..., Any] | None = "mean",
         n_jobs: int = -1,
         random_state: int | None = 0,
@@ -118,6 +123,7 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
         self.initialization = initialization
         self.metric = metric
         self.pca_components = pca_components
+        self.pca_solver = pca_solver
         self.reduce = reduce
         self.n_jobs = n_jobs
         self.random_state = random_state
