@@ -140,6 +140,12 @@ def check_dask_scale(out: str, ns: dict) -> None:
     assert ns["pca"].embedding_.shape == (1797, 2) and ratio[0] >= ratio[1] > 0
     assert ratio.sum() <= 1.0 + 1e-6
     assert "('sample', 'channel', 'y', 'x')" in out and "(10, 8)" in out
+    probe = ns["probes"].results[0]
+    assert probe.solver == "streaming" and probe.chance == pytest.approx(0.1, abs=0.01)
+    assert probe.score > 0.85  # digits' flattened conv maps decode well, streamed too
+    pre = ns["tsne"].params["pre_pca"]
+    assert pre["solver"] == "dask" and pre["n_components"] == 20
+    assert ns["tsne"].coords.shape == (1797, 2)
 
 
 def check_similarity(out: str, ns: dict) -> None:
