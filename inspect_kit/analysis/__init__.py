@@ -1,5 +1,6 @@
 """Pure computation on stores and arrays: embeddings, feature visualization, weights, latent
-probing, linear probes and representation similarity (CKA, RSA). Nothing here plots.
+probing, linear probes, representation similarity (CKA, RSA) and the caveats that say which
+of those results are fragile. Nothing here plots.
 
 Names resolve on first use (PEP 562), so importing a light part (the embedding registry)
 does not import torch or scikit-learn.
@@ -11,6 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _LAZY = {
+    "Caveat": ".caveats",
+    "find_caveats": ".caveats",
     "Embedding": ".embedding",
     "PCAEmbedding": ".embedding",
     "TSNEEmbedding": ".embedding",
@@ -32,10 +35,20 @@ _LAZY = {
     "cka": ".similarity",
     "conv_kernels": ".weights",
 }
-_SUBMODULES = ("embedding", "featurevis", "latent", "metrics", "probes", "similarity", "weights")
+_SUBMODULES = (
+    "caveats",
+    "embedding",
+    "featurevis",
+    "latent",
+    "metrics",
+    "probes",
+    "similarity",
+    "weights",
+)
 
 if TYPE_CHECKING:
     from . import featurevis
+    from .caveats import Caveat, find_caveats
     from .embedding import Embedding, PCAEmbedding, TSNEEmbedding, UMAPEmbedding, embed
     from .latent import Interpolation, LatentProbe, Traversal, slerp
     from .metrics import embedding_quality, knn_accuracy, knn_transfer_accuracy, trustworthiness
@@ -60,6 +73,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Caveat",
     "Embedding",
     "Interpolation",
     "LatentProbe",
@@ -75,6 +89,7 @@ __all__ = [
     "embed",
     "embedding_quality",
     "featurevis",
+    "find_caveats",
     "knn_accuracy",
     "knn_transfer_accuracy",
     "linear_probe",

@@ -283,3 +283,16 @@ def test_report_figures_fit_and_do_not_overlap(measure, digits, digits_cnn, tmp_
     assert n_figures >= 6
     problems = measure(res.report, n_figures)
     assert problems == {w: [] for w in WIDTHS}
+
+
+def test_3d_embedding_grid_scenes_fit(measure, digit_rows, densenet_names, tmp_path):
+    X, y, thumbs = digit_rows
+    by_layer = {
+        name: embed(
+            X[:, i * 8 :], method="pca", n_components=3, labels=y, thumbnails=thumbs, progress=False
+        )
+        for i, name in enumerate(densenet_names[-4:])
+    }
+    fig = plot_embedding_grid(by_layer, title="PCA of each layer")
+    problems = measure(save_html(fig, tmp_path / "grid3d.html"))
+    assert problems == {w: [] for w in WIDTHS}
