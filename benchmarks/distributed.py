@@ -2,6 +2,7 @@
 
     python benchmarks/distributed.py                 # CPU: 1 and 2 processes (gloo)
     python benchmarks/distributed.py --gpus          # GPU machine: 1..all GPUs (nccl), one per rank
+    python benchmarks/distributed.py --gpus --samples 65536 --batch 512   # enough work for GPUs
 
 Each run is a real ``torchrun`` job; the time is the capture call alone (the slowest rank's,
 from a barrier before to the joined store after), without interpreter start and rendezvous.
@@ -27,7 +28,7 @@ from torch import nn
 N, SIZE, BATCH = 2048, 64, 64
 
 
-def build() -> tuple[nn.Module, np.ndarray]:
+def build(n: int = N) -> tuple[nn.Module, np.ndarray]:
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -35,23 +36,24 @@ def build() -> tuple[nn.Module, np.ndarray]:
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(128, 10),
     )  # fmt: skip
-    x = np.random.default_rng(0).standard_normal((N, 1, SIZE, SIZE)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((n, 1, SIZE, SIZE)).astype(np.float32)
     return model, x
 
 
-def worker(out: str, device: str) -> None:
+def worker(out: str, device: str, n: int = N, batch: int = BATCH) -> None:
     import torch.distributed as dist
 
     import inspect_kit
 
-    model, x = build()
+    model, x = build(n)
     if device == "cuda":
         device = f"cuda:{os.environ['LOCAL_RANK']}"
+        torch.cuda.set_device(device)  # NCCL's barrier and gathers run on this rank's GPU
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     dist.barrier()
     t0 = time.perf_counter()
     inspect_kit.capture(
-        model, x, ["1", "4", "7", "10"], out, reduce="mean", batch_size=BATCH, device=device,
+        model, x, ["1", "4", "7", "10"], out, reduce="mean", batch_size=batch, device=device,
         overwrite=True, progress=False,
     ).close()  # fmt: skip
     elapsed = time.perf_counter() - t0
@@ -62,14 +64,14 @@ def worker(out: str, device: str) -> None:
     dist.destroy_process_group()
 
 
-def run_job(nproc: int, device: str, out: Path) -> float:
+def run_job(nproc: int, device: str, out: Path, n: int = N, batch: int = BATCH) -> float:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
         "--nnodes", "1", "--master-addr", "127.0.0.1", "--master-port", str(port),
-        __file__, "--worker", str(out), "--device", device,
+        __file__, "--worker", str(out), "--device", device, "--samples", str(n), "--batch", str(batch),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -99,19 +101,23 @@ def main() -> None:
     ap.add_argument("--worker", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--gpus", action="store_true")
+    ap.add_argument("--samples", type=int, default=N, help="samples captured by each job")
+    ap.add_argument("--batch", type=int, default=BATCH, help="batch size of each rank")
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.device)
+        worker(args.worker, args.device, args.samples, args.batch)
         return
     counts = list(range(1, torch.cuda.device_count() + 1)) if args.gpus else [1, 2]
     device = "cuda" if args.gpus else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
-        times = {k: run_job(k, device, Path(tmp) / f"p{k}.h5") for k in counts}
-        print(f"capture of {N} {SIZE}x{SIZE} images, 4 layers pooled, {device}")
+        times = {
+            k: run_job(k, device, Path(tmp) / f"p{k}.h5", args.samples, args.batch) for k in counts
+        }
+        print(f"capture of {args.samples} {SIZE}x{SIZE} images, 4 layers pooled, {device}")
         print("| processes | seconds | samples/s | speed-up vs 1 |")
         print("|---|---|---|---|")
         for k, t in times.items():
-            print(f"| {k} | {t:.2f} | {N / t:.0f} | {times[counts[0]] / t:.2f}x |")
+            print(f"| {k} | {t:.2f} | {args.samples / t:.0f} | {times[counts[0]] / t:.2f}x |")
         print("\ncompression: 512 samples of full (32, 64, 64) float32 ReLU maps (256 MiB raw)")
         print("| compression | file MiB | capture s |")
         print("|---|---|---|")

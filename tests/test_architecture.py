@@ -264,3 +264,24 @@ def test_report_only_renders():
             if layer_of(dep) == "analysis" and dep not in SHARED_NAMES
         ]
     assert not found, "report/ computes; move it to analysis/:\n" + "\n".join(sorted(set(found)))
+
+
+def test_figures_and_report_import_no_computing_library():
+    """What fits, searches or differentiates (scikit-learn, SciPy, torch) stays in analysis/:
+    the explorer's neighbours and new maps come from the MapSource it is handed."""
+    found = []
+    for name, (path, _) in _modules().items():
+        if layer_of(name) not in ("figures", "report"):
+            continue
+        for node in _import_nodes(ast.parse(path.read_text()), module_level=False):
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([] if node.level else [node.module or ""])
+            )
+            found += [
+                f"{name} imports {m}"
+                for m in mods
+                if m.split(".")[0] in {"sklearn", "scipy", "torch"}
+            ]
+    assert not found, "\n".join(found)

@@ -217,6 +217,10 @@ def process_group_from_env(device: Any = None) -> Iterator[int]:
     created = False
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ and not dist.is_initialized():
         on_gpu = device is not None and torch.device(device).type == "cuda"
+        if on_gpu and torch.device(device).index is not None:
+            # NCCL's collectives run on the current device: this rank's GPU, not every
+            # rank's cuda:0
+            torch.cuda.set_device(torch.device(device))
         dist.init_process_group(backend="nccl" if on_gpu else "gloo")
         created = True
     try:
