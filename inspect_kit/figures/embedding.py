@@ -563,6 +563,7 @@ def plot_embedding_grid(
     for t, e in zip(panel_titles, embs, strict=True):
         # one metric per line: side-by-side panels are too narrow for the one-line form
         q = _quality_text(e).replace(" · ", "<br>").replace(" (features", "<br>(features")
+        q = "<br>".join(theme.wrap_label(line, panel_px, 11) for line in q.split("<br>") if line)
         name = theme.wrap_label(t, panel_px, 13)
         title_px = max(
             title_px,

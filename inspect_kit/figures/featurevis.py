@@ -545,7 +545,7 @@ def plot_kernels(
         template=theme.TEMPLATE,
         title=title or f"{kernels.layer}: {w.shape[0]} kernels × {w.shape[1]} channels{sub}",
         height=120 + 110 * nrows,
-        width=max(500, 110 * ncols + 150),
+        width=min(max(500, 110 * ncols + 150), theme.MAX_WIDTH),
         margin=dict(l=20, r=20, t=70, b=20),
     )
     fig.update_annotations(font_size=9)

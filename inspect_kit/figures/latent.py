@@ -144,7 +144,7 @@ def plot_traversal(
             f"Latent traversal of {'principal directions' if prefix == 'PC' else 'dimensions'}"
             f"<br><sup>{span_text} of the codes{'; middle slices along D' if volume else ''}</sup>"
         ),
-        width=max(cell_size * n_cols + 140, 420),
+        width=min(max(cell_size * n_cols + 140, 420), theme.MAX_WIDTH),
         height=cell_size * n_rows + 120,
         margin=dict(l=20, r=60, t=80, b=20),
     )
@@ -325,7 +325,7 @@ def plot_reconstruction_errors(
         title=title
         or f"Reconstruction error of {len(errors)} samples" + (f" and the {k} worst" if k else ""),
         height=640 if k else 420,
-        width=max(640, 90 * k + 120),
+        width=min(max(640, 90 * k + 120), theme.MAX_WIDTH),
         bargap=0.05,
         showlegend=bool(k),
     )

@@ -139,7 +139,8 @@ def plot_similarity(
     fig.update_layout(
         template=theme.TEMPLATE,
         title=title,
-        width=max(40 + 8 * len(title), 160 + cell_size * len(cols)),  # room for the title
+        # room for the title, at most what fits a 1,000 px window
+        width=min(max(40 + 8 * len(title), 160 + cell_size * len(cols)), theme.MAX_WIDTH),
         height=max(320, 140 + cell_size * len(rows)),
         meta={"similarity": description},
     )

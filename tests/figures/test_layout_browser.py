@@ -173,6 +173,9 @@ def test_grid_titles_do_not_overlap_at_any_width(measure, digit_rows, densenet_n
             X + rng.normal(0, 0.05 * (i + 1), X.shape),
             "pca",
             labels=y,
+            # an ImageNet model's predictions on these labels: the panels' subtitles then
+            # carry the longest quality line ("labels are not the model's classes ...")
+            predictions=rng.integers(0, 1000, len(y)),
             thumbnails=thumbs,
             progress=False,
         )
@@ -295,4 +298,16 @@ def test_3d_embedding_grid_scenes_fit(measure, digit_rows, densenet_names, tmp_p
     }
     fig = plot_embedding_grid(by_layer, title="PCA of each layer")
     problems = measure(save_html(fig, tmp_path / "grid3d.html"))
+    assert problems == {w: [] for w in WIDTHS}
+
+
+def test_kernels_of_a_wide_first_layer_fit(measure, tmp_path):
+    """resnet18's conv1: 64 kernels x 3 channels, drawn 8 per row, within the window."""
+    from inspect_kit.analysis.weights import conv_kernels
+    from inspect_kit.figures.featurevis import plot_kernels
+    from inspect_kit.models.registry import load_model
+
+    net = load_model("torchvision.models:resnet18")
+    fig = plot_kernels(conv_kernels(net, "conv1"))
+    problems = measure(save_html(fig, tmp_path / "kernels.html"))
     assert problems == {w: [] for w in WIDTHS}
