@@ -25,13 +25,15 @@ def _reduce_block(block: np.ndarray, reduce: Any, dtype: Any) -> np.ndarray:
     return np.asarray(reduce_rows(block, reduce), dtype=dtype)
 
 
-def dask_features(feats: Features, chunk_bytes: int | None = None) -> Any:
+def dask_features(feats: Features, chunk_bytes: int | None = None, dtype: Any = None) -> Any:
     """The feature rows of ``feats`` as a lazy ``(N, D)`` Dask array, chunked along samples.
 
     A store layer is read through :meth:`ActivationStore.to_dask` (tasks open the file by
     path, so a ``dask.distributed`` cluster can compute it, pooling included); an in-memory
     array is wrapped. ``chunk_bytes`` sizes the chunks of raw rows (default: the store's
-    64 MiB, or ``feats.block_rows``).
+    64 MiB, or ``feats.block_rows``). ``dtype`` (default ``feats.dtype``) is applied inside
+    each block's task: a separate ``astype`` made Dask's threaded scheduler hold several
+    times the data while reducing it.
     """
     import dask.array as da
 
@@ -54,14 +56,42 @@ def dask_features(feats: Features, chunk_bytes: int | None = None) -> Any:
         kwargs["new_axis"] = 1
     elif x.ndim > 2:
         kwargs["drop_axis"] = list(range(2, x.ndim))
+    dtype = np.dtype(feats.dtype if dtype is None else dtype)
     return x.map_blocks(
         _reduce_block,
         feats.reduce,
-        feats.dtype,
+        dtype,
         chunks=(x.chunks[0], (feats.n_features,)),
-        dtype=feats.dtype,
+        dtype=dtype,
         **kwargs,
     )
+
+
+def _qr_r(*blocks: np.ndarray) -> np.ndarray:
+    """R of the QR decomposition of the stacked blocks (module level: picklable)."""
+    return np.linalg.qr(np.concatenate(blocks, axis=0), mode="r")
+
+
+def _tsqr_r_svd(x: Any, k: int, split_every: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
+    """Singular values and right vectors of a tall-skinny Dask array from its R factor alone.
+
+    The tall-skinny QR's R, reduced in a tree: each task holds one chunk and returns its
+    (D, D) R; R's of ``split_every`` tasks are stacked and factored again. ``x = Q R`` with
+    orthonormal Q, so ``x``'s singular values and right vectors are R's and its total sum
+    of squares is R's. ``dask.array.linalg.svd`` computes the same R but keeps every
+    chunk's Q factor, several times the data in memory.
+    """
+    import dask
+    from dask import delayed
+
+    level = [delayed(_qr_r)(b) for b in x.to_delayed().ravel()]
+    while len(level) > 1:
+        level = [
+            delayed(_qr_r)(*level[i : i + split_every]) for i in range(0, len(level), split_every)
+        ]
+    (r,) = dask.compute(level[0])
+    _, s, vt = np.linalg.svd(r, full_matrices=False)
+    return s[:k], vt[:k], float(np.sum(r * r))
 
 
 def _signs(components: np.ndarray) -> np.ndarray:
@@ -84,9 +114,10 @@ class PCAEmbedding(BaseEmbedding):
         ``'covariance'`` streams blocks of rows, accumulating the mean and covariance in
         float64 (exact; memory O(block + D^2)). ``'incremental'`` streams blocks through
         :class:`sklearn.decomposition.IncrementalPCA` (approximate; memory O(block + k D)).
-        ``'dask'`` computes with Dask's own linear algebra on whatever scheduler is active
-        (a ``dask.distributed`` ``Client`` included): the exact tall-skinny QR SVD
-        (``da.linalg.svd``, tsqr) of the centred rows in float64, or ``svd_compressed``
+        ``'dask'`` computes with Dask on whatever scheduler is active (a
+        ``dask.distributed`` ``Client`` included): the exact tall-skinny QR of the centred
+        rows in float64, its R factors reduced in a tree (one chunk and a D x D matrix
+        a task), then the SVD of R, or ``svd_compressed``
         (randomized, 4 power iterations) above 4096 features; store layers are read
         through :meth:`ActivationStore.to_dask`. ``pip install 'inspect-kit[scale]'``.
         ``'auto'`` picks 'memory' when the features fit in ``memory_limit``, else 'dask'
@@ -246,19 +277,21 @@ class PCAEmbedding(BaseEmbedding):
         k = int(self.n_components)
         # chunks of about feats.block_rows raw rows (embed's batch_size), on HDF5 chunks
         raw_row = max(1, int(np.prod(feats.source_shape, dtype=np.int64))) * feats.dtype.itemsize
-        x = dask_features(feats, chunk_bytes=feats.block_rows * raw_row).astype(np.float64)
-        mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
-        if not finite:
+        x = dask_features(feats, chunk_bytes=feats.block_rows * raw_row, dtype=np.float64)
+        # NaN and inf propagate into the mean: one pass, and no chunk is held for a second
+        # reduction (two reductions over x make Dask keep every chunk until both are done)
+        mean = x.mean(axis=0).compute()
+        if not np.isfinite(mean).all():
             feats.to_numpy()  # names the non-finite rows (raises ValueError)
         centred = x - mean
         n = feats.n_samples
         if feats.n_features <= DASK_EXACT_MAX_FEATURES:
-            _, s, vt = da.linalg.svd(centred)
+            s, vt, total = _tsqr_r_svd(centred, k)
         else:
             _, s, vt = da.linalg.svd_compressed(
                 centred, k, n_power_iter=4, seed=self.random_state, compute=False
             )
-        s, vt, total = dask.compute(s[:k], vt[:k], (centred**2).sum())
+            s, vt, total = dask.compute(s[:k], vt[:k], (centred**2).sum())
         var = s**2 / max(n - 1, 1)
         total_var = float(total) / max(n - 1, 1)
         self._set(vt, mean, var, var / max(total_var, 1e-300))
