@@ -594,7 +594,10 @@ file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
       --input-shape 3 224 224 --value-range 0 1 --out fv/""",
     "probe": """examples:
   inspect-kit probe acts.h5 --out probes/
-  inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5""",
+  inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5
+  inspect-kit probe ct.h5 --groups PatientID --chance permutation --permutations 200 --C 0.1
+a layer that cannot be probed is reported (a row with its error) and skipped; a fragile
+score carries its warning""",
     "compare": """examples:
   inspect-kit compare acts.h5 --out figures/
   inspect-kit compare run1.h5 run2.h5 --layers layer1,layer2,layer3,layer4 --formats html png

@@ -565,10 +565,9 @@ def plot_embedding_grid(
         q = _quality_text(e).replace(" · ", "<br>").replace(" (features", "<br>(features")
         q = "<br>".join(theme.wrap_label(line, panel_px, 11) for line in q.split("<br>") if line)
         name = theme.wrap_label(t, panel_px, 13)
-        title_px = max(
-            title_px,
-            theme.n_lines(name) * 13 * theme.LINE_EM + theme.n_lines(q) * 11 * theme.LINE_EM,
-        )
+        # Plotly spaces every line of an annotation by its own font (13 px), also the lines
+        # drawn smaller
+        title_px = max(title_px, (theme.n_lines(name) + theme.n_lines(q)) * 13 * theme.LINE_EM)
         subtitles.append(f"{name}<br><span style='font-size:11px'>{q}</span>" if q else name)
     gap_px = title_px + 30  # between rows: the next row's titles and a little air
     head, head_px = theme.top_title(title or "Embeddings", theme.MAX_WIDTH)

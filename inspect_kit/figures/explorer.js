@@ -123,11 +123,15 @@ class ExplorerView {
 
   syncSelects() {
     const m = this.model;
-    const fill = (s, options, value) => {
+    const fill = (s, options, value, labels) => {
       const keys = options.map(String);
       if (s.__keys !== keys.join("\u0001")) {
         s.innerHTML = "";
-        for (const o of keys) { const opt = el("option", null, o); opt.value = o; s.appendChild(opt); }
+        for (const o of keys) {
+          const opt = el("option", null, (labels && labels[o]) || o);
+          opt.value = o;
+          s.appendChild(opt);
+        }
         s.__keys = keys.join("\u0001");
       }
       s.value = value;
@@ -135,7 +139,7 @@ class ExplorerView {
     };
     fill(this.colorSel, ["none"].concat(Object.keys(m.get("columns"))), m.get("color_by") || "none");
     fill(this.layerSel, m.get("layer_options"), m.get("layer"));
-    fill(this.methodSel, m.get("method_options"), m.get("method"));
+    fill(this.methodSel, m.get("method_options"), m.get("method"), m.get("method_labels"));
     this.imagesBox.checked = !!m.get("images");
     this.imagesBox.parentNode.style.display = this.tiles ? "" : "none";
   }

@@ -82,6 +82,13 @@ def _f32(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
 
 
+def _method_labels(methods: Sequence[str]) -> dict[str, str]:
+    """The method menu's text: each method's display name from the embedding registry."""
+    from inspect_kit.analysis.embedding.registry import display_name
+
+    return {m: display_name(m) for m in methods}
+
+
 def _i32(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<i4").tobytes()
 
@@ -149,6 +156,8 @@ if anywidget is not None:
         query = t.Int(-1).tag(sync=True)
         layer_options = t.List(t.Unicode()).tag(sync=True)
         method_options = t.List(t.Unicode()).tag(sync=True)
+        # what the method menu shows for each option: the registry's display names
+        method_labels = t.Dict().tag(sync=True)
         layer = t.Unicode("").tag(sync=True)
         method = t.Unicode("").tag(sync=True)
         images = t.Bool(False).tag(sync=True)
@@ -205,6 +214,7 @@ if anywidget is not None:
                 method=embs[0].method,
                 layer_options=list(source.layer_options) or [str(embs[0].layer or "")],
                 method_options=list(source.method_options) or [embs[0].method],
+                method_labels=_method_labels(list(source.method_options) or [embs[0].method]),
                 images=bool(images),
                 height=int(height),
             )

@@ -134,8 +134,6 @@ def embedding_section(
         fig = plot_embedding_grid(
             dict(by_layer), label_names=class_names, title=f"{name} of each layer"
         )
-        # room for the figure title above the three-line panel titles
-        fig.update_layout(margin_t=140, height=(fig.layout.height or 500) + 80)
         sec.add_heading(name)
         sec.add_figure(fig, name=f"embedding_{method}")
         for layer, emb in by_layer.items():

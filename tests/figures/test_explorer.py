@@ -301,6 +301,16 @@ def test_saved_page_runs_the_widget_offline(store, driver, tmp_path):
     )
     want = sorted(ex._point_of[r] for r in (sample, 5, 6))
     assert per_panel == [want, want]
+    # the method menu shows the registry's display names, its values stay the method keys
+    menu = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.ik-select-method option'))"
+        ".map(o => [o.value, o.textContent])"
+    )
+    from inspect_kit.analysis.embedding.registry import display_name
+
+    assert menu and [v for v, _ in menu] == list(ex.method_options)
+    assert [t for _, t in menu] == [display_name(v) for v, _ in menu]
+    assert {"PCA", "t-SNE", "UMAP"} <= {t for _, t in menu}
     # the colour menu: one trace per label, coloured alike on both maps
     driver.execute_script(
         "var s = document.querySelector('.ik-select-color_by'); s.value = 'label';"

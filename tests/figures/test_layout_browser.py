@@ -311,3 +311,30 @@ def test_kernels_of_a_wide_first_layer_fit(measure, tmp_path):
     fig = plot_kernels(conv_kernels(net, "conv1"))
     problems = measure(save_html(fig, tmp_path / "kernels.html"))
     assert problems == {w: [] for w in WIDTHS}
+
+
+def test_report_embedding_section_with_labels_that_are_not_classes(measure, digit_rows, tmp_path):
+    """What a resnet18 report on 4 folder classes shows: short layer names, and panel titles
+    as tall as they get (the maps say the labels are not the model's classes)."""
+    from inspect_kit.report import Report, sections
+
+    X, y, thumbs = digit_rows
+    y4 = y % 4
+    rng = np.random.default_rng(1)
+    imagenet_predictions = rng.integers(0, 1000, len(y4))
+    by_layer = {
+        name: embed(
+            X[:, i * 4 :],
+            "pca",
+            labels=y4,
+            predictions=imagenet_predictions,
+            thumbnails=thumbs,
+            progress=False,
+        )
+        for i, name in enumerate(["layer1.0.relu", "layer2.1.relu:1", "layer4.1.relu:1", "fc"])
+    }
+    assert all(not e.labels_are_classes for e in by_layer.values())
+    report = Report("resnet18 on four folder classes")
+    sections.embedding_section(report, {"pca": by_layer}, class_names=["a", "b", "c", "d"])
+    problems = measure(report.save(tmp_path / "report.html"))
+    assert problems == {w: [] for w in WIDTHS}

@@ -19,7 +19,13 @@ def test_report_compares_the_trained_network_with_its_randomised_copy(digits, di
         digits_cnn, X, LAYERS, tmp_path / "acts.h5", labels=y, thumbnails=None, progress=False
     ).close()
     opts = ReportOptions(
-        methods=(), featurevis=False, latent=False, formats=(), probe_cv=3, random_state=0, progress=False
+        methods=(),
+        featurevis=False,
+        latent=False,
+        formats=(),
+        probe_cv=3,
+        random_state=0,
+        progress=False,
     )
     result = build_report(
         tmp_path / "acts.h5", tmp_path / "report.html", model=digits_cnn, inputs=X, options=opts
