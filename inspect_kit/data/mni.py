@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -96,6 +96,58 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+# `return_info=True` adds the info dict: the overloads tell a type checker how many values come back
+@overload
+def load_mni_patches(
+    dim: int = 2,
+    patch: int = 16,
+    n_per_class: int = 400,
+    random_state: RandomState = 0,
+    *,
+    resolution: int = 1,
+    purity: float = 0.8,
+    intensity_jitter: float = 0.25,
+    noise: float = 0.02,
+    return_info: Literal[False] = False,
+    seed: Any = NOT_GIVEN,
+) -> tuple[np.ndarray, np.ndarray, list[str]]: ...
+
+
+@overload
+def load_mni_patches(
+    dim: int = 2,
+    patch: int = 16,
+    n_per_class: int = 400,
+    random_state: RandomState = 0,
+    *,
+    resolution: int = 1,
+    purity: float = 0.8,
+    intensity_jitter: float = 0.25,
+    noise: float = 0.02,
+    return_info: Literal[True],
+    seed: Any = NOT_GIVEN,
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]: ...
+
+
+@overload
+def load_mni_patches(
+    dim: int = 2,
+    patch: int = 16,
+    n_per_class: int = 400,
+    random_state: RandomState = 0,
+    *,
+    resolution: int = 1,
+    purity: float = 0.8,
+    intensity_jitter: float = 0.25,
+    noise: float = 0.02,
+    return_info: bool = False,
+    seed: Any = NOT_GIVEN,
+) -> (
+    tuple[np.ndarray, np.ndarray, list[str]]
+    | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
+): ...
 
 
 def load_mni_patches(

@@ -2,7 +2,9 @@
 
 Figures never compute beyond layout; they display inline in Jupyter, save as self-contained
 HTML (``save_html``/``to_html``, hover thumbnails included) and export to PNG/SVG/PDF for
-papers (``export_figure``/``FigureExporter`` with ``publication_layout``).
+papers (``export_figure``/``FigureExporter`` with ``publication_layout``). The builders'
+parameters are typed by the Protocols of :mod:`inspect_kit.figures.protocols`
+(``EmbeddingLike``, ``SimilarityLike`` ...), re-exported here for annotating code of one's own.
 """
 
 from .embedding import plot_embedding, plot_embedding_grid
@@ -24,13 +26,39 @@ from .latent import (
     plot_traversal,
 )
 from .probes import plot_probe_profile
+from .protocols import (
+    EmbeddingLike,
+    ExemplarsLike,
+    FeatureVisLike,
+    InterpolationLike,
+    KernelsLike,
+    LatentCorrelationsLike,
+    ProbeProfileLike,
+    ProbeResultLike,
+    RandomizationLike,
+    ReconstructionErrorsLike,
+    SimilarityLike,
+    TraversalLike,
+)
 from .publication import column_width, is_grayscale_safe, publication_layout
 from .similarity import plot_similarity
 
 __all__ = [
+    "EmbeddingLike",
+    "ExemplarsLike",
     "ExportError",
+    "FeatureVisLike",
     "FigureExporter",
+    "InterpolationLike",
+    "KernelsLike",
+    "LatentCorrelationsLike",
+    "ProbeProfileLike",
+    "ProbeResultLike",
+    "RandomizationLike",
+    "ReconstructionErrorsLike",
+    "SimilarityLike",
     "ThumbnailFigure",
+    "TraversalLike",
     "column_width",
     "export_figure",
     "find_browser",

@@ -343,7 +343,9 @@ def latent_section(
     return summary
 
 
-def probe_section(report: Report, profile: Any, *, latent_probe: Any = None) -> list[dict]:
+def probe_section(
+    report: Report, profile: Any, *, latent_probe: Any = None
+) -> list[dict[str, Any]]:
     """Layer-wise linear probe profile."""
     from inspect_kit.figures.probes import plot_probe_profile
 
@@ -364,7 +366,7 @@ def probe_section(report: Report, profile: Any, *, latent_probe: Any = None) -> 
     sec.add_figure(
         plot_probe_profile(profile, title=f"Linear probe of {profile.target}"), name="probe_profile"
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for layer, res in zip(profile.layers, profile.results, strict=True):
         rows.append(
             {
@@ -402,7 +404,7 @@ def similarity_section(
     within: Any = None,
     random: Any = None,
     verdict: tuple[str, bool] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Representation similarity: CKA between the layers, and with a randomised copy.
 
     ``verdict`` is :func:`~inspect_kit.analysis.randomization.random_similarity_verdict`'s

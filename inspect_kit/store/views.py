@@ -50,7 +50,7 @@ class H5Rows:
             self.compression = schema.decode_attr(f.attrs.get(schema.COMPRESSION, "none"))
             ds = f[dataset]
             self.stored_as = schema.decode_attr(ds.attrs.get(schema.STORED_AS, ""))
-            self.shape = (int(n),) + tuple(ds.shape[1:])
+            self.shape: tuple[int, ...] = (int(n),) + tuple(ds.shape[1:])
             stored = ds.dtype
         self.dtype = np.dtype(np.float32) if self.stored_as == schema.BFLOAT16 else stored
         self.ndim = len(self.shape)

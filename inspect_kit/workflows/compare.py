@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .output import check_formats, safe_name, write_figures
 
@@ -20,9 +20,9 @@ def compare_stores(
     *,
     layers: Sequence[str] | None = None,
     other_layers: Sequence[str] | None = None,
-    method: str = "cka",
-    kernel: str = "linear",
-    reduction: str | None = None,
+    method: Literal["cka", "rsa"] = "cka",
+    kernel: Literal["linear", "rbf"] = "linear",
+    reduction: Literal["flatten", "mean", "max"] | None = None,
     batch_size: int | None = 512,
     n_samples: int | None = None,
     out: str | Path | None = None,
@@ -53,9 +53,9 @@ def compare_stores(
         other_path,
         layers=layers,
         other_layers=other_layers,
-        method=method,  # type: ignore[arg-type]
-        kernel=kernel,  # type: ignore[arg-type]
-        reduction=reduction,  # type: ignore[arg-type]
+        method=method,
+        kernel=kernel,
+        reduction=reduction,
         batch_size=batch_size,
         n_samples=n_samples,
         random_state=random_state,

@@ -138,7 +138,7 @@ def _run_demo(
         "random_state": random_state,
     }
     with timed_step("loading MNI152 tissue patches", timings):
-        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)  # type: ignore[misc]
+        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)
         idx = np.arange(len(y))
         tr, te = train_test_split(idx, test_size=0.25, random_state=random_state, stratify=y)
         logger.info("%d patches %s, classes %s", len(y), X.shape[1:], ", ".join(class_names))

@@ -201,7 +201,9 @@ def load_recorded_inputs(record: Mapping[str, Any]) -> np.ndarray | None:
         kwargs = {k: v for k, v in opts.items() if k in _DEMO_OPTIONS}
         if "seed" in opts:  # a store made before random_state
             kwargs.setdefault("random_state", opts["seed"])
-        return load_mni_patches(**kwargs)[0]
+        # kwargs are Any: no overload of load_mni_patches is chosen, so name the result
+        images: np.ndarray = load_mni_patches(**kwargs)[0]
+        return images
     from inspect_kit.data.formats import readable_source
 
     from .options import DataOptions

@@ -20,7 +20,7 @@ REDUCTIONS = ("mean", "max", "flatten", "none")
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
 
-def reduction_label(reduce: str | Callable | None) -> str:
+def reduction_label(reduce: str | Callable[..., Any] | None) -> str:
     """How ``reduce`` is recorded with a result."""
     if reduce is None:
         return "none"
@@ -34,7 +34,7 @@ def reduction_label(reduce: str | Callable | None) -> str:
     return str(reduce)
 
 
-def reduce_rows(rows: np.ndarray, reduce: str | Callable | None) -> np.ndarray:
+def reduce_rows(rows: np.ndarray, reduce: str | Callable[..., Any] | None) -> np.ndarray:
     """Turn a block of activations ``(n, ...)`` into feature rows ``(n, D)``.
 
     ``'mean'``/``'max'`` pool over every axis after the channel axis (global average/max
@@ -56,7 +56,11 @@ def reduce_rows(rows: np.ndarray, reduce: str | Callable | None) -> np.ndarray:
     if rows.ndim == 2:
         return rows
     if label in POOLINGS:
-        return spatial_pool(rows, label, dtype=np.float64 if label == "mean" else None)
+        # spatial_pool takes tensors too (typed Any); an ndarray in is an ndarray out
+        pooled: np.ndarray = spatial_pool(
+            rows, label, dtype=np.float64 if label == "mean" else None
+        )
+        return pooled
     if label == "flatten":
         return rows.reshape(n, -1)
     raise ValueError(
@@ -91,7 +95,7 @@ class Features:
     def __init__(
         self,
         data: Any,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         samples: np.ndarray | None = None,
         name: str | None = None,
         block_rows: int | None = None,
@@ -103,7 +107,7 @@ class Features:
         if dtype is None:
             keep64 = isinstance(data, np.ndarray) and data.dtype == np.float64
             dtype = np.float64 if keep64 else np.float32
-        self.dtype = np.dtype(dtype)
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
         shape = tuple(data.shape)
         if len(shape) < 1:
             raise ValueError("features must have a sample axis: expected (N, ...), got a scalar")
@@ -116,7 +120,7 @@ class Features:
         n_total = shape[0]
         if samples is None:
             self.samples = None
-            self.n_samples = n_total
+            self.n_samples: int = n_total
         else:
             samples = np.asarray(samples)
             if samples.dtype == bool:
@@ -136,7 +140,7 @@ class Features:
         self.block_rows = int(block_rows or max(1, DEFAULT_BLOCK_BYTES // row_bytes))
         if self.n_samples == 0:
             raise ValueError(f"{self.name!r} has no samples to embed")
-        self.n_features = self._raw_block(0, 1).shape[1]
+        self.n_features: int = self._raw_block(0, 1).shape[1]
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, positions: np.ndarray | slice) -> np.ndarray:
@@ -267,7 +271,9 @@ def _all_finite(rows: np.ndarray) -> bool:
         return bool(np.isfinite(rows.sum()))
 
 
-def as_features(X: Any, reduce: str | Callable | None = "mean", progress: bool = True) -> Features:
+def as_features(
+    X: Any, reduce: str | Callable[..., Any] | None = "mean", progress: bool = True
+) -> Features:
     """Wrap ``X`` (array, layer view, or :class:`Features`) as :class:`Features`."""
     if isinstance(X, Features):
         return X

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +69,8 @@ def dask_features(feats: Features, chunk_bytes: int | None = None, dtype: Any = 
 
 def _qr_r(*blocks: np.ndarray) -> np.ndarray:
     """R of the QR decomposition of the stacked blocks (module level: picklable)."""
-    return np.linalg.qr(np.concatenate(blocks, axis=0), mode="r")
+    # numpy's stubs give every mode the QRResult pair; mode="r" returns R alone
+    return cast(np.ndarray, np.linalg.qr(np.concatenate(blocks, axis=0), mode="r"))
 
 
 def _tsqr_r_svd(x: Any, k: int, split_every: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
@@ -81,15 +82,16 @@ def _tsqr_r_svd(x: Any, k: int, split_every: int = 8) -> tuple[np.ndarray, np.nd
     of squares is R's. ``dask.array.linalg.svd`` computes the same R but keeps every
     chunk's Q factor, several times the data in memory.
     """
-    import dask
-    from dask import delayed
+    from dask.base import compute
+    from dask.delayed import delayed
 
     level = [delayed(_qr_r)(b) for b in x.to_delayed().ravel()]
     while len(level) > 1:
         level = [
             delayed(_qr_r)(*level[i : i + split_every]) for i in range(0, len(level), split_every)
         ]
-    (r,) = dask.compute(level[0])
+    r: np.ndarray
+    (r,) = compute(level[0])
     _, s, vt = np.linalg.svd(r, full_matrices=False)
     return s[:k], vt[:k], float(np.sum(r * r))
 
@@ -97,7 +99,7 @@ def _tsqr_r_svd(x: Any, k: int, split_every: int = 8) -> tuple[np.ndarray, np.nd
 def _signs(components: np.ndarray) -> np.ndarray:
     """Signs that make each component's largest-magnitude loading positive (deterministic)."""
     idx = np.argmax(np.abs(components), axis=1)
-    signs = np.sign(components[np.arange(len(components)), idx])
+    signs: np.ndarray = np.sign(components[np.arange(len(components)), idx])
     signs[signs == 0] = 1
     return signs
 
@@ -171,7 +173,7 @@ class PCAEmbedding(BaseEmbedding):
         *,
         solver: str = "auto",
         memory_limit: int = 2**30,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         random_state: int | None = 0,
         metrics: bool = True,
         metric_samples: int = 2000,
@@ -235,11 +237,12 @@ class PCAEmbedding(BaseEmbedding):
         # precision (far below what a map shows). The streamed solvers accumulate in float64.
         X = feats.to_numpy()
         pca = PCA(n_components=int(self.n_components), random_state=self.random_state)
-        coords = pca.fit_transform(X)
+        coords: np.ndarray = pca.fit_transform(X)
         signs = self._set(
             pca.components_, pca.mean_, pca.explained_variance_, pca.explained_variance_ratio_
         )
-        return coords * signs.astype(coords.dtype)
+        signed: np.ndarray = coords * signs.astype(coords.dtype)
+        return signed
 
     def _fit_covariance(self, feats: Features) -> None:
         d = feats.n_features
@@ -268,8 +271,8 @@ class PCAEmbedding(BaseEmbedding):
 
     def _fit_dask(self, feats: Features) -> np.ndarray:
         try:
-            import dask
             import dask.array as da
+            from dask.base import compute
         except ImportError as err:  # pragma: no cover - dask is in the scale extra
             raise ImportError(
                 "solver='dask' needs dask; install it with pip install 'inspect-kit[scale]'"
@@ -291,11 +294,11 @@ class PCAEmbedding(BaseEmbedding):
             _, s, vt = da.linalg.svd_compressed(
                 centred, k, n_power_iter=4, seed=self.random_state, compute=False
             )
-            s, vt, total = dask.compute(s[:k], vt[:k], (centred**2).sum())
+            s, vt, total = compute(s[:k], vt[:k], (centred**2).sum())
         var = s**2 / max(n - 1, 1)
         total_var = float(total) / max(n - 1, 1)
         self._set(vt, mean, var, var / max(total_var, 1e-300))
-        coords = (centred @ da.from_array(self.components_.T)).compute()
+        coords: np.ndarray = (centred @ da.from_array(self.components_.T)).compute()
         return coords.astype(feats.dtype)
 
     def _fit_incremental(self, feats: Features) -> None:

@@ -64,7 +64,7 @@ class MapSource:
         *,
         store: Any = None,
         rows: np.ndarray | None = None,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         features: np.ndarray | None = None,
         layer_options: Sequence[str] | None = None,
         method_options: Sequence[str] | None = None,
@@ -112,7 +112,7 @@ class MapSource:
         *,
         samples: Any = None,
         features: np.ndarray | None = None,
-        reduce: str | Callable | None = "mean",
+        reduce: str | Callable[..., Any] | None = "mean",
         **embed_kwargs: Any,
     ) -> MapSource:
         """The source for a store (or its path), an Embedding, or a list/dict of them.
