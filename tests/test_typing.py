@@ -4,13 +4,15 @@ One mypy run (about 40 s, its cache in a temporary folder so that runs are indep
 checks the package with the project's configuration together with two small scripts
 written against the public API: one that must pass every ``--strict`` flag with the key
 results typed (not ``Any``), and one whose mistakes the figure builders' Protocols must
-catch.
+catch. Two quick checks read the sources: the configuration is strict for the whole
+package, and every ``# type: ignore`` says why.
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,12 @@ USER_SCRIPT = STRICT + textwrap.dedent(
     import torch
 
     import inspect_kit as ik
-    from inspect_kit.figures import plot_embedding, plot_similarity
+    from inspect_kit.figures import EmbeddingLike, plot_embedding, plot_similarity
     from inspect_kit.figures.probes import plot_probe_profile
+
+
+    def caption(result: EmbeddingLike) -> str:
+        return f"{result.title} ({len(result)} samples)"
 
 
     def analyse(path: str) -> float:
@@ -62,6 +68,7 @@ USER_SCRIPT = STRICT + textwrap.dedent(
         probe = ik.LatentProbe(ik.models.ConvAutoencoder((1, 8, 8)))
         reveal_type(probe)
         plot_embedding(emb)
+        reveal_type(caption(emb))
         plot_probe_profile([profile, profile])
         plot_similarity(sim)
         return float(emb.coords.mean()) + sim.n_samples
@@ -74,8 +81,12 @@ MISTAKES = STRICT + textwrap.dedent(
     from __future__ import annotations
 
     import inspect_kit as ik
-    from inspect_kit.figures import plot_embedding, plot_similarity
+    from inspect_kit.figures import EmbeddingLike, plot_embedding, plot_similarity
     from inspect_kit.figures.probes import plot_probe_profile
+
+
+    def caption(result: EmbeddingLike) -> str:
+        return result.title
 
 
     def confused(path: str) -> None:
@@ -85,9 +96,41 @@ MISTAKES = STRICT + textwrap.dedent(
         plot_similarity(emb)  # E: arg-type
         plot_embedding(sim)  # E: arg-type
         plot_probe_profile(emb)  # E: arg-type
+        caption(sim)  # E: arg-type
         store.no_such_attribute  # E: attr-defined
     """
 )
+
+
+def test_config_is_strict_for_the_whole_package() -> None:
+    """strict = true globally; the overrides only mark untyped third-party imports."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True
+    assert config["files"] == ["inspect_kit"]
+    for override in config.get("overrides", []):
+        modules = override["module"]
+        modules = [modules] if isinstance(modules, str) else modules
+        assert not any(m.startswith("inspect_kit") for m in modules), modules
+        assert set(override) == {"module", "ignore_missing_imports"}, override
+
+
+def test_every_type_ignore_says_why() -> None:
+    """A `# type: ignore[code]` names its code and has a reason: a comment after it on the
+    same line or on one of the two lines before it."""
+    unexplained = []
+    for path in sorted((ROOT / "inspect_kit").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if "# type: ignore" not in line:
+                continue
+            m = re.search(r"# type: ignore(\[[\w, -]+\])?(.*)$", line)
+            assert m and m.group(1), f"{path}:{i + 1}: an ignore without an error code"
+            before = [t.strip() for t in lines[max(0, i - 2) : i]]
+            if not m.group(2).strip().startswith("#") and not any(
+                t.startswith("#") for t in before
+            ):
+                unexplained.append(f"{path.relative_to(ROOT)}:{i + 1}: {line.strip()}")
+    assert unexplained == [], "\n".join(unexplained)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +197,7 @@ def test_user_script_passes_strict_with_typed_results(
         "inspect_kit.analysis.weights.Kernels",
         "float",
         "inspect_kit.analysis.latent.LatentProbe",
+        "str",
     ]
 
 
