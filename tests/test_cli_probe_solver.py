@@ -185,3 +185,18 @@ def test_scheduler_runs_the_streamed_probe_on_a_local_cluster(
         _, attrs = store.load_result("probes/label")
     assert attrs["scheduler"] == cluster.scheduler_address
     assert active_client() is None
+
+
+def test_the_probe_examples_of_help_and_readme_parse() -> None:
+    """Every `inspect-kit probe` line of `--help` and of the README is a valid command."""
+    import re
+    import shlex
+
+    from inspect_kit.cli import _EXAMPLES, build_parser
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    lines = re.findall(r"^\s*inspect-kit (probe .*)$", _EXAMPLES["probe"] + "\n" + readme, re.M)
+    assert any("--scheduler" in line for line in lines)
+    for line in lines:
+        args = build_parser().parse_args(shlex.split(line.split("#")[0]))
+        assert args.command == "probe", line
