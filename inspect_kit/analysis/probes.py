@@ -820,7 +820,7 @@ def probe_profile(
         probed = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
             try:
-                layer_solver = solver
+                layer_solver: str = solver
                 if solver == "auto":
                     layer_solver = _auto_solver(store, name, reduce, memory_limit, probe_kwargs)
                 if layer_solver == "streaming":

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -430,7 +430,7 @@ def probe_layers(
     n_permutations: int = 100,
     reduce: str = "mean",
     task: str = "auto",
-    solver: str = "auto",
+    solver: Literal["auto", "memory", "streaming"] = "auto",
     batch_size: int | None = None,
     epochs: int | None = None,
     scheduler: str | None = None,

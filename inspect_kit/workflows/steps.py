@@ -413,7 +413,7 @@ def dask_scheduler(address: str | None) -> Iterator[Any]:
         client = Client(address)
     except (OSError, TimeoutError) as err:
         raise OSError(f"no dask scheduler answered at {address}: {err}") from err
-    logger.info("computing on the dask cluster at %s", client.scheduler.address)
+    logger.info("computing on the dask cluster at %s", address)
     try:
         yield client
     finally:
