@@ -430,6 +430,16 @@ def cmd_featurevis(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from inspect_kit.workflows.commands import probe_layers
 
+    if args.solver == "streaming" and args.chance == "permutation":
+        raise UsageError(
+            "--chance permutation refits every probe --permutations times, in memory only: "
+            "use --solver memory (or auto), or --chance balanced with --solver streaming"
+        )
+    if args.solver == "memory" and (args.batch_size is not None or args.epochs is not None):
+        raise UsageError(
+            "--batch-size and --epochs set the streamed SGD probe: use them with --solver "
+            "streaming (or auto), not memory"
+        )
     table = probe_layers(
         args.store,
         layers=_split_list(args.layers),
@@ -441,6 +451,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
         n_permutations=args.permutations,
         reduce=args.reduce,
         task=args.task,
+        solver=args.solver,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        scheduler=args.scheduler,
         out=args.out,
         formats=_split_list(args.formats),
         run=_run(args),
@@ -596,8 +610,12 @@ file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
   inspect-kit probe acts.h5 --out probes/
   inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5
   inspect-kit probe ct.h5 --groups PatientID --chance permutation --permutations 200 --C 0.1
+  inspect-kit probe big.h5 --solver streaming --batch-size 512 --epochs 5
+  inspect-kit probe big.h5 --solver streaming --scheduler tcp://scheduler:8786
 a layer that cannot be probed is reported (a row with its error) and skipped; a fragile
-score carries its warning""",
+score carries its warning. Streamed probes (SGD over blocks of rows) never hold a layer in
+memory; with --scheduler they read and pool the blocks on that Dask cluster's workers. The
+solver, batch size and epochs are recorded with the scores in the store (/probes/<target>).""",
     "compare": """examples:
   inspect-kit compare acts.h5 --out figures/
   inspect-kit compare run1.h5 run2.h5 --layers layer1,layer2,layer3,layer4 --formats html png
@@ -829,6 +847,34 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
         choices=("auto", "classification", "regression"),
         default="auto",
         help="'auto': float targets are continuous, others categorical",
+    )
+    p.add_argument(
+        "--solver",
+        choices=("auto", "memory", "streaming"),
+        default="auto",
+        help="'memory': scikit-learn on each layer's pooled features in memory; 'streaming': "
+        "SGD over blocks of --batch-size rows (layers larger than memory); 'auto': streaming "
+        "only for a layer whose features do not fit in 1 GiB",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="ROWS",
+        help="rows read at once by a streamed probe (default: about 64 MiB of activations)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="SGD passes of a streamed classification probe (default: 5)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler (tcp://host:8786) on whose workers streamed probes "
+        "read and pool the layers (they must see the store's file); needs inspect-kit[scale]",
     )
     p.add_argument("-o", "--out", type=Path, default=None, help="folder for the figure")
     p.add_argument("--formats", nargs="+", default=["html", "png"], help="html, png, svg, pdf")

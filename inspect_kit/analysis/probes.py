@@ -64,6 +64,7 @@ GROUP_KEYS: tuple[str, ...] = (
 
 Task = Literal["auto", "classification", "regression"]
 Solver = Literal["auto", "memory", "streaming"]
+_EPOCHS = 5  # SGD passes of a streamed classification probe
 _LABEL_ALIASES = ("label", "labels")
 _PREDICTION_ALIASES = ("prediction", "predictions")
 
@@ -280,7 +281,7 @@ def linear_probe(
     groups: Any = None,
     solver: Solver = "auto",
     batch_size: int | None = None,
-    epochs: int = 5,
+    epochs: int = _EPOCHS,
     sgd_alpha: float | None = None,
     progress: bool = False,
 ) -> ProbeResult:
@@ -670,6 +671,37 @@ def _streamed_features(store: Any, layer: str, reduce: Any, batch_size: int | No
     return dask_features(feats, chunk_bytes=max(1, row_bytes) * feats.block_rows)
 
 
+def _auto_solver(
+    store: Any, layer: str, reduce: Any, memory_limit: int, probe_kwargs: dict[str, Any]
+) -> str:
+    """'memory' when a layer's pooled features (and scikit-learn's copies) fit in
+    ``memory_limit``, else 'streaming' (never for permutation chance: in memory only)."""
+    from inspect_kit.analysis.embedding import Features
+
+    if probe_kwargs.get("chance") == "permutation":
+        return "memory"
+    feats = Features(store[layer], reduce=reduce, name=layer, progress=False)
+    return "memory" if feats.nbytes * 3 <= memory_limit else "streaming"
+
+
+def _solver_attrs(
+    solver: str, results: Sequence[ProbeResult], batch_size: int | None, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """How a profile was fitted, for the store: the solver asked, the one each layer used,
+    the streamed block size and epochs, and the ``dask.distributed`` scheduler it read on."""
+    from inspect_kit.analysis._dask import active_client
+
+    used = [r.solver for r in results]
+    client = active_client() if "streaming" in used else None
+    return {
+        "solver": solver,
+        "layer_solvers": used,
+        "batch_size": -1 if batch_size is None else int(batch_size),
+        "epochs": int(kwargs.get("epochs", _EPOCHS)),
+        "scheduler": "" if client is None else str(client.scheduler.address),
+    }
+
+
 def probe_profile(
     store: Any,
     layers: Sequence[str] | None = None,
@@ -684,6 +716,7 @@ def probe_profile(
     failures: list[dict[str, str]] | None = None,
     solver: Solver = "memory",
     batch_size: int | None = None,
+    memory_limit: int = 2**30,
     **probe_kwargs: Any,
 ) -> ProbeProfile:
     """Linear probe of one target from each layer of an activation store.
@@ -717,14 +750,18 @@ def probe_profile(
         With a list, a layer whose probe cannot run (non-finite features, too few samples
         for the folds asked) is logged, appended there as ``{"layer", "error"}`` and left out
         of the profile; the other layers are probed. Without it the error propagates.
-    solver : {'memory', 'streaming'}
+    solver : {'memory', 'streaming', 'auto'}
         ``'streaming'`` probes layers larger than memory (see :func:`linear_probe`): each
         layer is read ``batch_size`` rows at a time and pooled block by block, never whole.
         With an active ``dask.distributed`` client, the blocks are read and pooled on the
         cluster's workers (through :meth:`ActivationStore.to_dask`; they must see the
-        store's file), a few blocks ahead of the SGD on the client.
+        store's file), a few blocks ahead of the SGD on the client. ``'auto'``: per layer,
+        'memory' when its pooled features fit in ``memory_limit`` (as PCA's ``'auto'``
+        decides), else 'streaming'. Each result's ``solver`` says which ran.
     batch_size : int, optional
         Rows read at once when streaming (default: about 64 MiB of raw activations).
+    memory_limit : int
+        Bytes that ``solver='auto'`` lets a layer's features (and scikit-learn's copies) take.
     **probe_kwargs
         Further :func:`linear_probe` arguments (``task``, ``C``, ``chance`` ...).
         ``refit`` defaults to False here.
@@ -771,21 +808,33 @@ def probe_profile(
             if len(groups) != n:
                 raise ValueError(f"groups has {len(groups)} values but the store has {n} samples")
         probe_kwargs.setdefault("refit", False)
-        if solver == "streaming":
-            probe_kwargs["solver"] = "streaming"
-        elif solver not in ("memory", "auto"):
-            raise ValueError(f"solver={solver!r} is not one of 'memory', 'streaming'")
+        if solver not in ("memory", "streaming", "auto"):
+            raise ValueError(f"solver={solver!r} is not one of 'memory', 'streaming', 'auto'")
+        if solver == "streaming" and probe_kwargs.get("chance") == "permutation":
+            # linear_probe says the same, but once per layer, each skipped with failures=[]
+            raise ValueError(
+                "chance='permutation' refits the probe n_permutations times: not offered with "
+                "solver='streaming'; use chance='balanced' (or 'dummy' for regression)"
+            )
         results = []
         probed = []
         for name in tqdm(layers, desc="probing layers", disable=not progress):
             try:
-                if solver == "streaming":
+                layer_solver: str = solver
+                if solver == "auto":
+                    layer_solver = _auto_solver(store, name, reduce, memory_limit, probe_kwargs)
+                if layer_solver == "streaming":
                     X = _streamed_features(store, name, reduce, batch_size)
                 else:
                     X = _layer_features(store, name, reduce)
                 results.append(
                     linear_probe(
-                        X, y, cv=cv, random_state=random_state, groups=groups, **probe_kwargs
+                        X,
+                        y,
+                        cv=cv,
+                        random_state=random_state,
+                        groups=groups,
+                        **{**probe_kwargs, "solver": layer_solver},
                     )
                 )
             except (ValueError, TypeError, np.linalg.LinAlgError) as err:
@@ -826,6 +875,7 @@ def probe_profile(
                     "random_state": -1 if random_state is None else random_state,
                     "chance_method": results[0].chance_method,
                     "groups": group_name or ("array" if groups is not None else ""),
+                    **_solver_attrs(solver, results, batch_size, probe_kwargs),
                 },
             )
         return profile

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -430,6 +430,10 @@ def probe_layers(
     n_permutations: int = 100,
     reduce: str = "mean",
     task: str = "auto",
+    solver: Literal["auto", "memory", "streaming"] = "auto",
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    scheduler: str | None = None,
     out: str | Path | None = None,
     formats: Sequence[str] | None = None,
     run: RunOptions | None = None,
@@ -453,10 +457,23 @@ def probe_layers(
         inverse L2 strength, ``'balanced'`` (1 / n_classes) or ``'permutation'`` chance.
     reduce : str
         How spatial maps become one vector per sample (``'mean'``, ``'max'``, ``'flatten'``).
+    solver, batch_size : str, int or None
+        As in :func:`inspect_kit.analysis.probes.probe_profile`: ``'memory'``, ``'streaming'``
+        (SGD over blocks of ``batch_size`` rows) or ``'auto'`` (streaming only for a layer
+        whose features do not fit in memory). Recorded in the store with the scores, with
+        the solver each layer used.
+    epochs : int, optional
+        SGD passes of a streamed classification probe (default: ``linear_probe``'s).
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler (``tcp://host:8786``): a client is
+        connected for the command, so streamed probes read and pool their blocks on its
+        workers (which must see the store's file), and closed at the end.
 
     Examples
     --------
     >>> probe_layers("acts.h5", target="site", cv=5, groups="PatientID")   # doctest: +SKIP
+    >>> probe_layers("big.h5", solver="streaming", batch_size=512,
+    ...              scheduler="tcp://scheduler:8786")   # doctest: +SKIP
     """
     run = run or RunOptions()
     formats = check_formats(formats or ("html", "png"))
@@ -464,8 +481,16 @@ def probe_layers(
     from inspect_kit.figures.probes import plot_probe_profile
     from inspect_kit.store import open_store
 
+    from .steps import dask_scheduler
+
+    if solver == "streaming" and chance == "permutation":
+        raise ValueError(
+            "--chance permutation refits every probe n_permutations times: it needs "
+            "--solver memory (or auto); streamed probes use --chance balanced"
+        )
+    streaming = {"epochs": epochs} if epochs is not None else {}
     failures: list[dict[str, str]] = []
-    with open_store(store_path) as store:
+    with dask_scheduler(scheduler), open_store(store_path) as store:
         layers = check_layers(store, layers)
         if groups == "auto":
             groups = default_groups(store)
@@ -490,6 +515,9 @@ def probe_layers(
             chance=chance,
             n_permutations=n_permutations,
             task=task,
+            solver=solver,
+            batch_size=batch_size,
+            **streaming,
         )
     from inspect_kit.analysis.caveats import find_caveats
 
@@ -512,6 +540,7 @@ def probe_layers(
             "chance": float(r.chance),
             **({"p": r.p_value} if r.p_value is not None else {}),
             **({"groups": r.n_groups} if r.n_groups else {}),
+            "solver": r.solver,
             **({"warning": "; ".join(r.warnings)} if r.warnings else {}),
         }
         for layer, r in zip(profile.layers, profile.results, strict=True)

@@ -376,3 +376,45 @@ def first_layer_kernels(model: nn.Module | None) -> Any:
     except (ValueError, KeyError, TypeError) as err:  # a model without convolutions
         logger.info("no first-layer kernels to show: %s", err)
         return None
+
+
+@contextmanager
+def dask_scheduler(address: str | None) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` connected to ``address`` while the block runs, or None.
+
+    The client is the default one while it is open, so the analyses that stream (probes with
+    ``solver='streaming'``, Dask PCA) compute on that cluster; it is closed afterwards (the
+    cluster keeps running). ``None`` or ``''``: nothing is connected.
+
+    Raises
+    ------
+    ImportError
+        ``distributed`` is not installed (``pip install 'inspect-kit[scale]'``).
+    OSError
+        No scheduler answered at ``address``.
+
+    Examples
+    --------
+    >>> with dask_scheduler(None) as client:
+    ...     client is None
+    True
+    """
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise ImportError(
+            f"--scheduler {address} needs dask.distributed; install it with "
+            "pip install 'inspect-kit[scale]'"
+        ) from err
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError) as err:
+        raise OSError(f"no dask scheduler answered at {address}: {err}") from err
+    logger.info("computing on the dask cluster at %s", address)
+    try:
+        yield client
+    finally:
+        client.close()
