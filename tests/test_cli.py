@@ -460,12 +460,14 @@ def test_data_errors_name_what_is_wrong(tmp_path):
 
 
 def test_report_refuses_a_model_that_does_not_rebuild(tmp_path, capsys):
-    """A recorded factory with random init (no weights file) is not the captured model."""
+    """The recorded model and weights file no longer give the captured model's weights."""
     x = np.random.default_rng(4).normal(size=(12, 1, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.arange(12) % 2)
-    random_init = json.dumps({**TINY_ARGS, "random_state": None})
-    model = ["inspect_kit.models:SmallCNN", "--model-args", random_init]
-    _capture(capsys, str(tmp_path / "d.npz"), tmp_path / "s.h5", model=model)
+    weights = tmp_path / "w.pt"
+    torch.save(SmallCNN(**{**TINY_ARGS, "random_state": 1}).state_dict(), weights)
+    _capture(capsys, str(tmp_path / "d.npz"), tmp_path / "s.h5", "--weights", str(weights))
+    # the file is overwritten after the capture (a later checkpoint under the same name)
+    torch.save(SmallCNN(**{**TINY_ARGS, "random_state": 2}).state_dict(), weights)
     report = tmp_path / "report.html"
     code, _, err = run(
         [
