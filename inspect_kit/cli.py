@@ -22,7 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from inspect_kit.analysis.embedding.registry import default_methods, method_names, normalise
+from inspect_kit.analysis.embedding.registry import (
+    PCA_SOLVERS,
+    default_methods,
+    method_names,
+    normalise,
+)
 
 PROG = "inspect-kit"
 logger = logging.getLogger("inspect_kit.cli")
@@ -381,7 +386,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
         methods=tuple(_split_list(args.methods) or default_methods()),
         n_components=args.dims,
         refresh=args.refresh,
-        method_params={"perplexity": args.perplexity, "n_neighbors": args.n_neighbors},
+        method_params={
+            "perplexity": args.perplexity,
+            "n_neighbors": args.n_neighbors,
+            # PCA's own solver and t-SNE's/UMAP's pre-reduction solver: one choice for both
+            **(
+                {"solver": args.pca_solver, "pca_solver": args.pca_solver}
+                if args.pca_solver != "auto"
+                else {}
+            ),
+        },
     )
     table = embed_layers(
         args.store,
@@ -391,6 +405,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         formats=_split_list(args.formats),
         color=args.color,
         run=_run(args),
+        scheduler=args.scheduler,
     )
     _print_table(table, args.json)
     return 0
@@ -600,7 +615,8 @@ recursively; labels from sub-folder names unless --labels), a .npz (file.npz or
 file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
     "embed": """examples:
   inspect-kit embed acts.h5 --layers layer3,layer4 --methods pca,umap --out figures/
-  inspect-kit embed acts.h5 --methods tsne --color prediction --formats html,png,pdf""",
+  inspect-kit embed acts.h5 --methods tsne --color prediction --formats html,png,pdf
+  inspect-kit embed big.h5 --methods pca,umap --pca-solver dask --scheduler tcp://scheduler:8786""",
     "featurevis": """examples:
   inspect-kit featurevis inspect_kit.models:SmallCNN --weights net.pt \\
       --model-args '{"n_classes": 3}' --layer relu3 --store acts.h5 --top 6 --sanity --out fv/
@@ -747,6 +763,23 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         help="UMAP neighbours (default: the method's)",
+    )
+    p.add_argument(
+        "--pca-solver",
+        choices=PCA_SOLVERS,
+        default="auto",
+        help="how PCA (and t-SNE's and UMAP's PCA pre-reduction) is fitted: in memory, "
+        "streamed covariance or incremental, or 'dask' on the cluster of --scheduler (default "
+        "auto: in memory when the features fit, else streamed; Dask when a cluster is given "
+        "and they do not fit)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler (tcp://host:8786) on whose workers the layers are read, "
+        "pooled and reduced by PCA (with --pca-solver dask, or auto for layers larger than "
+        "memory; the workers must see the store's file); needs inspect-kit[scale]",
     )
     p.add_argument(*_RANDOM_STATE, **_RANDOM_STATE_KW)
     _add_common(p)

@@ -257,16 +257,23 @@ def embed_layers(
     formats: Sequence[str] | None = None,
     color: str = "auto",
     run: RunOptions | None = None,
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     """Embed layers of a store, write one small-multiples figure per method; return metrics.
 
     A (layer, method) that cannot run is reported (a row with its ``error``) and skipped; the
     others are computed and written. ``options.method_params`` (``perplexity``,
-    ``n_neighbors`` ...) go to the methods that accept them.
+    ``n_neighbors``, ``solver``/``pca_solver`` ...) go to the methods that accept them.
+    With ``scheduler`` (the address of a ``dask.distributed`` scheduler), a client is
+    connected for the command, so PCA with ``solver='dask'`` (and t-SNE's and UMAP's
+    ``pca_solver='dask'``) reads, pools and reduces the layers on its workers.
 
     Examples
     --------
     >>> embed_layers("acts.h5", EmbeddingOptions(methods=("pca",)))    # doctest: +SKIP
+    >>> embed_layers("big.h5", EmbeddingOptions(methods=("umap",),
+    ...              method_params={"pca_solver": "dask"}),
+    ...              scheduler="tcp://scheduler:8786")    # doctest: +SKIP
     """
     options = options or EmbeddingOptions()
     run = run or RunOptions()
@@ -275,10 +282,12 @@ def embed_layers(
     from inspect_kit.figures.embedding import plot_embedding_grid
     from inspect_kit.store import open_store
 
+    from .steps import dask_scheduler
+
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
-    with open_store(store_path) as store:
+    with dask_scheduler(scheduler), open_store(store_path) as store:
         layers = check_layers(store, layers)
         names = class_names_of(read_inputs_record(store))
         failures: list[dict[str, str]] = []

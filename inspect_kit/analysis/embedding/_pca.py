@@ -10,10 +10,11 @@ import numpy as np
 
 from ._base import BaseEmbedding
 from ._features import Features
+from .registry import PCA_SOLVERS
 
 logger = logging.getLogger(__name__)
 
-SOLVERS = ("auto", "memory", "covariance", "incremental", "dask")
+SOLVERS = PCA_SOLVERS
 #: above this many features the Dask solver uses a randomized SVD instead of the exact tsqr
 DASK_EXACT_MAX_FEATURES = 4096
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._base import BaseEmbedding
 
 __all__ = [
+    "PCA_SOLVERS",
     "EmbeddingMethod",
     "default_methods",
     "display_name",
@@ -35,6 +36,10 @@ __all__ = [
     "register_method",
     "unregister_method",
 ]
+
+#: How a PCA (the method, or t-SNE's and UMAP's pre-reduction) can be fitted; spelt here, where
+#: the command line reads it without importing scikit-learn.
+PCA_SOLVERS: tuple[str, ...] = ("auto", "memory", "covariance", "incremental", "dask")
 
 
 def normalise(name: str) -> str:
