@@ -484,10 +484,16 @@ def test_jupyterlab_hover_and_lasso_reach_python(store, driver, tmp_path):
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.5)
         # log in through the form: the token never travels in a URL
-        driver.get(f"http://127.0.0.1:{port}/login")
+        # (the login form's own redirect opens the notebook: navigating there before the
+        # login's POST has returned would race it, and land on the login page or on /lab)
+        driver.get(f"http://127.0.0.1:{port}/login?next=%2Flab%2Ftree%2Fexplore.ipynb")
         driver.find_element(By.ID, "password_input").send_keys(token)
         driver.find_element(By.ID, "login_submit").click()
-        driver.get(f"http://127.0.0.1:{port}/lab/tree/explore.ipynb")
+        _wait(
+            driver,
+            "return location.pathname.endsWith('/lab/tree/explore.ipynb');",
+            deadline - time.monotonic(),
+        )
         _wait(
             driver,
             "var a = window.jupyterapp; var w = a && a.shell.currentWidget;"
