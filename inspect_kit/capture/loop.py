@@ -21,7 +21,7 @@ from .._version import __version__
 from ..hooks import LayerRecorder, model_state_preserved, on_device, resolve_layers
 from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
 from ..store import open_store, schema
-from ..store.integrity import sample_digests, superblock_state
+from ..store.integrity import check_resumed_inputs, sample_digests, superblock_state
 from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter, recover_killed_store
 from .inputs import InputBatch, make_stream
@@ -353,8 +353,15 @@ def capture(
         "data": stream.description,
     }
     if resuming and _check_resumable(path, config, sha):
+        # resume means the same capture: the data's fingerprints are checked as for a partial one
+        done = open_store(path)
+        try:
+            check_resumed_inputs(path, done.input_digests, (_host_bytes(b.x) for b in stream.batches))
+        except BaseException:
+            done.close()
+            raise
         logger.info("%s is already complete; nothing to resume", path)
-        return open_store(path)
+        return done
 
     def transform(t: torch.Tensor) -> torch.Tensor:
         if reduce_fn is not None:
@@ -387,6 +394,7 @@ def capture(
         queue_size=queue_size,
         expected_rows=stream.n_samples,
         compression=compression,
+        overwrite=overwrite,
     )
     skip = writer.n_done
     ok = False

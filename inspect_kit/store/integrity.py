@@ -17,9 +17,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
+import hashlib
+import json
 import logging
 import os
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -134,12 +137,69 @@ def per_sample_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
     return found
 
 
+#: root and layer attribute: a 64-bit hash of the object's other attributes
+ATTRS_CHECKSUM = "attrs_checksum"
+
+
+def attrs_checksum(attrs: h5py.AttributeManager | dict[str, object]) -> np.uint64:
+    """64-bit BLAKE2b of an object's attributes (names and decoded values, sorted), without
+    :data:`ATTRS_CHECKSUM` itself.
+
+    Examples
+    --------
+    >>> int(attrs_checksum({"a": 1})) == int(attrs_checksum({"a": 1, ATTRS_CHECKSUM: 7}))
+    True
+    """
+    values = {str(k): schema.decode_attr(attrs[k]) for k in attrs.keys() if k != ATTRS_CHECKSUM}
+    text = json.dumps(values, sort_keys=True, default=schema._json_default)
+    return np.uint64(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+
+
+def seal_attrs(obj: h5py.File | h5py.Group | h5py.Dataset) -> None:
+    """Write (or update in place) the checksum of ``obj``'s attributes."""
+    value = attrs_checksum(obj.attrs)
+    if ATTRS_CHECKSUM in obj.attrs:
+        obj.attrs.modify(ATTRS_CHECKSUM, value)
+    else:
+        obj.attrs[ATTRS_CHECKSUM] = value
+
+
+def check_attrs(f: h5py.File, path: str | Path) -> None:
+    """Raise StoreError if the root's or a layer's attributes do not match their checksum.
+
+    Stores written before attribute checksums open as they are, with a note in the log.
+    """
+    objects: list[tuple[str, h5py.File | h5py.Dataset]] = [("root attributes", f)]
+    if schema.LAYERS in f:
+        layers = f[schema.LAYERS]
+        objects += [(f"attributes of layer {k!r}", layers[k]) for k in layers]
+    unsealed = 0
+    for what, obj in objects:
+        if ATTRS_CHECKSUM not in obj.attrs:
+            unsealed += 1
+            continue
+        stored = obj.attrs[ATTRS_CHECKSUM]
+        if not isinstance(stored, np.integer) or int(stored) != int(attrs_checksum(obj.attrs)):
+            raise schema.StoreError(
+                f"{path} is damaged: the {what} do not match their checksum (a bit flip, a "
+                "bad copy, or an edit?); copy the store again from the original"
+            )
+    if unsealed:
+        logger.info(
+            "%s was written before attribute checksums: its attributes are not checked", path
+        )
+
+
 def check_store(f: h5py.File, path: str | Path, n: int) -> None:
     """Raise :class:`~inspect_kit.store.StoreError` if the store's committed rows are damaged.
 
     Cheap (metadata only): sizes and extents, not the data's checksums, which HDF5 verifies
     on every read (:meth:`ActivationStore.verify` reads everything).
     """
+    check_attrs(f, path)
+    from .trust import check_extent, check_foreign_storage
+
+    check_foreign_storage(f, path)
     size = os.path.getsize(path)
     clean, end = superblock_state(path)
     if clean and end is not None and size < end:
@@ -153,6 +213,7 @@ def check_store(f: h5py.File, path: str | Path, n: int) -> None:
             raise schema.StoreError(
                 f"{path} is damaged: /{name} has {have} but the store committed {n} samples"
             )
+        check_extent(ds, n, path, name)
         if clean is False:
             row = _chunks_past_end(ds, n, size)
             if row is not None:
@@ -182,3 +243,49 @@ def sample_digests(x: np.ndarray) -> np.ndarray:
         dtype=np.uint32,
         count=len(x),
     )
+
+
+def check_resumed_inputs(
+    path: str | Path, stored: np.ndarray | None, batches: Iterable[np.ndarray]
+) -> None:
+    """Raise ValueError unless ``batches`` (host input bytes, samples first) are the data whose
+    fingerprints ``stored`` a complete store recorded, in the same order and of the same count.
+
+    What a resume of a partial store checks batch by batch, for a store that is already
+    complete: ``resume=True`` means the same capture, never other data.
+
+    Examples
+    --------
+    >>> x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    >>> check_resumed_inputs("acts.h5", sample_digests(x), [x[:2], x[2:]])
+    >>> check_resumed_inputs("acts.h5", sample_digests(x), [x[:2]])
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot resume acts.h5: it holds 3 samples but the data has 2; resume needs the same data in the same order. Capture other data into a new store, or pass overwrite=True to replace this one
+    """
+    if stored is None:
+        logger.info("%s records no input fingerprints: its data cannot be checked", path)
+        return
+    advice = (
+        "resume needs the same data in the same order. Capture other data into a new store, "
+        "or pass overwrite=True to replace this one"
+    )
+    seen = 0
+    for x in batches:
+        now = sample_digests(x)
+        want = stored[seen : seen + len(now)]
+        differ = np.flatnonzero(want != now[: len(want)])
+        if differ.size:
+            raise ValueError(
+                f"cannot resume {path}: sample {seen + int(differ[0])} is not the input the store "
+                f"captured there (their CRC-32 fingerprints differ); {advice}"
+            )
+        seen += len(now)
+        if seen > len(stored):
+            break
+    if seen != len(stored):
+        more = f"more than {len(stored)}" if seen > len(stored) else str(seen)
+        raise ValueError(
+            f"cannot resume {path}: it holds {len(stored)} samples but the data has {more}; "
+            f"{advice}"
+        )

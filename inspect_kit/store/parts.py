@@ -30,7 +30,8 @@ import h5py
 import numpy as np
 
 from . import schema
-from .integrity import open_h5
+from . import lock as _lock
+from .integrity import open_h5, seal_attrs
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,13 @@ def remove_stale_parts(folder: Path, world: int) -> None:
 
 def mark_part(path: Path, *, rank: int, world_size: int, positions: np.ndarray) -> None:
     """Record the part's rank and its samples' positions in the dataset."""
-    with h5py.File(path, "r+", libver="latest") as f:
+    with _lock.write_lock(path), h5py.File(path, "r+", libver="latest") as f:
         index = f[schema.INDEX]
         n = index.shape[0]
         index[:] = positions[:n]
         f.attrs["rank"] = rank
         f.attrs["world_size"] = world_size
+        seal_attrs(f)
 
 
 def _interleaved(sources: list[h5py.Dataset], world: int, n: int) -> np.ndarray:
@@ -113,6 +115,12 @@ def write_master(path: Path, folder: Path, world: int, n: int) -> None:
     """Write the master file at ``path`` over the ``world`` parts in ``folder``."""
     # ranks beyond the sample count (n < world) hold nothing and write no part
     used = min(world, n)
+    with _lock.write_lock(path):
+        _write_master(path, folder, world, n, used)
+    logger.info("joined %d parts into %s (%d samples)", world, path, n)
+
+
+def _write_master(path: Path, folder: Path, world: int, n: int, used: int) -> None:
     files = [h5py.File(part_path(folder, r), "r", libver="latest") for r in range(used)]
     try:
         counts = [int(f[schema.INDEX].shape[0]) for f in files]
@@ -176,9 +184,10 @@ def write_master(path: Path, folder: Path, world: int, n: int) -> None:
                 bad = sum(int(f[full].attrs.get("nonfinite_count", 0)) for f in files)
                 if bad:
                     ds.attrs["nonfinite_count"] = bad
+                seal_attrs(ds)
             out.attrs["complete"] = complete
+            seal_attrs(out)
         tmp.replace(path)
     finally:
         for f in files:
             f.close()
-    logger.info("joined %d parts into %s (%d samples)", world, path, n)

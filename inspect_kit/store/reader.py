@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,37 @@ import numpy as np
 
 from .._names import unknown_name_error
 from ..labels import label_class_mismatch
+from . import results as results_store
 from . import schema
 from .integrity import check_store, per_sample_datasets
 
+logger = logging.getLogger(__name__)
+
 #: errors h5py raises when what is on disk does not read back (checksums, truncation)
 _H5_READ_ERRORS = (OSError, RuntimeError, KeyError)
+
+
+#: errors that a damaged file makes h5py (or decoding what it read) raise
+_DAMAGE_ERRORS = (*_H5_READ_ERRORS, ValueError, TypeError, UnicodeError, IndexError)
+
+
+def _raised_by_h5py(err: BaseException) -> bool:
+    """Whether ``err`` comes from h5py/HDF5 (or decoding bytes), not from this package's checks."""
+    if isinstance(err, UnicodeError):
+        return True
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and ("h5py" in last or "<frozen" in last or "json" in last)
+
+
+def _damage(path: Path, what: str, err: BaseException) -> schema.StoreError:
+    return schema.StoreError(
+        f"{path} is damaged: reading {what} failed ({schema.h5_cause(err) or type(err).__name__}); "
+        "the file changed after it was written (a bit flip, a bad copy?)"
+    )
 
 
 def _from_stored(arr: np.ndarray, stored_as: str | None) -> np.ndarray:
@@ -48,7 +76,8 @@ class LayerView:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self),) + tuple(self._ds.shape[1:])
+        with self._store._reading(f"the shape of /{self._path}"):
+            return (len(self),) + tuple(self._ds.shape[1:])
 
     @property
     def dtype(self) -> np.dtype:
@@ -65,7 +94,8 @@ class LayerView:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return schema.decode_attrs(self._store._dataset(self._path).attrs)
+        with self._store._reading(f"the attributes of /{self._path}"):
+            return schema.decode_attrs(self._store._dataset(self._path).attrs)
 
     @property
     def ndim(self) -> int:
@@ -144,12 +174,25 @@ class ActivationStore:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._identity: str | None = None
         self._file: h5py.File = schema.open_h5_read(self.path)
         try:
             self._snapshot()
         except BaseException:
             self.close()
             raise
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn any HDF5 error while reading ``what`` into a StoreError naming the file."""
+        try:
+            yield
+        except schema.StoreError:
+            raise
+        except _DAMAGE_ERRORS as err:
+            if not _raised_by_h5py(err):
+                raise
+            raise _damage(self.path, what, err) from err
 
     def _snapshot(self) -> None:
         """Fix the committed count and the root attributes, after checking the file."""
@@ -176,22 +219,29 @@ class ActivationStore:
         """One h5py.Dataset object per dataset (HDF5's SWMR reads want a single live one)."""
         ds = self._datasets.get(path)
         if ds is None or not ds.id.valid:
-            try:
-                ds = self._datasets[path] = self._file[path]
-            except KeyError as err:
-                if path in self._file:  # a link that is there but does not resolve
+            with self._reading(f"/{path}"):
+                try:
+                    ds = self._datasets[path] = self._file[path]
+                except KeyError as err:
+                    if path in self._file:  # a link that is there but does not resolve
+                        raise schema.StoreError(
+                            f"{self.path} is damaged: /{path} does not read back "
+                            f"({schema.h5_cause(err)})"
+                        ) from err
+                    raise
+                if not isinstance(ds, h5py.Dataset):
                     raise schema.StoreError(
-                        f"{self.path} is damaged: /{path} does not read back "
-                        f"({schema.h5_cause(err)})"
-                    ) from err
-                raise
+                        f"{self.path} is damaged: /{path} is a {type(ds).__name__}, not a dataset"
+                    )
         return ds
 
     def _read(self, ds: h5py.Dataset, sel: Any, path: str) -> np.ndarray:
         try:
             rows: np.ndarray = ds[sel]
             return rows
-        except _H5_READ_ERRORS as err:
+        except _DAMAGE_ERRORS as err:
+            if not _raised_by_h5py(err):
+                raise
             raise schema.StoreError(
                 f"{self.path} is damaged: reading /{path} failed ({schema.h5_cause(err)}); "
                 "the file changed after it was written (a bit flip, a bad copy?)"
@@ -209,6 +259,10 @@ class ActivationStore:
         --------
         >>> inspect_kit.open_store("activations.h5").verify()   # doctest: +SKIP
         """
+        with self._reading("the store's datasets"):
+            self._verify()
+
+    def _verify(self) -> None:
         for path, ds in per_sample_datasets(self._file).items():
             row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
             step = max(1, (32 << 20) // row_bytes)
@@ -245,6 +299,7 @@ class ActivationStore:
 
     def _reopen(self) -> None:
         self.close()
+        self._identity = None
         self._file = schema.open_h5_read(self.path)
         self._snapshot()
 
@@ -258,21 +313,30 @@ class ActivationStore:
         return self.n_samples
 
     def _sample_array(self, path: str) -> np.ndarray | None:
-        if path not in self._file:
-            return None
+        with self._reading(f"/{path}"):
+            if path not in self._file:
+                return None
         return self._read_samples(path)
 
     def _read_samples(self, path: str) -> np.ndarray:
         n = self.n_samples
         arr = self._read(self._dataset(path), slice(0, n), path)
         if arr.dtype.kind in "SO":
-            arr = np.array([v.decode() if isinstance(v, bytes) else v for v in arr], dtype=object)
+            with self._reading(f"the strings of /{path}"):
+                arr = np.array(
+                    [v.decode() if isinstance(v, bytes) else v for v in arr], dtype=object
+                )
         return arr
 
     @property
     def index(self) -> np.ndarray:
         """Position of each sample in the user's dataset, shape (N,)."""
         return self._read_samples(schema.INDEX)
+
+    @property
+    def input_digests(self) -> np.ndarray | None:
+        """CRC-32 fingerprints of the captured inputs, shape (N,), or None if not recorded."""
+        return self._sample_array(schema.INPUT_DIGEST)
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -289,9 +353,10 @@ class ActivationStore:
     @property
     def n_outputs(self) -> int | None:
         """Width of the stored logits (the model's number of classes), or None."""
-        if schema.LOGITS not in self._file or self._file[schema.LOGITS].ndim != 2:
-            return None
-        return int(self._file[schema.LOGITS].shape[1])
+        with self._reading(f"/{schema.LOGITS}"):
+            if schema.LOGITS not in self._file or self._file[schema.LOGITS].ndim != 2:
+                return None
+            return int(self._file[schema.LOGITS].shape[1])
 
     @property
     def label_mismatch(self) -> str | None:
@@ -320,18 +385,21 @@ class ActivationStore:
     @property
     def metadata(self) -> dict[str, np.ndarray]:
         """Per-sample metadata columns (patient id, site, ...), strings decoded."""
-        if schema.META not in self._file:
-            return {}
-        return {k: self._read_samples(f"{schema.META}/{k}") for k in self._file[schema.META]}
+        with self._reading(f"/{schema.META}"):
+            if schema.META not in self._file:
+                return {}
+            names = list(self._file[schema.META])
+        return {k: self._read_samples(f"{schema.META}/{k}") for k in names}
 
     # -- layers ----------------------------------------------------------------------------
     @property
     def layers(self) -> list[str]:
         """Captured layer names, in capture order."""
-        if schema.LAYERS not in self._file:
-            return []
-        grp = self._file[schema.LAYERS]
-        return sorted(grp.keys(), key=lambda k: int(grp[k].attrs.get("order", 0)))
+        with self._reading(f"/{schema.LAYERS}"):
+            if schema.LAYERS not in self._file:
+                return []
+            grp = self._file[schema.LAYERS]
+            return sorted(grp.keys(), key=lambda k: int(grp[k].attrs.get("order", 0)))
 
     def _check_layer(self, layer: str) -> str:
         if layer not in self.layers:
@@ -410,43 +478,53 @@ class ActivationStore:
         return bool(self._attrs.get(schema.COMPLETE_ATTR, False))
 
     # -- results saved by analyses -----------------------------------------------------------
-    def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
-        """Write analysis results under ``/<group>/<key>``, replacing what was there.
+    @property
+    def identity(self) -> str:
+        """The hash naming this snapshot of this capture (what its results file is keyed by)."""
+        if self._identity is None:
+            self._identity = results_store.store_identity(
+                self._attrs, self._n, self.input_digests
+            )
+        return self._identity
 
-        The file is opened for writing only for this call, so this works on a store opened
-        read-only (but not while a capture is still writing it).
+    def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> bool:
+        """Write analysis results under ``<group>/<key>`` of the store's results file.
+
+        Results go to ``<store>.results.h5`` beside the store, replaced atomically under the
+        store's write lock (:mod:`inspect_kit.store.results`): the store itself is never
+        written after its capture. A write that cannot happen (a read-only folder, a full
+        disk, another process writing the store) logs one warning and returns False; the
+        result is then recomputed next time.
+
+        Returns
+        -------
+        bool
+            Whether the result was saved.
         """
         group = group.strip("/")
         if group.split("/")[0] in (schema.SAMPLES, schema.LAYERS):
             raise ValueError(f"results cannot be written under /{group}: that is captured data")
-        self.close()
         try:
-            with h5py.File(self.path, "r+", libver="latest") as f:
-                if group in f:
-                    del f[group]
-                grp = f.create_group(group)
-                for key, value in data.items():
-                    value = np.asarray(value)
-                    if value.dtype.kind in "UO":
-                        value = value.astype(h5py.string_dtype())
-                    grp.create_dataset(key, data=value)
-                for key, value in attrs.items():
-                    grp.attrs[key] = schema.encode_attr(value)
-        finally:
-            self._reopen()
+            results_store.write_result(self.path, self.identity, group, data, attrs)
+        except OSError as err:
+            logger.warning("%s not saved: %s", group, err)
+            return False
+        return True
 
     def load_result(self, group: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """Read what :meth:`save_result` wrote, or None if nothing is there."""
+        """Read what :meth:`save_result` wrote (or a store of an older version holds in
+        itself), or None if nothing is there."""
         group = group.strip("/")
-        if group not in self._file or not isinstance(self._file[group], h5py.Group):
-            return None
-        grp = self._file[group]
-        data = {
-            k: (v.asstr()[()] if v.dtype.kind == "O" else v[()])
-            for k, v in grp.items()
-            if isinstance(v, h5py.Dataset)
-        }
-        return data, schema.decode_attrs(grp.attrs)
+        found = results_store.read_result(self.path, self.identity, group)
+        if found is not None:
+            return found
+        with self._reading(f"the result /{group}"):
+            if group.split("/")[0] in (schema.SAMPLES, schema.LAYERS) or group not in self._file:
+                return None
+            grp = self._file[group]
+            if not isinstance(grp, h5py.Group):
+                return None
+            return results_store._decode_group(grp)
 
     def results(self, prefix: str = "") -> list[str]:
         """Groups written by :meth:`save_result` (optionally only those under ``prefix``)."""
@@ -458,13 +536,17 @@ class ActivationStore:
             ):
                 found.append(name)
 
-        for top in self._file:
-            if top in (schema.SAMPLES, schema.LAYERS):
-                continue
-            obj = self._file[top]
-            visit(top, obj)
-            if isinstance(obj, h5py.Group):
-                obj.visititems(lambda n, o, top=top: visit(f"{top}/{n}", o))
+        with self._reading("the results"):
+            for top in self._file:
+                if top in (schema.SAMPLES, schema.LAYERS):
+                    continue
+                obj = self._file[top]
+                visit(top, obj)
+                if isinstance(obj, h5py.Group):
+                    obj.visititems(lambda n, o, top=top: visit(f"{top}/{n}", o))
+        found += [
+            g for g in results_store.result_groups(self.path, self.identity) if g not in found
+        ]
         return [g for g in found if g.startswith(prefix.strip("/"))]
 
     # -- display ---------------------------------------------------------------------------

@@ -235,6 +235,11 @@ def open_h5_read(path: str | Path) -> h5py.File:
     try:
         check_schema(f, path)
         load_filters(decode_attr(f.attrs.get(COMPRESSION, "none")))
+    except (OSError, RuntimeError, KeyError, TypeError, UnicodeError) as err:
+        f.close()
+        raise StoreError(
+            f"{path} is damaged: reading its root attributes failed ({h5_cause(err)})"
+        ) from err
     except Exception:
         f.close()
         raise

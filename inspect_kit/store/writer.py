@@ -31,8 +31,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from . import lock as _lock
 from . import schema
-from .integrity import check_store, open_swmr_read, sample_digests
+from .integrity import check_store, open_swmr_read, sample_digests, seal_attrs
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def recover_killed_store(path: Path) -> int:
     copied into a new file that replaces the old one atomically. Returns the committed row count.
     """
     tmp = path.with_name(path.name + ".recover")
-    with open_swmr_read(path) as src:
+    with _lock.write_lock(path), open_swmr_read(path) as src:
         schema.check_schema(src, path)
         n = int(src[schema.INDEX].shape[0])
         check_store(src, path, n)
@@ -237,6 +238,13 @@ class StoreWriter:
         Samples the capture will write, when known: chunks hold no more rows than this.
     compression : {None, "gzip", "lzf", "blosc"}
         Filter of the numeric datasets (chunking along samples stays).
+    overwrite : bool
+        A new store may replace a file already at ``path``. Checked again once the write lock
+        is held, so a capture that started when no store was there never replaces one that
+        another capture finished meanwhile.
+
+    The store's write lock (:mod:`inspect_kit.store.lock`) is taken before anything is touched
+    and held until :meth:`close`; a second writer gets :class:`StoreLockedError`.
     """
 
     def __init__(
@@ -248,6 +256,7 @@ class StoreWriter:
         queue_size: int = 4,
         expected_rows: int | None = None,
         compression: str | None = None,
+        overwrite: bool = True,
     ):
         self._expected_rows = expected_rows
         self._filters = compression_options(compression)
@@ -268,8 +277,24 @@ class StoreWriter:
         self.bytes_written = 0
         self.n_done = 0
         self._renamed = resume
-        if resume:
-            self._open_existing()
+        _lock.acquire(self.path)
+        self._locked = True
+        try:
+            if not resume and not overwrite and self.path.exists():
+                raise FileExistsError(
+                    f"{self.path} was written by another capture meanwhile; pass overwrite=True "
+                    "to replace it, or resume=True to continue it"
+                )
+            if resume:
+                self._open_existing()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            _lock.release(self.path)
 
     # -- structure -------------------------------------------------------------------------
     def _open_existing(self) -> None:
@@ -304,10 +329,12 @@ class StoreWriter:
             for top in (schema.SAMPLES, schema.LAYERS):
                 f[top].visititems(visit)
             for name in f[schema.LAYERS]:
-                attrs = f[f"{schema.LAYERS}/{name}"].attrs
-                if schema.NONFINITE_COUNT not in attrs:
-                    attrs[schema.NONFINITE_COUNT] = np.int64(0)
+                ds = f[f"{schema.LAYERS}/{name}"]
+                if schema.NONFINITE_COUNT not in ds.attrs:
+                    ds.attrs[schema.NONFINITE_COUNT] = np.int64(0)
+                seal_attrs(ds)
             f.attrs[schema.COMPLETE_ATTR] = False
+            seal_attrs(f)
             self._ds = {p: f[p] for p in [schema.INDEX, *self._per_sample_paths(f)] if p in f}
             self._digests = schema.INPUT_DIGEST in f
             self._fields = {
@@ -372,6 +399,8 @@ class StoreWriter:
         )
         for k, v in (attrs or {}).items():
             ds.attrs[k] = schema.encode_attr(v)
+        if path.startswith(schema.LAYERS + "/"):
+            seal_attrs(ds)
 
     def _initialise(self, batch: Batch) -> None:
         """Create the file and every dataset from the first batch, then switch to SWMR."""
@@ -379,6 +408,7 @@ class StoreWriter:
         for k, v in self._attrs.items():
             f.attrs[k] = schema.encode_attr(v)
         f.attrs[schema.COMPLETE_ATTR] = False
+        seal_attrs(f)
         f.create_group(schema.SAMPLES)
         f.create_group(schema.LAYERS)
         for order, (name, arr) in enumerate(batch.layers.items()):
@@ -473,6 +503,9 @@ class StoreWriter:
         self._open_file.flush()
         self.n_done += len(batch.index)
         if not self._renamed:
+            from .results import remove_results
+
+            remove_results(self.path)  # results of the store this one replaces
             os.replace(self.partial, self.path)
             self._renamed = True
         if batch.release is not None:
@@ -556,12 +589,14 @@ class StoreWriter:
         if f is not None and self._error is None and self.n_done:
             try:
                 for name, count in self.nonfinite.items():
-                    attrs = self._ds[f"{schema.LAYERS}/{name}"].attrs
-                    total = int(attrs.get(schema.NONFINITE_COUNT, 0)) + count
-                    attrs.modify(schema.NONFINITE_COUNT, np.int64(total))
+                    ds = self._ds[f"{schema.LAYERS}/{name}"]
+                    total = int(ds.attrs.get(schema.NONFINITE_COUNT, 0)) + count
+                    ds.attrs.modify(schema.NONFINITE_COUNT, np.int64(total))
+                    seal_attrs(ds)
                 if complete:
                     f.flush()
                     f.attrs.modify(schema.COMPLETE_ATTR, True)
+                    seal_attrs(f)
                 f.flush()
             except Exception as err:  # noqa: BLE001 - raised below, once
                 self._error = err
@@ -572,5 +607,6 @@ class StoreWriter:
             self._error = failed
         if not self._renamed:
             self.partial.unlink(missing_ok=True)
+        self._unlock()
         if self._error is not None and not self._raised:
             self.raise_if_failed()

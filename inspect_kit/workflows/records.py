@@ -20,6 +20,7 @@ from torch import nn
 
 from inspect_kit.models.registry import check_json_args
 from inspect_kit.store import schema
+from inspect_kit.store.trust import checked_record
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def record_inputs(store: Any, record: Mapping[str, Any]) -> None:
 def read_inputs_record(store: Any) -> dict[str, Any]:
     """The ``/inputs`` record of a store (empty when the store has none)."""
     found = store.load_result(schema.INPUTS)
-    return dict(found[1]) if found is not None else {}
+    if found is None:
+        return {}
+    # a store is data: shapes and paths it records are checked before anything uses them
+    return checked_record(found[1], getattr(store, "path", "the store"))
 
 
 def model_mismatch(model: nn.Module, store: Any) -> str | None:

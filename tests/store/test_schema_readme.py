@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from inspect_kit.store import schema
+from inspect_kit.store.results import results_path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "inspect_kit"
@@ -105,17 +106,22 @@ def test_readme_lists_every_group_a_demo_store_holds(demo_like_store):
         for p in listed
         for j in range(1, len(p.strip("/").split("/")))
     ]
-    with h5py.File(demo_like_store, "r") as f:
-        top = set(f.keys())
+    sidecar = results_path(demo_like_store)
+    with h5py.File(demo_like_store, "r") as store, h5py.File(sidecar, "r") as results:
+        # captured data in the store, never written again; everything after it in the sidecar
+        assert set(store.keys()) == {schema.SAMPLES, schema.LAYERS}
+        assert not {schema.SAMPLES, schema.LAYERS} & set(results.keys())
+        top = set(store.keys()) | set(results.keys())
         unlisted = []
-        for name in _objects(f):
-            parts = name.split("/")
-            selves = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-            if any(p.fullmatch(q) for p in full for q in selves):
-                continue  # it, or a group it lives in, is listed
-            if isinstance(f[name], h5py.Group) and any(p.fullmatch(name) for p in above):
-                continue
-            unlisted.append(name)
+        for f in (store, results):
+            for name in _objects(f):
+                parts = name.split("/")
+                selves = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+                if any(p.fullmatch(q) for p in full for q in selves):
+                    continue  # it, or a group it lives in, is listed
+                if isinstance(f[name], h5py.Group) and any(p.fullmatch(name) for p in above):
+                    continue
+                unlisted.append(name)
     assert not unlisted, f"the README's schema section does not describe {unlisted}"
     # the demo-like store holds every group the demo writes, and all are schema groups
     assert {
@@ -133,6 +139,7 @@ def test_readme_lists_every_group_a_demo_store_holds(demo_like_store):
         assert set(schema.ROOT_ATTRS) <= set(f.attrs)
         for name in f[schema.LAYERS]:
             assert set(schema.LAYER_ATTRS) <= set(f[schema.LAYERS][name].attrs)
+    with h5py.File(results_path(demo_like_store), "r") as f:
         assert schema.embedding_group("fc", "pca") in f
         assert schema.probe_group("label") in f
         assert schema.latent_correlations_group() in f
