@@ -62,8 +62,9 @@ def _timm_factory(name: str) -> Callable[..., Any] | None:
     if not timm.is_model(name):
         return None
 
-    def build(**kwargs: Any) -> nn.Module:
-        return timm.create_model(name, **kwargs)
+    def build(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        # named, so that a recorded model's pretrained is forced off (offline_kwargs)
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
 
     build.__name__ = name
     return build
@@ -125,6 +126,55 @@ FETCHING_ARGS = frozenset(
 def _fetching(name: str) -> bool:
     low = name.lower()
     return name in FETCHING_ARGS or any(w in low for w in ("pretrained", "checkpoint", "url"))
+
+
+def _off(name: str) -> Any:
+    """The value that turns the fetching argument ``name`` off."""
+    low = name.lower()
+    return False if "pretrained" in low and "cfg" not in low else None
+
+
+def offline_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with every parameter of ``factory`` that fetches weights forced off.
+
+    Weights-fetching defaults (torchvision's detection builders' ``weights_backbone``, MONAI's
+    ``pretrained=True``) become ``None``/``False``; MONAI's ``TorchVisionFCModel`` gets the
+    same for the torchvision builder it wraps (``model_name``, or ``name`` with
+    ``model_name="get_model"``), which must be one.
+
+    Examples
+    --------
+    >>> from torchvision.models import fasterrcnn_resnet50_fpn
+    >>> offline_kwargs(fasterrcnn_resnet50_fpn, {"num_classes": 3})
+    {'num_classes': 3, 'weights': None, 'weights_backbone': None}
+    """
+    out = dict(kwargs)
+    for name in _fetching_params(factory):
+        out[name] = _off(name)
+    if getattr(factory, "__name__", "") == "TorchVisionFCModel" and str(
+        getattr(factory, "__module__", "")
+    ).startswith("monai."):
+        inner_name = str(out.get("model_name", "resnet18"))
+        if inner_name == "get_model":
+            inner_name = str(out.get("name", ""))
+        inner = _torchvision_factory(inner_name) if inner_name.isidentifier() else None
+        if inner is None:
+            raise UntrustedModelError(
+                f"TorchVisionFCModel wraps {inner_name!r}, which is not a torchvision model builder"
+            )
+        for name in _fetching_params(inner):
+            if name != "weights":  # TorchVisionFCModel passes its own (forced off above)
+                out[name] = _off(name)
+    return out
+
+
+def _fetching_params(factory: Callable[..., Any]) -> list[str]:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return []
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in params.items() if p.kind in plain and _fetching(n)]
 
 
 class UntrustedModelError(ValueError):
@@ -452,7 +502,14 @@ def load_zoo_model(
             f"model arguments {', '.join(fetching)} would fetch or read weights; a recorded "
             "model takes its weights only from its weights file"
         )
-    return _build(factory, spec, weights, kwargs, device, strict)
+    from inspect_kit.store.trust import NetworkRefusedError, offline
+
+    kwargs = offline_kwargs(factory, kwargs)
+    try:
+        with offline(f"rebuilding the recorded model {spec}"):
+            return _build(factory, spec, weights, kwargs, device, strict)
+    except NetworkRefusedError as err:
+        raise UntrustedModelError(str(err)) from None
 
 
 def _build(

@@ -18,11 +18,15 @@ Rebuilding a recorded model never downloads: see
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +287,54 @@ def checked_record(record: Mapping[str, Any], store: str | Path = "the store") -
             )
             out.pop("data")
     return out
+
+
+# -- no network while a store's record is acted on ------------------------------------------------
+_NETWORK_EVENTS = frozenset(
+    {"socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto"}
+)
+_offline: contextvars.ContextVar[str | None] = contextvars.ContextVar("_offline", default=None)
+_hook_installed = False
+_hook_lock = threading.Lock()
+
+
+class NetworkRefusedError(RuntimeError):
+    """Code run for a store's record tried to reach the network (a weights download)."""
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in _NETWORK_EVENTS:
+        what = _offline.get()
+        if what is not None:
+            raise NetworkRefusedError(
+                f"{what} tried to reach the network ({event} {args[:2]!r}); a store never "
+                "makes anything download: name the model yourself with its weights file"
+            )
+
+
+@contextmanager
+def offline(what: str) -> Iterator[None]:
+    """Refuse every socket connection and name lookup of this thread inside the block.
+
+    An audit hook (installed once, on first use) raises :class:`NetworkRefusedError`; outside
+    these blocks it does nothing.
+
+    Examples
+    --------
+    >>> import socket
+    >>> with offline("rebuilding a model"):
+    ...     socket.getaddrinfo("example.org", 443)
+    Traceback (most recent call last):
+    ...
+    inspect_kit.store.trust.NetworkRefusedError: rebuilding a model tried to reach the network (socket.getaddrinfo ('example.org', 443)); a store never makes anything download: name the model yourself with its weights file
+    """
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+    token = _offline.set(what)
+    try:
+        yield
+    finally:
+        _offline.reset(token)

@@ -24,6 +24,7 @@ from inspect_kit.models.registry import (
     zoo_factory,
 )
 from inspect_kit.store import schema
+from inspect_kit.store.results import results_path
 from inspect_kit.workflows.records import load_recorded_inputs, load_recorded_model
 
 TINY_ARGS = {"n_classes": 3, "widths": [4, 8, 8], "random_state": 0}
@@ -55,7 +56,7 @@ def store(tmp_path, capsys) -> Path:
 
 
 def _tamper(path: Path, **attrs) -> None:
-    with h5py.File(path, "r+") as f:
+    with h5py.File(results_path(path), "r+") as f:  # the record lives beside the store
         grp = f[schema.INPUTS]
         for key, value in attrs.items():
             grp.attrs[key] = schema.encode_attr(value)
