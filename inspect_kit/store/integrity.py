@@ -75,11 +75,16 @@ def _hdf5_library() -> ctypes.CDLL | None:
     return None
 
 
-def open_swmr_read(path: str | Path) -> h5py.File:
-    """Open ``path`` read-only in SWMR mode, without a file lock and with bounded retries."""
+def open_swmr_read(path: str | Path, *, locking: bool | None = None) -> h5py.File:
+    """Open ``path`` read-only in SWMR mode with bounded retries.
+
+    ``locking=None`` keeps HDF5's default file locking (what ``h5py.File(path, "r")`` uses, so
+    both can be open in one process); False turns it off.
+    """
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    fapl.set_file_locking(False, True)
+    if locking is not None:
+        fapl.set_file_locking(locking, True)
     lib = _hdf5_library()
     if lib is None or lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
         logger.debug("cannot bound HDF5's SWMR read attempts; damaged files open slowly")
@@ -90,21 +95,31 @@ def open_swmr_read(path: str | Path) -> h5py.File:
 def open_h5(path: str | Path) -> h5py.File:
     """Open an HDF5 file of a store read-only, the way every reader of stores does.
 
-    A cleanly closed file opens without SWMR (HDF5 then checks its size itself, and a damaged
-    block fails at once); one being written (or killed) opens in SWMR mode with bounded
-    retries. No file lock either way, so a reader never blocks a capture.
+    A cleanly closed file opens exactly as ``h5py.File(path, "r")`` does (HDF5's default file
+    locking), so a plain h5py, xarray or pandas reader and the package can both hold it in one
+    process (HDF5 wants the same locking flag for every open of a file in a process). One being
+    written (or killed) opens in SWMR mode with bounded retries. If this process already holds
+    the file with other settings (a capture writing it, or a reader without locking), the open
+    follows those.
     """
     swmr = superblock_state(path)[0] is not True
     try:
         if swmr:
             return open_swmr_read(path)
-        return h5py.File(path, "r", libver="latest", locking=False)
+        return h5py.File(path, "r")
     except OSError as err:
-        if "locking flag" not in str(err):
+        if "locking flag" not in str(err) and "SWMR" not in str(err):
             raise
-        # this process writes the file (a capture feeding from a generator that reads the
-        # store): HDF5 shares that open file, which wants the same locking flag
-        return h5py.File(path, "r", libver="latest", swmr=swmr)
+    try:  # opened in this process without file locking
+        if swmr:
+            return open_swmr_read(path, locking=False)
+        return h5py.File(path, "r", locking=False)
+    except OSError as err:
+        if "locking flag" not in str(err) and "SWMR" not in str(err):
+            raise
+    # this process writes the file (a capture feeding from a generator that reads the store):
+    # HDF5 shares that open file, which wants the writer's flags
+    return h5py.File(path, "r", libver="latest", swmr=swmr)
 
 
 def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:
