@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..hooks import LayerRecorder, model_state_preserved, on_device, resolve_layers
 from ..imaging import THUMBNAIL_MODES, check_mode, thumbnails_from_tensor
+from ..store import lock as store_lock
 from ..store import open_store, schema
 from ..store.integrity import check_resumed_inputs, sample_digests, superblock_state
 from ..store.reader import ActivationStore
@@ -325,6 +326,29 @@ def capture(
             queue_size=queue_size,
             compression=compression,
         )
+    if not store_lock.holds(path):
+        # one writer at a time: the store's lock is held from the checks of what is at the
+        # path until the store is closed, so a second writer is refused before touching it
+        with store_lock.write_lock(path):
+            return capture(
+                model,
+                data,
+                layers,
+                path,
+                reduce=reduce,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+                labels=labels,
+                metadata=metadata,
+                thumbnails=thumbnails,
+                resume=resume,
+                overwrite=overwrite,
+                queue_size=queue_size,
+                progress=progress,
+                compression=compression,
+                distributed=False,
+            )
     modules = resolve_layers(model, layers)
     reduce_name, reduce_fn = resolve_reduction(reduce)
     store_dtype = resolve_dtype(dtype)

@@ -103,23 +103,25 @@ def open_h5(path: str | Path) -> h5py.File:
     follows those.
     """
     swmr = superblock_state(path)[0] is not True
-    try:
-        if swmr:
-            return open_swmr_read(path)
-        return h5py.File(path, "r")
-    except OSError as err:
-        if "locking flag" not in str(err) and "SWMR" not in str(err):
-            raise
-    try:  # opened in this process without file locking
-        if swmr:
-            return open_swmr_read(path, locking=False)
-        return h5py.File(path, "r", locking=False)
-    except OSError as err:
-        if "locking flag" not in str(err) and "SWMR" not in str(err):
-            raise
-    # this process writes the file (a capture feeding from a generator that reads the store):
-    # HDF5 shares that open file, which wants the writer's flags
-    return h5py.File(path, "r", libver="latest", swmr=swmr)
+
+    def default() -> h5py.File:
+        return open_swmr_read(path) if swmr else h5py.File(path, "r")
+
+    def unlocked() -> h5py.File:  # held in this process without locking, or another process
+        # writes it (a resume opening it): a reader never waits for a writer
+        return open_swmr_read(path, locking=False) if swmr else h5py.File(path, "r", locking=False)
+
+    def as_writer() -> h5py.File:  # this process writes it (a capture feeding from the store)
+        return h5py.File(path, "r", libver="latest", swmr=swmr)
+
+    for attempt in (default, unlocked):
+        try:
+            return attempt()
+        except OSError as err:
+            text = str(err)
+            if not any(k in text for k in ("locking flag", "SWMR", "unable to lock")):
+                raise
+    return as_writer()
 
 
 def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:

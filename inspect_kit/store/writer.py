@@ -309,8 +309,8 @@ class StoreWriter:
                 ) from err
             if "unable to lock" in text:
                 raise OSError(
-                    f"{self.path} is being written by another process (another capture?); "
-                    "wait for it to finish"
+                    f"{self.path} is open in another process that locks it (a reader such as "
+                    "h5py.File or a notebook's open_store); close it there, then resume"
                 ) from err
             if not _is_unclean_close(err):
                 raise
