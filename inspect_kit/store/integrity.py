@@ -213,6 +213,13 @@ def check_store(f: h5py.File, path: str | Path, n: int) -> None:
     Cheap (metadata only): sizes and extents, not the data's checksums, which HDF5 verifies
     on every read (:meth:`ActivationStore.verify` reads everything).
     """
+    if schema.LAYERS in f:
+        for name, link in f[schema.LAYERS].items():
+            if not isinstance(link, h5py.Dataset):
+                raise schema.StoreError(
+                    f"{path} is damaged: /{schema.LAYERS}/{name} is a group, but /{schema.LAYERS} "
+                    "holds only one dataset per captured layer"
+                )
     check_attrs(f, path)
     from .trust import check_extent, check_foreign_storage
 

@@ -276,6 +276,8 @@ class StoreWriter:
         self.nonfinite: dict[str, int] = {}
         self.bytes_written = 0
         self.n_done = 0
+        #: rows of the batches accepted so far (committed or queued): what a failure keeps
+        self._accepted = 0
         self._renamed = resume
         _lock.acquire(self.path)
         self._locked = True
@@ -319,7 +321,7 @@ class StoreWriter:
         f = self._file
         try:
             schema.check_schema(f, self.path)
-            self.n_done = int(f[schema.INDEX].shape[0])
+            self.n_done = self._accepted = int(f[schema.INDEX].shape[0])
             check_store(f, self.path, self.n_done)
 
             def visit(name: str, obj: Any) -> None:
@@ -463,8 +465,8 @@ class StoreWriter:
                 parts.append(f"has {', '.join(map(_field_name, extra))} that {before} did not")
             raise ValueError(
                 f"batch {batch.number} {' and '.join(parts)}; per-sample fields must come with "
-                f"every batch or with none (the {self.n_done} samples written so far in "
-                f"{self.path.name} are kept)"
+                f"every batch or with none (the {self._accepted} samples before it are kept "
+                f"in {self.path.name})"
             )
         for p, shape in fields.items():
             if shape != self._fields[p]:
@@ -541,6 +543,7 @@ class StoreWriter:
             )
             self._thread.start()
         self._queue.put(batch)
+        self._accepted += len(batch.index)
 
     def stored_digests(self, start: int, stop: int) -> np.ndarray | None:
         """The input fingerprints of committed samples ``start:stop`` (None if not recorded)."""

@@ -86,6 +86,14 @@ def layer_table(
 
     net = model.load(device)
     names = list_layers(net, include=include, exclude=exclude, types=types)
+    present = {type(m).__name__ for m in net.modules()}
+    for t in types or ():  # a type name the model has nowhere is a typo, not an empty answer
+        if isinstance(t, str) and t not in present:
+            from inspect_kit._names import unknown_name_error
+
+            raise unknown_name_error(
+                t, sorted(present), kind="module type", where=type(net).__name__, error=ValueError
+            )
     shapes: dict[str, str] = {}
     if input_shape:
         x = torch.zeros((1, *input_shape))
