@@ -83,11 +83,15 @@ def acquire(path: str | os.PathLike[str]) -> None:
             try:
                 fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
+                cause = os.strerror(err.errno) if err.errno else str(err)
                 if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                     raise StoreLockedError(
-                        f"cannot write {path}: its folder is not writable ({os.strerror(err.errno)})"
+                        f"cannot write {path}: its folder is not writable ({cause})"
                     ) from err
-                raise
+                wrapped = OSError(
+                    err.errno, f"cannot write {path}: making its lock file {lp} failed ({cause})"
+                )
+                raise wrapped from err
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -104,8 +108,11 @@ def acquire(path: str | os.PathLike[str]) -> None:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _identity(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _identity(), 0)
+        except OSError:  # a full disk: the lock holds all the same, without its holder's name
+            pass
         _held[key] = (fd, 1)
 
 

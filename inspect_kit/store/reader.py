@@ -20,7 +20,7 @@ from .integrity import check_store, per_sample_datasets
 
 logger = logging.getLogger(__name__)
 #: (store, error) pairs already warned about by save_result in this process
-_WARNED: set[tuple[str, str, int | None]] = set()
+_WARNED: set[tuple[str, str]] = set()
 
 #: errors h5py raises when what is on disk does not read back (checksums, truncation)
 _H5_READ_ERRORS = (OSError, RuntimeError, KeyError)
@@ -510,7 +510,7 @@ class ActivationStore:
             results_store.write_result(self.path, self.identity, group, data, attrs)
         except OSError as err:
             # one line per store and cause: a report on a read-only folder tries many writes
-            key = (str(self.path), type(err).__name__, getattr(err, "errno", None))
+            key = (str(self.path), type(err).__name__)
             level = logging.DEBUG if key in _WARNED else logging.WARNING
             _WARNED.add(key)
             logger.log(level, "results not saved (%s): %s", group, err)
