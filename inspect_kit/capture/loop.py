@@ -380,7 +380,9 @@ def capture(
         # resume means the same capture: the data's fingerprints are checked as for a partial one
         done = open_store(path)
         try:
-            check_resumed_inputs(path, done.input_digests, (_host_bytes(b.x) for b in stream.batches))
+            check_resumed_inputs(
+                path, done.input_digests, (_host_bytes(b.x) for b in stream.batches)
+            )
         except BaseException:
             done.close()
             raise

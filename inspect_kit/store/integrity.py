@@ -169,7 +169,9 @@ def attrs_checksum(attrs: h5py.AttributeManager | dict[str, object]) -> np.uint6
     """
     values = {str(k): schema.decode_attr(attrs[k]) for k in attrs.keys() if k != ATTRS_CHECKSUM}
     text = json.dumps(values, sort_keys=True, default=schema._json_default)
-    return np.uint64(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+    return np.uint64(
+        int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    )
 
 
 def seal_attrs(obj: h5py.File | h5py.Group | h5py.Dataset) -> None:

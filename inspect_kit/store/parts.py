@@ -29,8 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import schema
 from . import lock as _lock
+from . import schema
 from .integrity import open_h5, seal_attrs
 
 logger = logging.getLogger(__name__)

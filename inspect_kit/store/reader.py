@@ -484,9 +484,7 @@ class ActivationStore:
     def identity(self) -> str:
         """The hash naming this snapshot of this capture (what its results file is keyed by)."""
         if self._identity is None:
-            self._identity = results_store.store_identity(
-                self._attrs, self._n, self.input_digests
-            )
+            self._identity = results_store.store_identity(self._attrs, self._n, self.input_digests)
         return self._identity
 
     def save_result(self, group: str, data: dict[str, np.ndarray], attrs: dict[str, Any]) -> bool:

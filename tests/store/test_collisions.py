@@ -19,7 +19,7 @@ import pytest
 from inspect_kit.capture import capture
 from inspect_kit.cli import main
 from inspect_kit.store import open_store
-from inspect_kit.store.lock import StoreLockedError, lock_path, write_lock
+from inspect_kit.store.lock import lock_path, write_lock
 
 from ._faults_data import tiny_data, tiny_model
 
@@ -138,7 +138,7 @@ def test_eight_concurrent_captures_leave_one_exact_store(tmp_path, references):
     results = _run_together(tmp_path, path, list(range(8)), "new")
     done = [s for s, rc, out, err in results if rc == 0]
     assert len(done) == 1, results
-    for s, rc, out, err in results:
+    for _s, rc, out, err in results:
         if rc != 0:
             assert rc == 3, out
             _check_refusal(out, err, path)
@@ -163,7 +163,7 @@ def test_four_concurrent_resumes_complete_the_store_exactly(tmp_path, references
         assert not partial.complete and len(partial) == 16
     results = _run_together(tmp_path, path, [0, 0, 0, 0], "resume")
     assert any(rc == 0 for _, rc, _, _ in results), results
-    for s, rc, out, err in results:
+    for _s, rc, out, err in results:
         if rc != 0:
             assert rc == 3, out
             _check_refusal(out, err, path)

@@ -76,7 +76,9 @@ def _assert_forced_off(spec: str) -> dict:
 def _monai_names() -> list[str]:
     import monai.networks.nets as nets
 
-    return sorted(n for n in dir(nets) if not n.startswith("_") and MODEL_ZOOS["monai.networks.nets"](n))
+    return sorted(
+        n for n in dir(nets) if not n.startswith("_") and MODEL_ZOOS["monai.networks.nets"](n)
+    )
 
 
 def test_the_audit_hook_sees_a_lookup(no_sockets):

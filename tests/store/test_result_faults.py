@@ -120,8 +120,22 @@ def test_a_full_disk_during_embed_is_one_warning_and_the_store_stands(made, smal
     shutil.copy(made, path)
     _fill(small_disk, leave=2048)
     run = subprocess.run(
-        [sys.executable, "-m", "inspect_kit", "embed", str(path), "--methods", "pca",
-         "--layers", "3", "--out", str(small_disk.parent / "figs"), "--formats", "html", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "inspect_kit",
+            "embed",
+            str(path),
+            "--methods",
+            "pca",
+            "--layers",
+            "3",
+            "--out",
+            str(small_disk.parent / "figs"),
+            "--formats",
+            "html",
+            "-q",
+        ],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -116,10 +116,14 @@ def test_virtual_datasets_over_other_files_are_refused(store, tmp_path):
 
 def test_a_recorded_sample_shape_over_the_limit_is_dropped_with_a_warning(store, caplog):
     with open_store(store) as s:
-        s.save_result(schema.INPUTS, {"sample_shape": np.array([3, 40000, 40000])}, {
-            "sample_shape": [3, 40000, 40000],
-            "kind": "images",
-        })
+        s.save_result(
+            schema.INPUTS,
+            {"sample_shape": np.array([3, 40000, 40000])},
+            {
+                "sample_shape": [3, 40000, 40000],
+                "kind": "images",
+            },
+        )
         with caplog.at_level(logging.WARNING):
             record = read_inputs_record(s)
     assert "sample_shape" not in record and record["kind"] == "images"
@@ -201,8 +205,19 @@ def test_cli_resume_of_a_complete_store_refuses_other_data_and_keeps_the_record(
 
     def run(data: str, *extra: str) -> int:
         return main(
-            ["capture", "inspect_kit.models:SmallCNN", "--model-args", json.dumps(args), data,
-             "--out", str(out), "--layers", "fc", "-q", *extra]
+            [
+                "capture",
+                "inspect_kit.models:SmallCNN",
+                "--model-args",
+                json.dumps(args),
+                data,
+                "--out",
+                str(out),
+                "--layers",
+                "fc",
+                "-q",
+                *extra,
+            ]
         )
 
     assert run(str(tmp_path / "a.npz")) == 0
@@ -218,9 +233,11 @@ def test_cli_resume_of_a_complete_store_refuses_other_data_and_keeps_the_record(
 
 
 def test_a_changed_root_or_layer_attribute_is_detected(store):
-    for where, key, value in (("/", "created", "2020-01-01T00:00:00+00:00"),
-                              ("/", "model_class", "evil.Net"),
-                              ("layers/3", "module_type", "Conv2d")):
+    for where, key, value in (
+        ("/", "created", "2020-01-01T00:00:00+00:00"),
+        ("/", "model_class", "evil.Net"),
+        ("layers/3", "module_type", "Conv2d"),
+    ):
         work = store.with_name(f"w{key}.h5")
         shutil.copy(store, work)
         with h5py.File(work, "r+") as f:
@@ -246,6 +263,7 @@ def _metadata_bytes(path: Path) -> list[int]:
 
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset) and obj.chunks:
+
                 def mark(info):
                     data[info.byte_offset : info.byte_offset + info.size] = True
 
@@ -258,7 +276,7 @@ def _metadata_bytes(path: Path) -> list[int]:
     raw = np.frombuffer(path.read_bytes(), np.uint8)
     padded = np.zeros(size, bool)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], (raw == 0).astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
+    for start, stop in zip(edges[::2], edges[1::2], strict=False):
         if stop - start >= 16:
             padded[start:stop] = True
     return [int(i) for i in np.flatnonzero(~data & ~padded)]
@@ -267,10 +285,20 @@ def _metadata_bytes(path: Path) -> list[int]:
 def _everything(path: Path) -> dict:
     with open_store(path) as s:
         s.verify()
-        out = {"prov": s.provenance, "layers": s.layers, "n": len(s), "index": s.index,
-               "labels": s.labels, "pred": s.predictions, "logits": s.logits,
-               "thumbs": s.thumbnails, "meta": s.metadata, "digests": s.input_digests,
-               "summary": s.summary().split("\n", 1)[1], "results": s.results()}
+        out = {
+            "prov": s.provenance,
+            "layers": s.layers,
+            "n": len(s),
+            "index": s.index,
+            "labels": s.labels,
+            "pred": s.predictions,
+            "logits": s.logits,
+            "thumbs": s.thumbnails,
+            "meta": s.metadata,
+            "digests": s.input_digests,
+            "summary": s.summary().split("\n", 1)[1],
+            "results": s.results(),
+        }
         for name in s.layers:
             out[f"layer {name}"] = s[name][:]
             out[f"attrs {name}"] = s[name].attrs
@@ -294,8 +322,7 @@ def test_every_metadata_bit_flip_is_detected_or_harmless(tmp_path):
     path = tmp_path / "tiny.h5"
     model = nn.Sequential(nn.Linear(2, 2))
     x = torch.arange(4, dtype=torch.float32).reshape(2, 2)
-    capture(model, x, ["0"], path, labels=np.array([0, 1]), thumbnails=None,
-            progress=False).close()
+    capture(model, x, ["0"], path, labels=np.array([0, 1]), thumbnails=None, progress=False).close()
     want = _everything(path)
     raw = bytearray(path.read_bytes())
     offsets = _metadata_bytes(path)
@@ -385,8 +412,16 @@ def test_the_column_error_states_the_samples_kept(tmp_path):
 
 def test_an_empty_npz_is_one_line(tmp_path, capsys):
     np.savez(tmp_path / "e.npz")
-    code = main(["capture", "inspect_kit.models:SmallCNN", str(tmp_path / "e.npz"), "--out",
-                 str(tmp_path / "s.h5"), "-q"])
+    code = main(
+        [
+            "capture",
+            "inspect_kit.models:SmallCNN",
+            str(tmp_path / "e.npz"),
+            "--out",
+            str(tmp_path / "s.h5"),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "holds no arrays" in err[0]
 
