@@ -35,6 +35,9 @@ _LAZY = {
     "Similarity": "inspect_kit.analysis.similarity",
     "cka": "inspect_kit.analysis.similarity",
     "similarity": "inspect_kit.analysis.similarity",
+    "Attribution": "inspect_kit.analysis.attribution",
+    "Region": "inspect_kit.analysis.attribution",
+    "attribute": "inspect_kit.analysis.attribution",
     "explore": "inspect_kit.workflows.explore",
     "export_figure": "inspect_kit.figures",
     "plot_embedding": "inspect_kit.figures",
@@ -60,11 +63,14 @@ _SUBMODULES = {
 
 __all__ = [
     "ActivationStore",
+    "Attribution",
     "Embedding",
     "LatentProbe",
+    "Region",
     "Similarity",
     "StoreError",
     "__version__",
+    "attribute",
     "build_report",
     "capture",
     "cka",
@@ -116,6 +122,7 @@ sys.modules[__name__].__class__ = _Package
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from . import analysis, data, figures, models, report, store, workflows  # noqa: F401
     from .analysis import featurevis
+    from .analysis.attribution import Attribution, Region, attribute
     from .analysis.embedding import Embedding, embed
     from .analysis.latent import LatentProbe
     from .analysis.probes import linear_probe, probe_profile

@@ -33,6 +33,9 @@ EXPECTED = {
     "cka",
     "similarity",
     "plot_similarity",
+    "Attribution",
+    "Region",
+    "attribute",
 }
 
 

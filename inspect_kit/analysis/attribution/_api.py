@@ -92,17 +92,24 @@ def _one_batch(
     n_rows = rows_per_batch(row_bytes, budget, rows)
     run = Runner(model, resolved, n_rows)
     owner = torch.arange(len(x), device=x.device)
-    res: dict[str, Any] = {"notes": notes, "rows": n_rows, "target": resolved,
-                           "predictions": predictions}
+    res: dict[str, Any] = {
+        "notes": notes,
+        "rows": n_rows,
+        "target": resolved,
+        "predictions": predictions,
+    }
     fam = METHODS[method][1]
     if method in ("saliency", "gradient", "input-x-gradient"):
         g, scores = run.grad(x, owner)
         maps = g.abs() if method == "saliency" else g * x if method == "input-x-gradient" else g
         progress(len(x))
     elif fam == "noise":
-        rng = (x.flatten(1).max(1).values - x.flatten(1).min(1).values)
-        stds = torch.full((len(x),), float(opts.noise_std)) if opts.noise_std is not None else (
-            opts.noise_level * rng).cpu()
+        rng = x.flatten(1).max(1).values - x.flatten(1).min(1).values
+        stds = (
+            torch.full((len(x),), float(opts.noise_std))
+            if opts.noise_std is not None
+            else (opts.noise_level * rng).cpu()
+        )
         res["noise_std"] = stds.numpy()
         maps = smoothgrad(run, x, opts.samples, stds, method, generator, progress)
         scores = run.scores(x, owner)
@@ -116,7 +123,9 @@ def _one_batch(
         with guided_relus(model) as mode:
             g, scores = run.grad(x, owner)
         if mode.redirected == 0:
-            notes.append("guided backpropagation saw no ReLU in this model: the map is the plain gradient")
+            notes.append(
+                "guided backpropagation saw no ReLU in this model: the map is the plain gradient"
+            )
         for fn, where in sorted(mode.unseen.items()):
             notes.append(
                 f"guided backpropagation cannot see {fn} (called in {', '.join(sorted(where))}): "
@@ -126,15 +135,22 @@ def _one_batch(
         progress(len(x))
     elif fam == "perturbation":
         n_sp = x.ndim - 2
-        window = to_voxels(opts.window, opts.window_mm, spacing, n_sp, "window") if (
-            opts.window is not None or opts.window_mm is not None) else tuple(
-            max(1, s // 8) for s in x.shape[2:])
-        stride = to_voxels(opts.stride, opts.stride_mm, spacing, n_sp, "stride") if (
-            opts.stride is not None or opts.stride_mm is not None) else window
+        window = (
+            to_voxels(opts.window, opts.window_mm, spacing, n_sp, "window")
+            if (opts.window is not None or opts.window_mm is not None)
+            else tuple(max(1, s // 8) for s in x.shape[2:])
+        )
+        stride = (
+            to_voxels(opts.stride, opts.stride_mm, spacing, n_sp, "stride")
+            if (opts.stride is not None or opts.stride_mm is not None)
+            else window
+        )
         res["window"], res["stride"] = window, stride
         maps, scores = occlusion(run, x, window, stride, opts.occlusion_value, progress)
     elif fam == "lrp":
-        composite = opts.composite if opts.composite is not None else default_composite(opts.epsilon)
+        composite = (
+            opts.composite if opts.composite is not None else default_composite(opts.epsilon)
+        )
         maps, uncovered = lrp(run, x, composite)
         scores = run.scores(x, owner)
         if uncovered:
@@ -158,12 +174,21 @@ def _one_batch(
     return res
 
 
-def _cam(run: Runner, model: nn.Module, x: torch.Tensor, layer: str | None,
-         opts: AttributionOptions, method: str, res: dict[str, Any]) -> torch.Tensor:
+def _cam(
+    run: Runner,
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str | None,
+    opts: AttributionOptions,
+    method: str,
+    res: dict[str, Any],
+) -> torch.Tensor:
     tokens = find_token_grid(model, opts.token_grid, opts.prefix_tokens)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        chosen = choose_cam_layer(model, x, layer, min_resolution=opts.min_resolution, tokens=tokens)
+        chosen = choose_cam_layer(
+            model, x, layer, min_resolution=opts.min_resolution, tokens=tokens
+        )
     for w in caught:
         res["notes"].append(str(w.message))
     res["layer"], res["layer_resolution"] = chosen.spec, chosen.resolution
@@ -220,8 +245,21 @@ def iter_attributions(
                         f"inputs of shape {tuple(x.shape)} have no spatial axes; attribution maps "
                         "need images (N, C, H, W) or volumes (N, C, D, H, W)"
                     )
-                r = _one_batch(model, x, batch.y, method, target, layer, output, opts, batch_size,
-                               budget, spacing, generator, bar)
+                r = _one_batch(
+                    model,
+                    x,
+                    batch.y,
+                    method,
+                    target,
+                    layer,
+                    output,
+                    opts,
+                    batch_size,
+                    budget,
+                    spacing,
+                    generator,
+                    bar,
+                )
                 params = method_params(method, opts)
                 params.update(target=_target_key(target), output=output, random_state=random_state)
                 logger.debug("%s: %d row(s) per model call", method, r["rows"])
@@ -231,18 +269,30 @@ def iter_attributions(
                 if "layer" in r:
                     params["layer"] = r["layer"]
                 resolved = r["target"]
-                classes = (resolved.classes.cpu().numpy() if resolved.classes is not None
-                           else np.full(len(x), -1, dtype=np.int64))
+                classes = (
+                    resolved.classes.cpu().numpy()
+                    if resolved.classes is not None
+                    else np.full(len(x), -1, dtype=np.int64)
+                )
                 notes = list(guard.warnings) + list(dict.fromkeys(r["notes"]))
                 for note in r["notes"]:
                     warnings.warn(note, stacklevel=3)
                 yield Attribution(
-                    maps=r["maps"], method=method, params=params, targets=resolved.descriptions,
-                    target_classes=classes, scores=r["scores"], model_sha256=sha, signed=signed,
-                    layer=r.get("layer"), layer_resolution=r.get("layer_resolution"),
-                    layer_maps=r.get("layer_maps"), index=batch.index,
+                    maps=r["maps"],
+                    method=method,
+                    params=params,
+                    targets=resolved.descriptions,
+                    target_classes=classes,
+                    scores=r["scores"],
+                    model_sha256=sha,
+                    signed=signed,
+                    layer=r.get("layer"),
+                    layer_resolution=r.get("layer_resolution"),
+                    layer_maps=r.get("layer_maps"),
+                    index=batch.index,
                     labels=None if batch.y is None else np.asarray(batch.y),
-                    predictions=r["predictions"], completeness_gap=r.get("completeness_gap"),
+                    predictions=r["predictions"],
+                    completeness_gap=r.get("completeness_gap"),
                     spacing=None if spacing is None else tuple(float(s) for s in spacing),
                     warnings=notes,
                 )
@@ -255,7 +305,9 @@ def _target_key(target: Any) -> Any:
         return target
     if callable(target) and not isinstance(target, torch.Tensor | np.ndarray):
         describe = getattr(target, "describe", None)
-        return describe() if callable(describe) else getattr(target, "__name__", type(target).__name__)
+        return (
+            describe() if callable(describe) else getattr(target, "__name__", type(target).__name__)
+        )
     return np.asarray(target).tolist()
 
 
@@ -269,12 +321,22 @@ def _concat(parts: list[Attribution]) -> Attribution:
         return None if any(v is None for v in vals) else np.concatenate(vals)
 
     return Attribution(
-        maps=cat("maps"), method=first.method, params=first.params,
-        targets=[t for p in parts for t in p.targets], target_classes=cat("target_classes"),
-        scores=cat("scores"), model_sha256=first.model_sha256, signed=first.signed,
-        layer=first.layer, layer_resolution=first.layer_resolution, layer_maps=cat("layer_maps"),
-        index=cat("index"), labels=cat("labels"), predictions=cat("predictions"),
-        completeness_gap=cat("completeness_gap"), spacing=first.spacing,
+        maps=cat("maps"),
+        method=first.method,
+        params=first.params,
+        targets=[t for p in parts for t in p.targets],
+        target_classes=cat("target_classes"),
+        scores=cat("scores"),
+        model_sha256=first.model_sha256,
+        signed=first.signed,
+        layer=first.layer,
+        layer_resolution=first.layer_resolution,
+        layer_maps=cat("layer_maps"),
+        index=cat("index"),
+        labels=cat("labels"),
+        predictions=cat("predictions"),
+        completeness_gap=cat("completeness_gap"),
+        spacing=first.spacing,
         warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
     )
 
@@ -359,9 +421,20 @@ def attribute(
     opts = (options or AttributionOptions()).updated(**overrides)
     parts = list(
         iter_attributions(
-            model, inputs, method=method, target=target, layer=layer, output=output,
-            device=device, batch_size=batch_size, memory_budget=memory_budget, labels=labels,
-            spacing=spacing, options=opts, random_state=random_state, progress=progress,
+            model,
+            inputs,
+            method=method,
+            target=target,
+            layer=layer,
+            output=output,
+            device=device,
+            batch_size=batch_size,
+            memory_budget=memory_budget,
+            labels=labels,
+            spacing=spacing,
+            options=opts,
+            random_state=random_state,
+            progress=progress,
         )
     )
     if not parts:

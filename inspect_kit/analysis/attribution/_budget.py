@@ -20,8 +20,19 @@ from inspect_kit.hooks import flatten_output
 __all__ = ["DEFAULT_BUDGET", "estimate_row_bytes", "parse_bytes", "rows_per_batch", "spans"]
 
 DEFAULT_BUDGET = 2 * 1024**3
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
 
 
 def parse_bytes(value: int | float | str | None) -> int:

@@ -35,7 +35,9 @@ def upsample(maps: torch.Tensor, size: tuple[int, ...], mode: str = "linear") ->
     return F.interpolate(maps, size=size, mode=m, align_corners=False)
 
 
-def _acts_grads(run: Runner, layer: CamLayer, x: torch.Tensor, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _acts_grads(
+    run: Runner, layer: CamLayer, x: torch.Tensor, owner: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     store: list[torch.Tensor] = []
     xi = x.detach().requires_grad_(True)  # a leaf that needs grad: the graph reaches the layer
     with activation_tap(layer, store), torch.enable_grad():
@@ -50,7 +52,9 @@ def _acts_grads(run: Runner, layer: CamLayer, x: torch.Tensor, owner: torch.Tens
     return a, g
 
 
-def cam_maps(run: Runner, layer: CamLayer, x: torch.Tensor, variant: str, relu: bool = True) -> torch.Tensor:
+def cam_maps(
+    run: Runner, layer: CamLayer, x: torch.Tensor, variant: str, relu: bool = True
+) -> torch.Tensor:
     """CAMs at the layer's resolution, ``(N, 1, *layer_resolution)``.
 
     ``variant`` is ``"gradcam"`` (channel weights: the spatial mean of the gradient) or

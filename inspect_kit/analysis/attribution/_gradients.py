@@ -123,7 +123,9 @@ def make_baseline(
         )
     if isinstance(baseline, int | float):
         return torch.full_like(x, float(baseline)), f"constant {baseline:g}"
-    b = torch.as_tensor(np.asarray(baseline) if not isinstance(baseline, torch.Tensor) else baseline)
+    b = torch.as_tensor(
+        np.asarray(baseline) if not isinstance(baseline, torch.Tensor) else baseline
+    )
     b = b.to(x.device, x.dtype)
     try:
         b = b.expand_as(x) if b.ndim == x.ndim else b.unsqueeze(0).expand_as(x)
@@ -146,8 +148,8 @@ def path_weights(steps: int, rule: str) -> tuple[list[float], list[float]]:
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if rule == "gausslegendre":
-        nodes, w = np.polynomial.legendre.leggauss(steps)
-        return list(0.5 * (nodes + 1)), list(0.5 * w)
+        nodes, quad = np.polynomial.legendre.leggauss(steps)
+        return [float(v) for v in 0.5 * (nodes + 1)], [float(v) for v in 0.5 * quad]
     if rule == "riemann_trapezoid":
         if steps < 2:
             raise ValueError("riemann_trapezoid needs steps >= 2")
@@ -155,8 +157,11 @@ def path_weights(steps: int, rule: str) -> tuple[list[float], list[float]]:
         w = [1 / (2 * (steps - 1))] + [1 / (steps - 1)] * (steps - 2) + [1 / (2 * (steps - 1))]
         return [float(v) for v in a], w
     if rule in ("riemann_left", "riemann_right", "riemann_middle"):
-        lo, hi = {"riemann_left": (0, 1 - 1 / steps), "riemann_right": (1 / steps, 1),
-                  "riemann_middle": (1 / (2 * steps), 1 - 1 / (2 * steps))}[rule]
+        lo, hi = {
+            "riemann_left": (0, 1 - 1 / steps),
+            "riemann_right": (1 / steps, 1),
+            "riemann_middle": (1 / (2 * steps), 1 - 1 / (2 * steps)),
+        }[rule]
         return [float(v) for v in np.linspace(lo, hi, steps)], [1 / steps] * steps
     raise ValueError(f"integration rule {rule!r} is not one of {', '.join(IG_RULES)}")
 
@@ -219,6 +224,9 @@ def smoothgrad(
             if progress is not None:
                 progress(e - s)
         mean, mean_sq = total / samples, total_sq / samples
-        out[n] = {"smoothgrad": mean, "smoothgrad-squared": mean_sq,
-                  "vargrad": mean_sq - mean * mean}[variant]
+        out[n] = {
+            "smoothgrad": mean,
+            "smoothgrad-squared": mean_sq,
+            "vargrad": mean_sq - mean * mean,
+        }[variant]
     return out

@@ -48,7 +48,9 @@ def train_mode_batchnorms(model: nn.Module) -> list[str]:
     return [
         name or type(model).__name__
         for name, m in model.named_modules()
-        if isinstance(m, _BN) and m.training and (m.track_running_stats or isinstance(m, nn.modules.batchnorm._BatchNorm))
+        if isinstance(m, _BN)
+        and m.training
+        and (m.track_running_stats or isinstance(m, nn.modules.batchnorm._BatchNorm))
     ]
 
 
@@ -105,7 +107,9 @@ def model_guard(model: nn.Module, *, batchnorm: str = "eval") -> Iterator[GuardR
     if batchnorm not in ("eval", "train"):
         raise ValueError(f"batchnorm must be 'eval' or 'train', got {batchnorm!r}")
     training = {m: m.training for m in model.modules()}
-    inplace = {m: m.inplace for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)}
+    inplace = {
+        m: m.inplace for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)
+    }
     params = list(model.parameters())
     grads = {p: (p.requires_grad, p.grad) for p in params}
     buffers = {
@@ -141,8 +145,8 @@ def model_guard(model: nn.Module, *, batchnorm: str = "eval") -> Iterator[GuardR
     finally:
         for m, flag in training.items():
             m.training = flag
-        for m, flag in inplace.items():
-            m.inplace = flag
+        for mod, inplace_flag in inplace.items():
+            setattr(mod, "inplace", inplace_flag)  # noqa: B010  (Module.__setattr__ is typed for tensors)
         for p, (flag, grad) in grads.items():
             p.requires_grad_(flag)
             p.grad = grad

@@ -31,12 +31,12 @@ class GuidedReLU(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         out = x.clamp(min=0)
         ctx.save_for_backward(out)
-        return out
+        return torch.as_tensor(out)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (out,) = ctx.saved_tensors
-        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+        return torch.as_tensor(grad.clamp(min=0) * (out > 0).to(grad.dtype))
 
 
 class GuidedReLUInplace(torch.autograd.Function):
@@ -48,22 +48,35 @@ class GuidedReLUInplace(torch.autograd.Function):
         x.clamp_(min=0)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x)
-        return x
+        return torch.as_tensor(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (out,) = ctx.saved_tensors
-        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+        return torch.as_tensor(grad.clamp(min=0) * (out > 0).to(grad.dtype))
 
 
 _RELU = {F.relu, torch.relu, torch.Tensor.relu, torch.nn.functional.relu}
 _RELU_INPLACE = {torch.relu_, torch.Tensor.relu_, F.relu_}
 _UNSEEN = {
-    F.gelu: "gelu", F.silu: "silu", F.leaky_relu: "leaky_relu", F.elu: "elu",
-    F.relu6: "relu6", F.hardtanh: "hardtanh", F.hardswish: "hardswish", F.mish: "mish",
-    F.prelu: "prelu", F.selu: "selu", F.softplus: "softplus", torch.clamp: "clamp",
-    torch.Tensor.clamp: "clamp", torch.clamp_min: "clamp_min", torch.Tensor.clamp_min: "clamp_min",
-    torch.maximum: "maximum", torch.Tensor.clamp_: "clamp_", F.leaky_relu_: "leaky_relu_",
+    F.gelu: "gelu",
+    F.silu: "silu",
+    F.leaky_relu: "leaky_relu",
+    F.elu: "elu",
+    F.relu6: "relu6",
+    F.hardtanh: "hardtanh",
+    F.hardswish: "hardswish",
+    F.mish: "mish",
+    F.prelu: "prelu",
+    F.selu: "selu",
+    F.softplus: "softplus",
+    torch.clamp: "clamp",
+    torch.Tensor.clamp: "clamp",
+    torch.clamp_min: "clamp_min",
+    torch.Tensor.clamp_min: "clamp_min",
+    torch.maximum: "maximum",
+    torch.Tensor.clamp_: "clamp_",
+    F.leaky_relu_: "leaky_relu_",
 }
 
 

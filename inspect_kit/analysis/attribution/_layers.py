@@ -197,9 +197,15 @@ def choose_cam_layer(
                 f"layer {layer!r} outputs {tuple(shape)}, which has no {n_spatial}-D spatial grid "
                 f"for an input of shape {tuple(x.shape)}; pick a layer with maps (N, C, *spatial)"
             )
-        return CamLayer(spec.key if spec.call is not None else spec.module + spec.output, module,
-                        call, spec.output, res, n_calls,
-                        tokens if len(shape) == 3 else None)
+        return CamLayer(
+            spec.key if spec.call is not None else spec.module + spec.output,
+            module,
+            call,
+            spec.output,
+            res,
+            n_calls,
+            tokens if len(shape) == 3 else None,
+        )
     modules = dict(model.named_modules())
     floor = [min(min_resolution, s) for s in x.shape[2:]]
     cands = []
@@ -225,7 +231,9 @@ def choose_cam_layer(
         best = max(min(c[3]) for c in cands)
         name, k, suffix, res, is_tok = [c for c in cands if min(c[3]) == best][-1]
     spec_str = name + (f":{k}" if k else "") + suffix
-    return CamLayer(spec_str, modules[name], k, suffix, res, counts[name], tokens if is_tok else None)
+    return CamLayer(
+        spec_str, modules[name], k, suffix, res, counts[name], tokens if is_tok else None
+    )
 
 
 def _replace(out: Any, path: list[str], value: torch.Tensor) -> Any:
@@ -238,8 +246,10 @@ def _replace(out: Any, path: list[str], value: torch.Tensor) -> Any:
         return type(out)(new) if type(out) is not dict else new
     items = list(out)
     items[int(head)] = _replace(items[int(head)], rest, value)
-    return type(out)(items) if isinstance(out, tuple) and type(out) is tuple else (
-        items if isinstance(out, list) else type(out)(*items)
+    return (
+        type(out)(items)
+        if isinstance(out, tuple) and type(out) is tuple
+        else (items if isinstance(out, list) else type(out)(*items))
     )
 
 

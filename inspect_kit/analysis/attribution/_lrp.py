@@ -21,8 +21,19 @@ from ._gradients import Runner
 __all__ = ["default_composite", "lrp", "uncovered_layers"]
 
 # Layers with no parameters whose gradient is a fine LRP pass-through
-_PASS = (nn.ReLU, nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Dropout3d,
-         nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_PASS = (
+    nn.ReLU,
+    nn.Identity,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
 
 
 def _zennit() -> Any:
@@ -40,7 +51,9 @@ def default_composite(epsilon: float = 1e-6) -> Any:
     zennit = _zennit()
     from zennit.canonizers import SequentialMergeBatchNorm
 
-    return zennit.composites.EpsilonPlusFlat(epsilon=epsilon, canonizers=[SequentialMergeBatchNorm()])
+    return zennit.composites.EpsilonPlusFlat(
+        epsilon=epsilon, canonizers=[SequentialMergeBatchNorm()]
+    )
 
 
 def _hook_count(m: nn.Module) -> int:
@@ -56,7 +69,12 @@ def uncovered_layers(model: nn.Module, before: dict[nn.Module, int]) -> list[str
         if _hook_count(m) <= before.get(m, 0):
             has_params = any(True for _ in m.parameters(recurse=False))
             is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)  # merged by the canonizer
-            if (has_params and not is_bn) or type(m).__name__ in ("GELU", "SiLU", "Softmax", "LayerNorm"):
+            if (has_params and not is_bn) or type(m).__name__ in (
+                "GELU",
+                "SiLU",
+                "Softmax",
+                "LayerNorm",
+            ):
                 out.append(f"{name} ({type(m).__name__})")
     return out
 

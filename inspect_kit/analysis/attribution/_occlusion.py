@@ -49,7 +49,9 @@ def to_voxels(
     return tuple(v)
 
 
-def window_starts(shape: Sequence[int], window: Sequence[int], stride: Sequence[int]) -> list[tuple[int, ...]]:
+def window_starts(
+    shape: Sequence[int], window: Sequence[int], stride: Sequence[int]
+) -> list[tuple[int, ...]]:
     """Start corners of every window (captum's positions: ``ceil((L - w) / s) + 1`` per axis).
 
     Examples
@@ -63,6 +65,12 @@ def window_starts(shape: Sequence[int], window: Sequence[int], stride: Sequence[
             raise ValueError(f"window {tuple(window)} is larger than the input {tuple(shape)}")
         per_axis.append([k * s for k in range(math.ceil((length - w) / s) + 1)])
     return list(itertools.product(*per_axis))
+
+
+def _box(
+    lead: tuple[int | slice, ...], corner: tuple[int, ...], window: tuple[int, ...]
+) -> tuple[int | slice, ...]:
+    return lead + tuple(slice(a, a + w) for a, w in zip(corner, window, strict=True))
 
 
 def occlusion(
@@ -81,17 +89,17 @@ def occlusion(
     total = torch.zeros((n, 1, *spatial), dtype=x.dtype, device=x.device)
     count = torch.zeros((1, 1, *spatial), dtype=x.dtype, device=x.device)
     for c in starts:
-        count[(0, 0, *[slice(a, a + w) for a, w in zip(c, window, strict=True)])] += 1
+        count[_box((0, 0), c, window)] += 1
     pairs = [(i, c) for i in range(n) for c in starts]
     for s, e in spans(len(pairs), run.rows):
         chunk = pairs[s:e]
         idx = torch.tensor([i for i, _ in chunk], device=x.device)
         rows = x[idx].clone()
         for r, (_, c) in enumerate(chunk):
-            rows[(r, slice(None), *[slice(a, a + w) for a, w in zip(c, window, strict=True)])] = value
+            rows[_box((r, slice(None)), c, window)] = value
         drop = base[idx] - run.scores(rows, idx)
         for r, (i, c) in enumerate(chunk):
-            total[(i, 0, *[slice(a, a + w) for a, w in zip(c, window, strict=True)])] += drop[r]
+            total[_box((i, 0), c, window)] += drop[r]
         if progress is not None:
             progress(len(chunk))
     return total / count.clamp(min=1), base

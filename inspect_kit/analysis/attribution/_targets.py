@@ -202,7 +202,9 @@ def resolve_target(
     if cls.numel() == 1:
         cls = cls.repeat(n)
     if len(cls) != n:
-        raise ValueError(f"target gives {len(cls)} classes for {n} samples; give one or one per sample")
+        raise ValueError(
+            f"target gives {len(cls)} classes for {n} samples; give one or one per sample"
+        )
     if y.ndim != 2:
         raise ValueError(
             f"a class target needs an output of shape (N, classes), got {tuple(y.shape)}; "
@@ -210,10 +212,14 @@ def resolve_target(
         )
     if int(cls.max()) >= y.shape[1] or int(cls.min()) < 0:
         raise ValueError(f"class target {cls.tolist()} is outside 0..{y.shape[1] - 1}")
-    return ResolvedTarget("class", [f"class {int(c)}{suffix}" for c in cls.tolist()], output, classes=cls)
+    return ResolvedTarget(
+        "class", [f"class {int(c)}{suffix}" for c in cls.tolist()], output, classes=cls
+    )
 
 
-def _resolve_region(region: Region, y: torch.Tensor, output: str | None, suffix: str) -> ResolvedTarget:
+def _resolve_region(
+    region: Region, y: torch.Tensor, output: str | None, suffix: str
+) -> ResolvedTarget:
     if y.ndim < 3:
         raise ValueError(
             f"a Region target needs a segmentation output (N, C, *spatial), got {tuple(y.shape)}"

@@ -50,7 +50,8 @@ def tiny(dim: int = 2, in_ch: int = 1, relu: str = "module", seed: int = 0) -> T
 class RegionModel(nn.Module):
     """Logit 1 depends only on the inputs inside one known box; logit 0 is a constant-ish bias.
 
-    ``x -> conv -> relu -> (mask * h).sum -> linear``: outside the box nothing reaches logit 1.
+    ``x -> conv -> (mask * h) -> relu -> sum -> linear``: outside the box nothing reaches
+    logit 1, and the ``relu`` layer's maps are zero there.
     """
 
     def __init__(self, shape: tuple[int, ...], box: tuple[slice, ...]):
@@ -69,7 +70,7 @@ class RegionModel(nn.Module):
             self.fc.bias.copy_(torch.tensor([1.0, 0.0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.relu(self.conv(x)) * self.mask
+        h = self.relu(self.conv(x) * self.mask)
         return self.fc(h.flatten(2).sum(2))
 
 
@@ -97,8 +98,12 @@ def snapshot(model: nn.Module) -> dict[str, object]:
         "requires_grad": [p.requires_grad for p in model.parameters()],
         "inplace": [getattr(m, "inplace", None) for m in model.modules()],
         "hooks": [
-            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-             len(m._backward_pre_hooks))
+            (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(m._backward_pre_hooks),
+            )
             for m in model.modules()
         ],
         "grads": [p.grad for p in model.parameters()],

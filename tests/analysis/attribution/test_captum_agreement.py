@@ -41,13 +41,31 @@ def test_smoothgrad_variants_same_noise(variant: str) -> None:
     # captum draws torch.normal(0, std) with the global generator; ours draws the same way from
     # a generator seeded with random_state, so the same seed gives the same noisy copies
     model, x = tiny(2), _x(2, n=1)
-    ours = attribute(model, x, method=variant, target=1, samples=8, noise_std=0.3,
-                     random_state=7, batch_size=3, progress=False)
+    ours = attribute(
+        model,
+        x,
+        method=variant,
+        target=1,
+        samples=8,
+        noise_std=0.3,
+        random_state=7,
+        batch_size=3,
+        progress=False,
+    )
     torch.manual_seed(7)
     nt = captum_attr.NoiseTunnel(captum_attr.Saliency(model))
-    theirs = nt.attribute(x, nt_type={"smoothgrad": "smoothgrad", "smoothgrad-squared": "smoothgrad_sq",
-                                      "vargrad": "vargrad"}[variant],
-                          nt_samples=8, stdevs=0.3, target=1, abs=False)
+    theirs = nt.attribute(
+        x,
+        nt_type={
+            "smoothgrad": "smoothgrad",
+            "smoothgrad-squared": "smoothgrad_sq",
+            "vargrad": "vargrad",
+        }[variant],
+        nt_samples=8,
+        stdevs=0.3,
+        target=1,
+        abs=False,
+    )
     _close(ours.maps, theirs)
     assert ours.params["samples"] == 8 and ours.params["noise_std"] == 0.3
 
@@ -56,11 +74,24 @@ def test_smoothgrad_variants_same_noise(variant: str) -> None:
 @pytest.mark.parametrize("dim", [2, 3])
 def test_integrated_gradients(dim: int, rule: str) -> None:
     model, x = tiny(dim), _x(dim, size=12 if dim == 3 else 16)
-    ours = attribute(model, x, method="integrated-gradients", target="predicted", steps=16,
-                     rule=rule, batch_size=5, progress=False)
+    ours = attribute(
+        model,
+        x,
+        method="integrated-gradients",
+        target="predicted",
+        steps=16,
+        rule=rule,
+        batch_size=5,
+        progress=False,
+    )
     ig = captum_attr.IntegratedGradients(model)
-    theirs, delta = ig.attribute(x, target=torch.as_tensor(ours.target_classes), n_steps=16,
-                                 method=rule, return_convergence_delta=True)
+    theirs, delta = ig.attribute(
+        x,
+        target=torch.as_tensor(ours.target_classes),
+        n_steps=16,
+        method=rule,
+        return_convergence_delta=True,
+    )
     if rule == "riemann_trapezoid":
         # captum's trapezoid weights are 1/n (halved at the ends) and sum to (n-1)/n; ours are
         # the trapezoid rule's 1/(n-1) and sum to 1, so captum's maps are ours x (n-1)/n
@@ -72,18 +103,29 @@ def test_integrated_gradients(dim: int, rule: str) -> None:
 
 def test_integrated_gradients_blurred_and_custom_baselines() -> None:
     model, x = tiny(2), _x(2)
-    ours = attribute(model, x, method="integrated-gradients", target=0, steps=12,
-                     baseline="blurred", blur_sigma=2.0, progress=False)
+    ours = attribute(
+        model,
+        x,
+        method="integrated-gradients",
+        target=0,
+        steps=12,
+        baseline="blurred",
+        blur_sigma=2.0,
+        progress=False,
+    )
     from inspect_kit.analysis.attribution._gradients import blur
 
     theirs = captum_attr.IntegratedGradients(model).attribute(
-        x, baselines=blur(x, 2.0), target=0, n_steps=12)
+        x, baselines=blur(x, 2.0), target=0, n_steps=12
+    )
     _close(ours.maps, theirs)
     custom = torch.full_like(x[0], 0.5)
-    ours = attribute(model, x, method="integrated-gradients", target=0, steps=12,
-                     baseline=custom, progress=False)
+    ours = attribute(
+        model, x, method="integrated-gradients", target=0, steps=12, baseline=custom, progress=False
+    )
     theirs = captum_attr.IntegratedGradients(model).attribute(
-        x, baselines=custom.expand_as(x), target=0, n_steps=12)
+        x, baselines=custom.expand_as(x), target=0, n_steps=12
+    )
     _close(ours.maps, theirs)
     assert ours.params["baseline"] == "custom"
 
@@ -102,7 +144,9 @@ def test_guided_backprop_module_relus() -> None:
 def test_gradcam_matches_layer_gradcam(dim: int) -> None:
     model, x = tiny(dim), _x(dim, size=12 if dim == 3 else 16)
     ours = attribute(model, x, method="gradcam", target=2, layer="conv3", progress=False)
-    theirs = captum_attr.LayerGradCam(model, model.conv3).attribute(x, target=2, relu_attributions=True)
+    theirs = captum_attr.LayerGradCam(model, model.conv3).attribute(
+        x, target=2, relu_attributions=True
+    )
     _close(ours.layer_maps, theirs)
     assert ours.layer == "conv3"
     assert ours.layer_resolution == ((6, 6, 6) if dim == 3 else (8, 8))
@@ -111,8 +155,15 @@ def test_gradcam_matches_layer_gradcam(dim: int) -> None:
 
 def test_guided_gradcam() -> None:
     model, x = tiny(2), _x(2)
-    ours = attribute(model, x, method="guided-gradcam", target=1, layer="conv3",
-                     interpolation="nearest", progress=False)
+    ours = attribute(
+        model,
+        x,
+        method="guided-gradcam",
+        target=1,
+        layer="conv3",
+        interpolation="nearest",
+        progress=False,
+    )
     theirs = captum_attr.GuidedGradCam(model, model.conv3).attribute(x, target=1)
     _close(ours.maps, theirs)
 
@@ -121,10 +172,12 @@ def test_guided_gradcam() -> None:
 def test_occlusion(dim: int) -> None:
     model, x = tiny(dim, in_ch=2), _x(dim, c=2, size=8 if dim == 3 else 16)
     w, s = (4,) * dim, (2,) * dim
-    ours = attribute(model, x, method="occlusion", target=0, window=w, stride=s, batch_size=7,
-                     progress=False)
+    ours = attribute(
+        model, x, method="occlusion", target=0, window=w, stride=s, batch_size=7, progress=False
+    )
     theirs = captum_attr.Occlusion(model).attribute(
-        x, sliding_window_shapes=(2, *w), strides=(2, *s), baselines=0.0, target=0)
+        x, sliding_window_shapes=(2, *w), strides=(2, *s), baselines=0.0, target=0
+    )
     # captum spreads the window's score drop over both channels alike
     _close(ours.maps[:, 0], theirs[:, 0])
     _close(ours.maps[:, 0], theirs[:, 1])
@@ -132,9 +185,18 @@ def test_occlusion(dim: int) -> None:
 
 def test_occlusion_window_in_mm() -> None:
     model, x = tiny(3), _x(3, n=1, size=8)
-    a = attribute(model, x, method="occlusion", target=0, window_mm=4.0, stride_mm=(2.0, 2.0, 4.0),
-                  spacing=(2.0, 1.0, 2.0), progress=False)
+    a = attribute(
+        model,
+        x,
+        method="occlusion",
+        target=0,
+        window_mm=4.0,
+        stride_mm=(2.0, 2.0, 4.0),
+        spacing=(2.0, 1.0, 2.0),
+        progress=False,
+    )
     assert a.params["window"] == [2, 4, 2] and a.params["stride"] == [1, 2, 2]
     theirs = captum_attr.Occlusion(model).attribute(
-        x, sliding_window_shapes=(1, 2, 4, 2), strides=(1, 1, 2, 2), baselines=0.0, target=0)
+        x, sliding_window_shapes=(1, 2, 4, 2), strides=(1, 1, 2, 2), baselines=0.0, target=0
+    )
     _close(a.maps, theirs)

@@ -27,7 +27,9 @@ def test_monai_cams_on_a_3d_net(method: str) -> None:
     if method == "gradcam++":
         # MONAI weights the positive gradients by exp(score): a per-sample factor we leave out
         theirs = theirs / torch.exp(model(x)[:, 2]).reshape(-1, 1, 1, 1, 1)
-    torch.testing.assert_close(torch.as_tensor(ours.layer_maps), theirs.detach(), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        torch.as_tensor(ours.layer_maps), theirs.detach(), rtol=1e-4, atol=1e-6
+    )
     assert ours.maps.shape == (1, 1, 12, 12, 12)
     assert float(ours.layer_maps.max()) > 0  # not a vacuous comparison of zeros
 
@@ -35,16 +37,23 @@ def test_monai_cams_on_a_3d_net(method: str) -> None:
 def test_gradcam_upsampling_is_trilinear_on_the_voxel_grid() -> None:
     model, x = tiny(3), _x((1, 1, 12, 12, 12))
     a = attribute(model, x, method="gradcam", target=0, layer="conv3", progress=False)
-    expect = nn.functional.interpolate(torch.as_tensor(a.layer_maps), size=(12, 12, 12),
-                                       mode="trilinear", align_corners=False)
+    expect = nn.functional.interpolate(
+        torch.as_tensor(a.layer_maps), size=(12, 12, 12), mode="trilinear", align_corners=False
+    )
     torch.testing.assert_close(torch.as_tensor(a.maps), expect)
 
 
 def _bn_net() -> nn.Module:
     torch.manual_seed(2)
     net = nn.Sequential(
-        nn.Conv3d(1, 4, 3, padding=1), nn.BatchNorm3d(4), nn.ReLU(), nn.AvgPool3d(2),
-        nn.Conv3d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(),
+        nn.Conv3d(1, 4, 3, padding=1),
+        nn.BatchNorm3d(4),
+        nn.ReLU(),
+        nn.AvgPool3d(2),
+        nn.Conv3d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
         nn.Linear(4, 3),
     )
     with torch.no_grad():
@@ -90,20 +99,36 @@ def test_lrp_conserves_the_score_on_a_bias_free_net() -> None:
     from zennit.composites import EpsilonPlus
 
     torch.manual_seed(4)
-    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(3 * 8 * 8, 2, bias=False)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 8 * 8, 2, bias=False),
+    ).eval()
     x = _x((2, 1, 8, 8)).abs()
-    a = attribute(net, x, method="lrp", target=1, composite=EpsilonPlus(epsilon=1e-9), progress=False)
+    a = attribute(
+        net, x, method="lrp", target=1, composite=EpsilonPlus(epsilon=1e-9), progress=False
+    )
     sums = a.maps.reshape(2, -1).sum(1)
-    torch.testing.assert_close(torch.as_tensor(sums), torch.as_tensor(a.scores), rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(
+        torch.as_tensor(sums), torch.as_tensor(a.scores), rtol=1e-3, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_integrated_gradients_completeness(dim: int) -> None:
     model = tiny(dim)
     x = _x((2, 1) + (12,) * dim)
-    a = attribute(model, x, method="integrated-gradients", target="predicted", steps=128,
-                  baseline="blurred", blur_sigma=2.0, progress=False)
+    a = attribute(
+        model,
+        x,
+        method="integrated-gradients",
+        target="predicted",
+        steps=128,
+        baseline="blurred",
+        blur_sigma=2.0,
+        progress=False,
+    )
     from inspect_kit.analysis.attribution._gradients import blur
 
     cls = torch.arange(2), torch.as_tensor(a.target_classes)
@@ -111,7 +136,9 @@ def test_integrated_gradients_completeness(dim: int) -> None:
     torch.testing.assert_close(torch.as_tensor(a.scores), f_x)
     total = torch.as_tensor(a.maps.reshape(2, -1).sum(1))
     # the gap is reported against an independent f(x) - f(baseline) ...
-    torch.testing.assert_close(torch.as_tensor(a.completeness_gap), total - (f_x - f_b), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.as_tensor(a.completeness_gap), total - (f_x - f_b), rtol=1e-4, atol=1e-5
+    )
     # ... and is small: the map sums to f(x) - f(baseline) up to the quadrature error
     assert float((total - (f_x - f_b)).abs().max()) <= 1e-2 * float((f_x - f_b).abs().max())
     assert float((f_x - f_b).abs().min()) > 1e-3  # a real difference to explain
