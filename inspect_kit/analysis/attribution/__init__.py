@@ -18,6 +18,7 @@ from ._guard import GuardReport, model_guard, train_mode_batchnorms
 from ._layers import CamLayer, TokenGrid, choose_cam_layer
 from ._options import METHODS, AttributionOptions, canonical_method
 from ._result import Attribution, flat_maps
+from ._store import attribute_to_store, read_attributions
 from ._targets import Region, resolve_target
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Region",
     "TokenGrid",
     "attribute",
+    "attribute_to_store",
     "canonical_method",
     "choose_cam_layer",
     "estimate_row_bytes",
@@ -36,6 +38,7 @@ __all__ = [
     "iter_attributions",
     "model_guard",
     "parse_bytes",
+    "read_attributions",
     "resolve_target",
     "spatial_dims",
     "train_mode_batchnorms",

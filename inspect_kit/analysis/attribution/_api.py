@@ -148,16 +148,14 @@ def _one_batch(
         res["window"], res["stride"] = window, stride
         maps, scores = occlusion(run, x, window, stride, opts.occlusion_value, progress)
     elif fam == "lrp":
-        composite = (
-            opts.composite if opts.composite is not None else default_composite(opts.epsilon)
+        composite, note = (
+            default_composite(model, opts.epsilon)
+            if opts.composite is None
+            else (opts.composite, None)
         )
-        maps, uncovered = lrp(run, x, composite)
+        maps, lrp_notes = lrp(run, x, composite)
         scores = run.scores(x, owner)
-        if uncovered:
-            notes.append(
-                "no LRP rule covers " + ", ".join(uncovered) + ": relevance passes these layers "
-                "as a plain gradient (give a composite with rules for them)"
-            )
+        notes.extend(([note] if note else []) + lrp_notes)
         progress(len(x))
     if fam == "cam":
         layer_maps = _cam(run, model, x, layer, opts, method, res)

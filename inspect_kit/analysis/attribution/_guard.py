@@ -75,9 +75,10 @@ def model_guard(model: nn.Module, *, batchnorm: str = "eval") -> Iterator[GuardR
 
     On exit, whatever happened (an exception, ``KeyboardInterrupt``): every submodule's
     ``training`` flag, every parameter's ``requires_grad`` and ``.grad``, every module's
-    ``inplace`` flag and every buffer's values (BatchNorm running statistics,
+    ``inplace`` flag, every parameter's and buffer's values (BatchNorm running statistics,
     ``num_batches_tracked``) are restored; hooks added during the block are removed.
-    Parameters are never written by attribution; their bytes are untouched.
+    Attribution never writes parameters, but a third-party rule (an LRP canonizer) may, and
+    may fail half-way: the guard keeps one copy of the weights to put back.
 
     Parameters
     ----------
@@ -112,6 +113,9 @@ def model_guard(model: nn.Module, *, batchnorm: str = "eval") -> Iterator[GuardR
     }
     params = list(model.parameters())
     grads = {p: (p.requires_grad, p.grad) for p in params}
+    # a canonizer that fails half-way (zennit merging BatchNorm into the wrong layer) leaves
+    # weights rewritten: keep a copy to put back (one copy of the weights, host or device)
+    weights = {p: p.detach().clone() for p in params}
     buffers = {
         (mod_name, b_name): b.detach().clone()
         for mod_name, m in model.named_modules()
@@ -152,6 +156,9 @@ def model_guard(model: nn.Module, *, batchnorm: str = "eval") -> Iterator[GuardR
             p.grad = grad
         named = dict(model.named_modules())
         with torch.no_grad():
+            for p, saved in weights.items():
+                if p.data.shape != saved.shape or not torch.equal(p.data, saved):
+                    p.data = saved
             for (mod_name, b_name), saved in buffers.items():
                 current = getattr(named[mod_name], b_name, None)
                 if isinstance(current, torch.Tensor) and not torch.equal(current, saved):

@@ -46,14 +46,22 @@ def _zennit() -> Any:
     return zennit
 
 
-def default_composite(epsilon: float = 1e-6) -> Any:
-    """zennit's ``EpsilonPlusFlat`` with BatchNorm layers merged into the layer before them."""
+def default_composite(model: nn.Module, epsilon: float = 1e-6) -> tuple[Any, str | None]:
+    """zennit's ``EpsilonPlusFlat`` with BatchNorm layers merged into the layer before them,
+    and a note when some cannot be (then no BatchNorm is merged: zennit passes them)."""
     zennit = _zennit()
     from zennit.canonizers import SequentialMergeBatchNorm
 
-    return zennit.composites.EpsilonPlusFlat(
-        epsilon=epsilon, canonizers=[SequentialMergeBatchNorm()]
-    )
+    bad = unmergeable_batchnorms(model)
+    if bad:
+        note = (
+            f"BatchNorm layers {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} do not follow "
+            "a layer they can be merged into (BN-ReLU-Conv, as in DenseNet): LRP runs without the "
+            "BatchNorm canonizer, and relevance passes BatchNorm layers unchanged"
+        )
+        return zennit.composites.EpsilonPlusFlat(epsilon=epsilon), note
+    canon = [SequentialMergeBatchNorm()]
+    return zennit.composites.EpsilonPlusFlat(epsilon=epsilon, canonizers=canon), None
 
 
 def _hook_count(m: nn.Module) -> int:
@@ -80,8 +88,35 @@ def uncovered_layers(model: nn.Module, before: dict[nn.Module, int]) -> list[str
 
 
 def lrp(run: Runner, x: torch.Tensor, composite: Any) -> tuple[torch.Tensor, list[str]]:
-    """Relevance maps (same shape as ``x``) and the layers no rule covered."""
+    """Relevance maps (same shape as ``x``) and notes naming the layers no rule covered."""
     _zennit()
+    maps, uncovered = _run(run, x, composite)
+    notes = []
+    if uncovered:
+        notes.append(
+            "no LRP rule covers " + ", ".join(uncovered) + ": relevance passes these layers "
+            "as a plain gradient (give a composite with rules for them)"
+        )
+    return maps, notes
+
+
+def unmergeable_batchnorms(model: nn.Module) -> list[str]:
+    """BatchNorm layers that do not directly follow a layer they can be merged into (the
+    previous leaf module is not a conv/linear with as many outputs): DenseNet's BN-ReLU-Conv
+    after a concatenation, pre-activation ResNets."""
+    bad, prev = [], None
+    for name, m in model.named_modules():
+        if list(m.children()):
+            continue
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            out = getattr(prev, "out_channels", getattr(prev, "out_features", None))
+            if not isinstance(prev, nn.modules.conv._ConvNd | nn.Linear) or out != m.num_features:
+                bad.append(name)
+        prev = m
+    return bad
+
+
+def _run(run: Runner, x: torch.Tensor, composite: Any) -> tuple[torch.Tensor, list[str]]:
     before = {m: _hook_count(m) for m in run.model.modules()}
     maps = []
     with composite.context(run.model) as modified:
