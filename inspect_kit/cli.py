@@ -378,6 +378,42 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from inspect_kit.workflows.attribution import AttributeOptions, attribute_user_data
+
+    methods = tuple(_split_list(args.method) or ())
+    path = attribute_user_data(
+        _model_source(args),
+        args.data,
+        args.out,
+        data_options=_data_options(args),
+        options=AttributeOptions(
+            methods=methods,
+            target=args.target,
+            layer=args.layer,
+            batch_size=args.batch_size,
+            memory_budget=args.memory_budget,
+            steps=args.steps,
+            samples=args.samples,
+            window=tuple(args.occlusion_window) if args.occlusion_window else None,
+            stride=tuple(args.occlusion_stride) if args.occlusion_stride else None,
+            overwrite=args.overwrite,
+            resume=args.resume,
+        ),
+        run=_run(args),
+    )
+    from inspect_kit.workflows.attribution import attribution_summary
+
+    found = attribution_summary(path)
+    if args.json:
+        _print_json({"store": str(path), "attributions": found})
+    else:
+        for item in found:
+            print(item["description"])
+        print(f"attribution maps written to {path}")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from inspect_kit.workflows.commands import embed_layers
     from inspect_kit.workflows.options import EmbeddingOptions
@@ -613,6 +649,15 @@ _EXAMPLES = {
 data: a folder of PNG/JPEG/TIFF images, of NIfTI volumes or of DICOM files (searched
 recursively; labels from sub-folder names unless --labels), a .npz (file.npz or
 file.npz:key), or an HDF5 dataset (file.h5:dataset).""",
+    "attribute": """examples:
+  inspect-kit attribute torchvision.models:resnet18 scans/ --weights best.pt \\
+      --model-args '{"num_classes": 2}' --channels 3 --size 224 224 \\
+      --method gradcam integrated-gradients occlusion --target predicted --out attr.h5
+  inspect-kit attribute mynet.py:Net volumes/ --method gradcam --layer features.denseblock3 \\
+      --memory-budget 4GiB --out attr.h5
+
+The model and data options are those of capture; maps are written as computed (signed where
+the method is signed) under attributions/<method>/<key> of the store.""",
     "embed": """examples:
   inspect-kit embed acts.h5 --layers layer3,layer4 --methods pca,umap --out figures/
   inspect-kit embed acts.h5 --methods tsne --color prediction --formats html,png,pdf
@@ -724,6 +769,47 @@ def _args_capture(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace an existing store")
     g.add_argument("--resume", action="store_true", help="continue an unfinished capture")
+    _add_data_options(p)
+    _add_common(p)
+
+
+def _args_attribute(p: argparse.ArgumentParser) -> None:
+    _add_model(p)
+    p.add_argument("data", help="folder of images/NIfTI/DICOM, file.npz[:key] or file.h5:dataset")
+    p.add_argument("-o", "--out", type=Path, required=True, help="store to write (.h5)")
+    p.add_argument(
+        "--method",
+        "--methods",
+        dest="method",
+        nargs="+",
+        default=["gradcam", "integrated-gradients", "occlusion"],
+        help="attribution methods: saliency, gradient, input-x-gradient, smoothgrad, "
+        "smoothgrad-squared, vargrad, integrated-gradients, guided-backprop, gradcam, gradcam++, "
+        "guided-gradcam, occlusion, lrp (needs zennit)",
+    )
+    p.add_argument("--target", default="predicted", help="'predicted', 'label' or a class index")
+    p.add_argument("--layer", default=None, help="CAM layer (default: deepest with >= 4 per axis)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--memory-budget", default=None, help="memory per model call, e.g. 2GiB")
+    p.add_argument("--steps", type=_positive_int, default=32, help="integrated-gradients steps")
+    p.add_argument("--samples", type=_positive_int, default=16, help="SmoothGrad samples")
+    p.add_argument(
+        "--occlusion-window",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        help="occlusion window in voxels per spatial axis (default: 1/8 of each)",
+    )
+    p.add_argument(
+        "--occlusion-stride",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        help="occlusion stride in voxels per spatial axis (default: the window)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    g.add_argument("--resume", action="store_true", help="continue an unfinished run")
     _add_data_options(p)
     _add_common(p)
 
@@ -1024,6 +1110,11 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
         _args_capture,
         cmd_capture,
     ),
+    "attribute": (
+        "Attribution maps (Grad-CAM, integrated gradients, occlusion ...) into a store.",
+        _args_attribute,
+        cmd_attribute,
+    ),
     "embed": (
         "PCA, t-SNE and UMAP maps of stored layers, with quality metrics.",
         _args_embed,
@@ -1159,7 +1250,7 @@ def _message(err: BaseException) -> str:
 
 
 #: commands whose --out is one file in an existing folder; the others make their folder
-_FILE_OUT = ("capture", "report")
+_FILE_OUT = ("capture", "attribute", "report")
 
 
 def _check_out(args: argparse.Namespace) -> None:
