@@ -15,7 +15,7 @@ from inspect_kit.capture import state_dict_sha256
 from inspect_kit.capture.inputs import make_stream
 from inspect_kit.hooks import on_device
 
-from ._budget import estimate_row_bytes, parse_bytes, rows_per_batch
+from ._budget import forward_measured, parse_bytes, rows_per_batch
 from ._cam import cam_maps, upsample
 from ._gradients import Runner, integrated_gradients, make_baseline, smoothgrad
 from ._guard import model_guard
@@ -83,12 +83,12 @@ def _one_batch(
 ) -> dict[str, Any]:
     """Maps of one batch (model already guarded, on its device, in the chosen mode)."""
     notes: list[str] = []
-    with torch.no_grad():
-        out = model(x)
+    out, row_bytes = forward_measured(model, x)  # one forward: the target and the memory cost
     resolved = resolve_target(target, out, labels=labels, output=output)
+    with torch.no_grad():
+        base_scores = resolved.scores(out)  # f(x): no second forward needed
     y = select_model_output(out, output)
     predictions = y.argmax(1).cpu().numpy() if y.ndim == 2 else None
-    row_bytes = estimate_row_bytes(model, x)
     n_rows = rows_per_batch(row_bytes, budget, rows)
     run = Runner(model, resolved, n_rows)
     owner = torch.arange(len(x), device=x.device)
@@ -112,7 +112,7 @@ def _one_batch(
         )
         res["noise_std"] = stds.numpy()
         maps = smoothgrad(run, x, opts.samples, stds, method, generator, progress)
-        scores = run.scores(x, owner)
+        scores = base_scores
     elif fam == "path":
         base, _ = make_baseline(x, opts.baseline, sigma=opts.blur_sigma, generator=generator)
         maps, fx, fb = integrated_gradients(run, x, base, opts.steps, opts.rule, progress)
@@ -146,7 +146,9 @@ def _one_batch(
             else window
         )
         res["window"], res["stride"] = window, stride
-        maps, scores = occlusion(run, x, window, stride, opts.occlusion_value, progress)
+        maps, scores = occlusion(
+            run, x, window, stride, opts.occlusion_value, progress, base=base_scores
+        )
     elif fam == "lrp":
         composite, note = (
             default_composite(model, opts.epsilon)
@@ -154,7 +156,7 @@ def _one_batch(
             else (opts.composite, None)
         )
         maps, lrp_notes = lrp(run, x, composite)
-        scores = run.scores(x, owner)
+        scores = base_scores
         notes.extend(([note] if note else []) + lrp_notes)
         progress(len(x))
     if fam == "cam":
@@ -164,7 +166,7 @@ def _one_batch(
             maps = maps * up  # guided gradients (per channel) x the upsampled Grad-CAM
         else:
             maps = up
-            scores = run.scores(x, owner)
+            scores = base_scores
             progress(len(x))
         res["layer_maps"] = layer_maps.detach().cpu().numpy()
     res["maps"] = maps.detach().cpu().numpy().astype(np.float32, copy=False)

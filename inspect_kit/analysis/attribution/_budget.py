@@ -17,7 +17,14 @@ from torch import nn
 
 from inspect_kit.hooks import flatten_output
 
-__all__ = ["DEFAULT_BUDGET", "estimate_row_bytes", "parse_bytes", "rows_per_batch", "spans"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "estimate_row_bytes",
+    "forward_measured",
+    "parse_bytes",
+    "rows_per_batch",
+    "spans",
+]
 
 DEFAULT_BUDGET = 2 * 1024**3
 _UNITS = {
@@ -58,8 +65,9 @@ def parse_bytes(value: int | float | str | None) -> int:
     )
 
 
-def estimate_row_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes one input row costs through forward and backward (measured on ``x[:1]``)."""
+def forward_measured(model: nn.Module, x: torch.Tensor) -> tuple[object, int]:
+    """One no-grad forward of ``x`` and the bytes one row costs through forward and backward
+    (what every leaf module outputs, per row, doubled for the backward, plus the input's)."""
     total = 0
     seen: set[int] = set()
 
@@ -74,11 +82,23 @@ def estimate_row_bytes(model: nn.Module, x: torch.Tensor) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model(x[:1])
+            out = model(x)
     finally:
         for h in handles:
             h.remove()
-    return int(2 * total + 3 * x[:1].numel() * x.element_size())
+    n = max(len(x), 1)
+    return out, int(2 * total / n + 3 * x[:1].numel() * x.element_size())
+
+
+def estimate_row_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes one input row costs through forward and backward (measured on ``x[:1]``).
+
+    Examples
+    --------
+    >>> estimate_row_bytes(nn.Linear(4, 2), torch.zeros(3, 4)) > 0
+    True
+    """
+    return forward_measured(model, x[:1])[1]
 
 
 def rows_per_batch(row_bytes: int, budget: int, batch_size: int | None = None) -> int:

@@ -80,12 +80,14 @@ def occlusion(
     stride: tuple[int, ...],
     value: float,
     progress: Callable[[int], None] | None = None,
+    base: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Occlusion maps ``(N, 1, *spatial)`` (all channels occluded together) and f(x)."""
+    """Occlusion maps ``(N, 1, *spatial)`` (all channels occluded together) and f(x)
+    (``base``, when the caller has it already)."""
     n, spatial = len(x), tuple(x.shape[2:])
     starts = window_starts(spatial, window, stride)
     owner_all = torch.arange(n, device=x.device)
-    base = run.scores(x, owner_all)
+    base = run.scores(x, owner_all) if base is None else base
     total = torch.zeros((n, 1, *spatial), dtype=x.dtype, device=x.device)
     count = torch.zeros((1, 1, *spatial), dtype=x.dtype, device=x.device)
     for c in starts:
