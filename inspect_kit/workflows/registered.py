@@ -104,7 +104,7 @@ def run_analysis(
             inputs.model = model.load(run.device)
         if data is not None:
             user = (data_options or DataOptions()).load(data)
-            inputs.data, inputs.class_names = user, user.class_names
+            inputs.data, inputs.class_names = user.to_array(), user.class_names
             if inputs.labels is None:
                 inputs.labels = user.labels
         result = resolve(spec.compute)(inputs, options)

@@ -199,9 +199,9 @@ class AnalysisInputs:
     run : RunOptions
     model : nn.Module or None
         The live model (``needs="model"``), in eval mode.
-    data : UserData or ndarray or None
-        The inputs (``needs="model"``): what :meth:`DataOptions.load` read, or the
-        report's inputs array in the store's sample order.
+    data : ndarray or None
+        The inputs (``needs="model"``), ``(N, C, H, W)`` or ``(N, C, D, H, W)``: what
+        ``--data`` read with the data flags, or the report's inputs in the store's order.
     labels, class_names
         Per-sample labels and class names, when known.
     """
