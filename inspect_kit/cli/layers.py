@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_common, add_model, model_source, positive_int, print_json, split_list
+from ._common import (
+    add_common,
+    add_model,
+    model_source,
+    positive_int,
+    print_json,
+    run_options,
+    split_list,
+)
 
 HELP = "List a model's layers (names to use with capture and featurevis)."
 EXAMPLES = """examples:
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         types=split_list(args.types),
         input_shape=args.input_shape,
-        device=args.device,
+        run=run_options(args),
     )
     if args.json:
         print_json(rows)

@@ -61,12 +61,13 @@ def layer_table(
     exclude: Sequence[str] | None = None,
     types: Sequence[str] | None = None,
     input_shape: Sequence[int] | None = None,
-    device: str | None = None,
+    run: RunOptions | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
     """The ``layers`` command: one row per layer (name, type, parameters, output shape).
 
     With ``input_shape`` (one sample's C H W or C D H W) a forward pass of zeros also gives
-    each layer's output shape, one entry per call (``name``, ``name:1`` ...).
+    each layer's output shape, one entry per call (``name``, ``name:1`` ...), on
+    ``run.device``.
 
     Returns
     -------
@@ -85,6 +86,7 @@ def layer_table(
 
     from inspect_kit.hooks import LayerRecorder, list_layers, resolve_layers
 
+    device = (run or RunOptions()).device
     net = model.load(device)
     names = list_layers(net, include=include, exclude=exclude, types=types)
     shapes: dict[str, str] = {}

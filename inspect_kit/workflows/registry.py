@@ -338,7 +338,7 @@ register_analysis(
         store_group="latent",
         figure="inspect_kit.figures.latent:plot_latent_correlations",
         section=f"{_STEPS}:LatentStep",
-        title="Latent space",
+        title="Latent probing (autoencoder)",
         command=False,
     )
 )
@@ -351,7 +351,7 @@ register_analysis(
         store_group="probes",
         figure="inspect_kit.figures.probes:plot_probe_profile",
         section=f"{_STEPS}:ProbeStep",
-        title="Linear probes",
+        title="Probe profile",
         examples=(
             "inspect-kit probe acts.h5 --out probes/",
             "inspect-kit probe acts.h5 --target site --layers layer2,layer3,layer4 --cv 5",
@@ -374,7 +374,7 @@ register_analysis(
         compute="inspect_kit.workflows.steps:random_weights_profile",
         needs="model",
         section=f"{_STEPS}:SanityStep",
-        title="Sanity checks",
+        title="Sanity check: randomised weights",
         command=False,
     )
 )
@@ -387,7 +387,7 @@ register_analysis(
         store_group="similarity",
         figure="inspect_kit.figures.similarity:plot_similarity",
         section=f"{_STEPS}:SimilarityStep",
-        title="Layer similarity",
+        title="Representation similarity",
         examples=(
             "inspect-kit compare acts.h5 --out figures/",
             "inspect-kit compare run1.h5 run2.h5 --layers layer1,layer2,layer3,layer4 "
