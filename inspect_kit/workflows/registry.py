@@ -69,6 +69,7 @@ __all__ = [
     "AnalysisSpec",
     "analyses",
     "get_analysis",
+    "load_plugins",
     "register_analysis",
     "resolve",
     "unregister_analysis",
@@ -274,8 +275,40 @@ def unregister_analysis(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+#: entry-point group through which an installed package registers its analyses
+ENTRY_POINT_GROUP = "inspect_kit.analyses"
+_PLUGINS_LOADED = False
+
+
+def load_plugins(*, reload: bool = False) -> list[str]:
+    """Register the analyses installed packages declare; returns the entry points loaded.
+
+    A package declares ``[project.entry-points."inspect_kit.analyses"]`` with
+    ``name = "mypkg.norms:SPEC"`` (an :class:`AnalysisSpec`, registered here) or
+    ``name = "mypkg.norms"`` (a module that registers when imported). Called once, by
+    :func:`analyses`; ``reload`` reads the entry points again.
+    """
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED and not reload:
+        return []
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        if isinstance(obj, AnalysisSpec) and _REGISTRY.get(obj.name) is not obj:
+            register_analysis(obj)
+        loaded.append(ep.value)
+    return loaded
+
+
 def analyses(*, commands_only: bool = False) -> list[AnalysisSpec]:
-    """The registered analyses, in registration order (the report's section order)."""
+    """The registered analyses, in registration order (the report's section order).
+
+    The analyses installed packages declare as entry points are registered on first call.
+    """
+    load_plugins()
     return [s for s in _REGISTRY.values() if s.command or not commands_only]
 
 

@@ -138,3 +138,17 @@ def test_a_registration_refuses_what_would_not_work():
         register_analysis(
             AnalysisSpec(name="report", summary="x", options=Opts, compute=print, examples=("a",))
         )
+
+
+def test_the_builtin_titles_are_the_headings_their_report_sections_draw():
+    """A built-in's report step draws its section with report.sections: the registration's
+    title is that heading (not a second name for it)."""
+    from pathlib import Path
+
+    from inspect_kit.report import sections
+
+    source = Path(sections.__file__).read_text()
+    builtin = [s for s in analyses() if isinstance(s.section, str) and "report_steps" in s.section]
+    assert len(builtin) == 6
+    for spec in builtin:
+        assert f'"{spec.heading}"' in source, spec.name

@@ -253,3 +253,35 @@ def test_the_report_has_its_section_with_the_options_given(plugins, store, tmp_p
     )
     html = res.report.read_text()
     assert "Layer norms" not in html and "Largest logits" not in html
+
+
+def test_an_installed_package_registers_its_analysis_through_an_entry_point(
+    tmp_path, monkeypatch, capsys
+):
+    """A package that declares ``[project.entry-points."inspect_kit.analyses"]`` gets its
+    command without anyone importing it: the entry point is read when the parser is built."""
+    from inspect_kit.workflows import registry
+
+    site = tmp_path / "site"
+    (site / "normsplugin-0.1.dist-info").mkdir(parents=True)
+    (site / "normsplugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: normsplugin\nVersion: 0.1\n"
+    )
+    (site / "normsplugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[inspect_kit.analyses]\nnorms = normsplugin:SPEC\n"
+    )
+    (site / "normsplugin.py").write_text(
+        "from tests.cli.test_registry_plugin import NORMS as SPEC\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert "normsplugin:SPEC" in registry.load_plugins(reload=True)
+        assert registry.get_analysis("norms") is NORMS
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["norms", "--help"])
+        assert "--order ORDER" in capsys.readouterr().out
+    finally:
+        unregister_analysis("norms")
+        monkeypatch.undo()
+        registry.load_plugins(reload=True)  # the installed packages' entry points only
+    assert "norms" not in {s.name for s in analyses()}
