@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .options import DataOptions, ModelSource, RunOptions
+from .options import DataOptions, ModelSource, RunOptions, option
 from .output import timed_step
 
 __all__ = [
@@ -25,13 +25,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AttributeOptions:
-    """What ``inspect-kit attribute`` computes.
+    """What ``inspect-kit attribute`` computes (each field is a flag).
 
     Parameters
     ----------
-    methods : tuple of str
+    method : tuple of str
         Attribution methods (``gradcam``, ``integrated-gradients``, ``occlusion`` ...).
-    target : str or int
+    target : str
         ``"predicted"``, ``"label"`` or a class index.
     layer : str, optional
         CAM layer (default: the deepest layer with at least 4 positions per axis).
@@ -41,22 +41,42 @@ class AttributeOptions:
         Memory per model call (``"2GiB"``).
     steps, samples : int
         Integrated-gradients steps, SmoothGrad samples.
-    window, stride : tuple of int, optional
+    occlusion_window, occlusion_stride : tuple of int, optional
         Occlusion window and stride in voxels.
     overwrite, resume : bool
     """
 
-    methods: tuple[str, ...] = ("gradcam", "integrated-gradients", "occlusion")
-    target: str | int = "predicted"
-    layer: str | None = None
-    batch_size: int = 16
-    memory_budget: str | None = None
-    steps: int = 32
-    samples: int = 16
-    window: tuple[int, ...] | None = None
-    stride: tuple[int, ...] | None = None
-    overwrite: bool = False
-    resume: bool = False
+    method: tuple[str, ...] = option(
+        ("gradcam", "integrated-gradients", "occlusion"),
+        "attribution methods: saliency, gradient, input-x-gradient, smoothgrad, "
+        "smoothgrad-squared, vargrad, integrated-gradients, guided-backprop, gradcam, gradcam++, "
+        "guided-gradcam, occlusion, lrp (needs zennit)",
+        flag=("--method", "--methods"),
+        nargs="+",
+        split=True,
+    )
+    target: str = option("predicted", "'predicted', 'label' or a class index")
+    layer: str | None = option(None, "CAM layer (default: the deepest with >= 4 per axis)")
+    batch_size: int = option(16, "samples per data batch", type="positive_int")
+    memory_budget: str | None = option(None, "memory per model call, e.g. 2GiB")
+    steps: int = option(32, "integrated-gradients steps", type="positive_int")
+    samples: int = option(16, "SmoothGrad samples", type="positive_int")
+    occlusion_window: tuple[int, ...] | None = option(
+        None,
+        "occlusion window in voxels per spatial axis (default: 1/8 of each)",
+        flag="--occlusion-window",
+        nargs="+",
+        type="positive_int",
+    )
+    occlusion_stride: tuple[int, ...] | None = option(
+        None,
+        "occlusion stride in voxels per spatial axis (default: the window)",
+        flag="--occlusion-stride",
+        nargs="+",
+        type="positive_int",
+    )
+    overwrite: bool = option(False, "replace an existing store")
+    resume: bool = option(False, "continue an unfinished run")
 
 
 def attribute_user_data(
@@ -73,7 +93,7 @@ def attribute_user_data(
     Examples
     --------
     >>> attribute_user_data(ModelSource("torchvision.models:resnet18"), "scans/", "attr.h5",
-    ...                     options=AttributeOptions(methods=("gradcam",)))  # doctest: +SKIP
+    ...                     options=AttributeOptions(method=("gradcam",)))  # doctest: +SKIP
     """
     from inspect_kit.analysis.attribution import AttributionOptions, attribute_to_store
 
@@ -89,17 +109,17 @@ def attribute_user_data(
     if isinstance(target, str) and target.isdigit():
         target = int(target)
     extra: dict[str, Any] = {"steps": options.steps, "samples": options.samples}
-    if options.window is not None:
-        extra["window"] = options.window
-    if options.stride is not None:
-        extra["stride"] = options.stride
-    with timed_step(f"attributing with {', '.join(options.methods)}", timings):
+    if options.occlusion_window is not None:
+        extra["window"] = tuple(options.occlusion_window)
+    if options.occlusion_stride is not None:
+        extra["stride"] = tuple(options.occlusion_stride)
+    with timed_step(f"attributing with {', '.join(options.method)}", timings):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         return attribute_to_store(
             net,
             user.dataset,
             out,
-            methods=list(options.methods),
+            methods=list(options.method),
             target=target,
             layer=options.layer,
             device=run.device,
@@ -111,6 +131,38 @@ def attribute_user_data(
             overwrite=options.overwrite,
             progress=run.progress,
         )
+
+
+def attribute_analysis(inputs: Any, options: AttributeOptions) -> list[dict[str, Any]]:
+    """The registry's computation: the inputs' model and data to maps (not saved in the
+    activation store: ``inspect-kit attribute`` writes a store of maps of its own)."""
+    from inspect_kit.analysis.attribution import AttributionOptions, attribute
+
+    target: Any = int(options.target) if str(options.target).isdigit() else options.target
+    rows = []
+    for m in options.method:
+        a = attribute(
+            inputs.model,
+            np.asarray(inputs.data),
+            method=m,
+            target=target,
+            layer=options.layer,
+            labels=inputs.labels,
+            memory_budget=options.memory_budget,
+            options=AttributionOptions(steps=options.steps, samples=options.samples),
+            device=inputs.run.device,
+            progress=inputs.run.progress,
+        )
+        rows.append(
+            {
+                "method": a.method,
+                "layer": a.layer,
+                "samples": len(a),
+                "flat": int(a.flat.sum()),
+                "description": a.describe(),
+            }
+        )
+    return rows
 
 
 def attribution_summary(path: str | Path) -> list[dict[str, Any]]:
