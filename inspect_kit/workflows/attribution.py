@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from .options import DataOptions, ModelSource, RunOptions, option
-from .output import timed_step
 
 __all__ = [
     "AttributeOptions",
@@ -96,6 +95,8 @@ def attribute_user_data(
     ...                     options=AttributeOptions(method=("gradcam",)))  # doctest: +SKIP
     """
     from inspect_kit.analysis.attribution import AttributionOptions, attribute_to_store
+
+    from .output import timed_step  # imports torch: not at module level (the registry is light)
 
     data_options = data_options or DataOptions()
     options = options or AttributeOptions()
