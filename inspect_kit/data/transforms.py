@@ -83,7 +83,9 @@ def resize(t: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     torch.Size([1, 4, 4, 4])
     """
     if t.ndim == 3:
-        return TF.resize(t, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        mode = TF.InterpolationMode.BILINEAR
+        out: torch.Tensor = TF.resize(t, list(size), interpolation=mode, antialias=True)
+        return out
     t = _antialias_3d(t, size)  # torch has no 3D antialiasing: a Gaussian pre-filter as skimage
     return F.interpolate(t[None], size=size, mode="trilinear", align_corners=False)[0]
 
@@ -153,7 +155,8 @@ def normalise(t: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
         )
     # torchvision reads the channels at dim -3: a volume is viewed as (C, D*H, W)
     flat = t.reshape(c, -1, t.shape[-1])
-    return TF.normalize(flat, mean_l, std_l).reshape(t.shape)
+    out: torch.Tensor = TF.normalize(flat, mean_l, std_l)
+    return out.reshape(t.shape)
 
 
 def parse_normalize(normalize: Any) -> Normalize:
