@@ -10,15 +10,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-#: the one rule for which key of a dict batch holds the input (first match wins); capture,
-#: autoencoder training and feature visualization all read batches through :func:`batch_input`
-X_KEYS = ("x", "input", "inputs", "image", "images", "img", "volume", "volumes", "data")
-Y_KEYS = ("y", "label", "labels", "target", "targets")
+from ..input_keys import X_KEYS, Y_KEYS, first_key
+
+# capture, autoencoder training and feature visualization all read a batch's input through
+# batch_input: the one rule of inspect_kit.input_keys
 DEFAULT_BATCH = 64
 
 
 def input_key(batch: Mapping[str, Any]) -> str:
-    """The key of a dict batch that holds the input (the first of :data:`X_KEYS` present).
+    """The key of a dict batch that holds the input (the first of
+    :data:`inspect_kit.input_keys.X_KEYS` present).
 
     Raises
     ------
@@ -30,7 +31,7 @@ def input_key(batch: Mapping[str, Any]) -> str:
     >>> input_key({"img": 0, "label": 1})
     'img'
     """
-    key = next((k for k in X_KEYS if k in batch), None)
+    key = first_key(batch, X_KEYS)
     if key is None:
         raise KeyError(
             f"a dict batch with keys {sorted(batch)}: none of them names the input; "
@@ -103,7 +104,7 @@ def parse_batch(item: Any, number: int) -> InputBatch:
         except KeyError as err:
             raise KeyError(f"batch {number}: {err.args[0]}") from None
         x = _to_tensor(item[xk], f"batch {number}[{xk!r}]")
-        yk = next((k for k in Y_KEYS if k in item), None)
+        yk = first_key(item, Y_KEYS)
         y = None if yk is None else _to_numpy(item[yk])
         index = _to_numpy(item["index"]).astype(np.int64) if "index" in item else None
         meta = {}

@@ -15,9 +15,6 @@ from inspect_kit.data._errors import DataFileError, reading_file
 from inspect_kit.data._optional import require
 from inspect_kit.data.transforms import SampleTransform, scale_integers
 
-#: where an ``.npz`` holds its inputs and its labels when no ``:key`` names them
-ARRAY_X_KEYS = ("x", "X", "images", "image", "inputs", "data", "volumes")
-ARRAY_Y_KEYS = ("y", "Y", "labels", "label", "targets", "target")
 H5_HINT = "the file may be truncated or damaged"
 
 

@@ -39,8 +39,6 @@ from torch.utils.data import Dataset
 
 from inspect_kit.data._errors import DataFileError, reading_file
 from inspect_kit.data.array_files import (
-    ARRAY_X_KEYS,
-    ARRAY_Y_KEYS,
     ArrayDataset,
     adds_channel_axis,
     check_numeric,
@@ -52,6 +50,7 @@ from inspect_kit.data.images import FileDataset, image_shape, read_image
 from inspect_kit.data.labels_files import encode_labels, labels_from_spec
 from inspect_kit.data.listing import ARRAY_SUFFIXES, kind_of, list_folder, split_key, suffix
 from inspect_kit.data.transforms import Normalize, SampleTransform, channels_of, parse_normalize
+from inspect_kit.input_keys import X_KEYS, Y_KEYS, first_key
 
 logger = logging.getLogger(__name__)
 
@@ -443,7 +442,7 @@ def _load_npz(
                 "np.savez(path, x=images, y=labels)"
             )
         if key is None:
-            key = next((k for k in ARRAY_X_KEYS if k in files), None)
+            key = first_key(files, X_KEYS)
             if key is None and len(files) == 1:
                 key = files[0]
         if key is None or key not in files:
@@ -453,7 +452,7 @@ def _load_npz(
             )
         with reading_file(path, ".npz file"):
             x = np.asarray(z[key])
-            y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
+            y_key = first_key([f for f in files if f != key], Y_KEYS)
             y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
     check_numeric(x, f"{path}:{key}")
     add_c = adds_channel_axis(x.shape, f"{path}:{key}")

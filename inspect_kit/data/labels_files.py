@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from inspect_kit.data._errors import DataFileError, reading_file
-from inspect_kit.data.array_files import ARRAY_Y_KEYS, h5_datasets, open_h5, open_npz
+from inspect_kit.data.array_files import h5_datasets, open_h5, open_npz
 from inspect_kit.data.listing import ARRAY_SUFFIXES, split_key, suffix
+from inspect_kit.input_keys import Y_KEYS, first_key
 
 
 def encode_labels(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, list[str] | None]:
@@ -132,7 +133,7 @@ def read_array_labels(spec: str) -> np.ndarray:
         raise FileNotFoundError(f"label source {path} does not exist")
     if suffix(path) == ".npz":
         with open_npz(path) as z:
-            key = key or next((k for k in ARRAY_Y_KEYS if k in z.files), None)
+            key = key or first_key(z.files, Y_KEYS)
             if key is None or key not in z.files:
                 raise KeyError(f"{path} has no array {key!r}; it holds {', '.join(z.files)}")
             with reading_file(path, ".npz file"):

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from inspect_kit.analysis.featurevis.exemplars import top_exemplars
 from inspect_kit.analysis.featurevis.param import channel_decorrelation
 from inspect_kit.capture import capture
-from inspect_kit.capture.inputs import X_KEYS, batch_input, input_key, parse_batch
+from inspect_kit.capture.inputs import batch_input, input_key, parse_batch
+from inspect_kit.input_keys import X_KEYS
 from inspect_kit.models import ConvAutoencoder, SmallCNN, fit_autoencoder
 
 

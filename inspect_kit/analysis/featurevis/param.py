@@ -215,7 +215,7 @@ def channel_decorrelation(data: Any, max_samples: int | None = 2048) -> np.ndarr
     ----------
     data : tensor, ndarray, Dataset, DataLoader or iterable of batches
         Inputs ``(N, C, *S)``; batches may be tensors, ``(x, y)`` tuples or dicts
-        with the input under one of :data:`~inspect_kit.capture.inputs.X_KEYS`.
+        with the input under one of :data:`~inspect_kit.input_keys.X_KEYS`.
     max_samples : int, optional
         Stop after this many samples (None: all).
 
