@@ -164,7 +164,6 @@ def load_data(
     skip_unreadable: bool = False,
     keep_identifiers: bool = False,
     id_salt: str | None = None,
-    reorient: bool | None = None,
 ) -> UserData:
     """Open a user's data folder or array file for capture and analysis.
 
@@ -213,8 +212,6 @@ def load_data(
     id_salt : str, optional
         The salt of those hashes; give the same one to compare IDs across stores (default: a
         random salt per call).
-    reorient : bool, optional
-        Deprecated spelling: ``reorient=False`` is ``orientation=None``.
 
     Returns
     -------
@@ -242,8 +239,6 @@ def load_data(
         if not hi > lo:
             raise ValueError(f"window={window} must be (low, high) with high > low")
         window = (lo, hi)
-    if reorient is False:
-        orientation = None
     from inspect_kit.data.geometry import check_orientation
 
     orientation = check_orientation(orientation)
