@@ -300,7 +300,6 @@ MODULES_BEING_SPLIT: dict[str, str] = {
     "inspect_kit/analysis/similarity.py": "base",
     "inspect_kit/analysis/probes.py": "base",
     "inspect_kit/analysis/latent.py": "base",
-    "inspect_kit/cli.py": "app",
 }
 
 #: Public functions over the limit that another branch of issue 20 is turning into option
@@ -311,7 +310,6 @@ WIDE_FUNCTIONS_BEING_FIXED: dict[tuple[str, str], str] = {
     ("inspect_kit/analysis/featurevis/render.py", "render"): "base",
     ("inspect_kit/analysis/probes.py", "linear_probe"): "base",
     ("inspect_kit/analysis/similarity.py", "similarity"): "base",
-    ("inspect_kit/workflows/commands.py", "probe_layers"): "app",
 }
 
 
