@@ -43,6 +43,7 @@ _SUBMODULES = (
     "metrics",
     "probes",
     "similarity",
+    "trust",
     "weights",
 )
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from inspect_kit.data.mni import _mni_volumes
 from inspect_kit.data._optional import require
+from inspect_kit.data.mni import _mni_volumes
 from inspect_kit.seeding import RandomState, resolve_seed
 
 __all__ = ["LESION_CLASSES", "LesionTask", "make_lesion_task"]
@@ -133,9 +133,9 @@ def _grid(dim: int, size: int, voxel_mm: float, origin: np.ndarray) -> np.ndarra
     offs = (np.arange(size) - (size - 1) / 2.0) * voxel_mm
     if dim == 2:
         hh, ww = np.meshgrid(offs, offs, indexing="ij")
-        return np.stack([np.zeros_like(hh), hh, ww]) + origin[:, None, None]
+        return np.asarray(np.stack([np.zeros_like(hh), hh, ww]) + origin[:, None, None])
     dd, hh, ww = np.meshgrid(offs, offs, offs, indexing="ij")
-    return np.stack([dd, hh, ww]) + origin[:, None, None, None]
+    return np.asarray(np.stack([dd, hh, ww]) + origin[:, None, None, None])
 
 
 def _sample(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

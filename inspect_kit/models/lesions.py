@@ -67,7 +67,9 @@ def fit_lesion_cnn(
     y = task.y
     if permute_labels:
         y = np.random.default_rng(random_state).permutation(y)
-    net = SmallCNN(in_channels=1, n_classes=2, dim=task.dim, widths=widths, random_state=random_state)
+    net = SmallCNN(
+        in_channels=1, n_classes=2, dim=task.dim, widths=widths, random_state=random_state
+    )
     history = fit_classifier(
         net,
         task.X,

@@ -35,13 +35,13 @@ def spatial_maps(maps: Any, spatial_shape: tuple[int, ...] | None = None) -> np.
         if a.shape[1:] == s:
             return a
         if a.ndim == len(s) + 2 and a.shape[2:] == s:
-            return a.sum(axis=1)
+            return np.asarray(a.sum(axis=1))
         raise ValueError(
             f"maps of shape {a.shape} do not match the spatial shape {s}: expected (N, *S) or "
             "(N, C, *S)"
         )
     if a.ndim == 5 or (a.ndim == 4 and a.shape[1] == 1):
-        return a.sum(axis=1)
+        return np.asarray(a.sum(axis=1))
     if a.ndim in (3, 4):
         return a
     raise ValueError(

@@ -48,7 +48,7 @@ def _ranks(maps: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
 def _targets(model: nn.Module, x: torch.Tensor, target: Any, batch_size: int) -> np.ndarray:
     if target is None:
         logits = _forward(model, [x[i] for i in range(len(x))], batch_size)
-        return logits.argmax(axis=1)
+        return np.asarray(logits.argmax(axis=1))
     t = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).astype(np.int64)
     t = np.broadcast_to(t, (len(x),)).copy()
     return t
@@ -67,9 +67,9 @@ def _forward(model: nn.Module, inputs: list[torch.Tensor], batch_size: int) -> n
 def _scores(logits: np.ndarray, target: np.ndarray, score: str) -> np.ndarray:
     picked = logits[np.arange(len(logits)), target]
     if score == "logit":
-        return picked
+        return np.asarray(picked)
     z = logits - logits.max(axis=1, keepdims=True)
-    return np.exp(z[np.arange(len(z)), target]) / np.exp(z).sum(axis=1)
+    return np.asarray(np.exp(z[np.arange(len(z)), target]) / np.exp(z).sum(axis=1))
 
 
 def _baseline(x: torch.Tensor, baseline: Any) -> torch.Tensor:
@@ -114,7 +114,10 @@ class DeletionInsertion(TrustResult):
     def to_records(self) -> list[dict[str, Any]]:
         """One row: the method and its mean AUCs (and their standard errors)."""
         n = len(self.auc_deletion)
-        se = (lambda a: float(a.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"))
+
+        def se(a: np.ndarray) -> float:
+            return float(a.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
         return [
             {
                 "method": self.method,
@@ -227,7 +230,9 @@ def deletion_insertion(
     )
 
 
-def _forward_stream(model: nn.Module, inputs: Iterator[torch.Tensor], batch_size: int) -> np.ndarray:
+def _forward_stream(
+    model: nn.Module, inputs: Iterator[torch.Tensor], batch_size: int
+) -> np.ndarray:
     out: list[np.ndarray] = []
     chunk: list[torch.Tensor] = []
     for t in inputs:
@@ -268,12 +273,16 @@ class Road(TrustResult):
     @property
     def morf_auc(self) -> float | None:
         """Mean area under the MoRF curve over ``percentages`` (lower is more faithful)."""
-        return None if self.morf is None else float(np.trapezoid(self.morf.mean(0), self.percentages))
+        return (
+            None if self.morf is None else float(np.trapezoid(self.morf.mean(0), self.percentages))
+        )
 
     @property
     def lerf_auc(self) -> float | None:
         """Mean area under the LeRF curve (higher is more faithful)."""
-        return None if self.lerf is None else float(np.trapezoid(self.lerf.mean(0), self.percentages))
+        return (
+            None if self.lerf is None else float(np.trapezoid(self.lerf.mean(0), self.percentages))
+        )
 
     def to_records(self) -> list[dict[str, Any]]:
         """One row: the method, the MoRF and LeRF AUCs and their gap (LeRF - MoRF)."""

@@ -108,9 +108,7 @@ def noisy_linear_impute(
         sol = splinalg.splu(A).solve(rhs)
     else:
         pre = sparse.diags(1.0 / diag)
-        sol = np.stack(
-            [_cg(A, rhs[:, k], pre) for k in range(rhs.shape[1])], axis=1
-        )
+        sol = np.stack([_cg(A, rhs[:, k], pre) for k in range(rhs.shape[1])], axis=1)
     if noise > 0:
         rng = np.random.default_rng(random_state)
         sol = sol + rng.normal(0.0, noise, size=sol.shape)

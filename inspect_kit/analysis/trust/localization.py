@@ -74,7 +74,7 @@ def otsu_threshold(values: np.ndarray) -> float:
     v = np.asarray(values, dtype=np.float64).ravel()
     if np.ptp(v) == 0:
         return float(v[0])
-    return float(threshold_otsu(v))
+    return float(threshold_otsu(v))  # type: ignore[no-untyped-call]
 
 
 def _overlap(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -205,7 +205,9 @@ def localization_scores(
     if len(masks_b) != len(m):
         raise ValueError(f"{len(m)} maps but {len(masks_b)} masks")
     if spacing is not None and len(spacing) != m.ndim - 1:
-        raise ValueError(f"spacing needs one value per spatial axis ({m.ndim - 1}), got {spacing!r}")
+        raise ValueError(
+            f"spacing needs one value per spatial axis ({m.ndim - 1}), got {spacing!r}"
+        )
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"tolerance must be an int >= 0 (voxels), got {tolerance!r}")
     voxel = float(np.prod(spacing)) if spacing is not None else 1.0
@@ -274,4 +276,4 @@ def mass_outside(maps: Any, region: Any, *, absolute: bool = True) -> np.ndarray
     flat = r.reshape(len(r), -1)
     total = flat.sum(axis=1)
     outside = (flat * ~inside.reshape(len(r), -1)).sum(axis=1)
-    return np.divide(outside, total, out=np.full(len(r), np.nan), where=total > 0)
+    return np.asarray(np.divide(outside, total, out=np.full(len(r), np.nan), where=total > 0))

@@ -149,23 +149,33 @@ def _compare(
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in SIMILARITY_METRICS]
     if unknown or not metrics:
-        raise ValueError(f"metrics must be a non-empty subset of {SIMILARITY_METRICS}, got {metrics}")
+        raise ValueError(
+            f"metrics must be a non-empty subset of {SIMILARITY_METRICS}, got {metrics}"
+        )
     if verdict_metric not in metrics:
         raise ValueError(f"verdict_metric {verdict_metric!r} must be one of metrics {metrics}")
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     xt = input_tensor(x)
     if len(xt) < 2:
-        raise ValueError("randomisation tests need at least 2 samples (for the random-pair baseline)")
+        raise ValueError(
+            "randomisation tests need at least 2 samples (for the random-pair baseline)"
+        )
     ref = call_attribute(attribute_fn, model, xt)
-    baseline = {m: random_pair_baseline(ref, m, n_pairs=n_pairs, random_state=seed) for m in metrics}
+    baseline = {
+        m: random_pair_baseline(ref, m, n_pairs=n_pairs, random_state=seed) for m in metrics
+    }
     scores = {m: np.empty((len(others), len(xt))) for m in metrics}
-    for k, (_, other) in enumerate(tqdm(others, desc=f"{test} randomisation", disable=not progress)):
+    for k, (_, other) in enumerate(
+        tqdm(others, desc=f"{test} randomisation", disable=not progress)
+    ):
         maps = call_attribute(attribute_fn, other, xt)
         for m in metrics:
             scores[m][k] = map_similarity(ref, maps, m)
     score = _verdict_score(scores[verdict_metric], test)
-    passed, reason = _verdict(method, test, score, baseline[verdict_metric], tolerance, verdict_metric)
+    passed, reason = _verdict(
+        method, test, score, baseline[verdict_metric], tolerance, verdict_metric
+    )
     logger.info("%s", reason)
     return RandomizationTest(
         method=method,

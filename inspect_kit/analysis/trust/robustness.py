@@ -89,7 +89,11 @@ def max_sensitivity(
     """
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius!r}")
-    if isinstance(n_perturbations, bool) or not isinstance(n_perturbations, int) or n_perturbations < 1:
+    if (
+        isinstance(n_perturbations, bool)
+        or not isinstance(n_perturbations, int)
+        or n_perturbations < 1
+    ):
         raise ValueError(f"n_perturbations must be a positive int, got {n_perturbations!r}")
     seed = resolve_seed(random_state)
     xt = input_tensor(x).detach()

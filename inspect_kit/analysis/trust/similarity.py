@@ -51,7 +51,9 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     win -= 1 - win % 2  # odd
     if win < 3:
         raise ValueError(f"SSIM needs maps of at least 3 voxels per side, got {a.shape}")
-    return float(structural_similarity(a, b, data_range=rng or 1.0, win_size=win))
+    return float(
+        structural_similarity(a, b, data_range=rng or 1.0, win_size=win)  # type: ignore[no-untyped-call]
+    )
 
 
 def _hog(m: np.ndarray, cell: int) -> np.ndarray:

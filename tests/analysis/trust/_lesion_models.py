@@ -17,14 +17,14 @@ from inspect_kit.data.lesions import LesionTask, make_lesion_task
 from inspect_kit.models.lesions import fit_lesion_cnn
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def task(dim: int, split: str, shortcut: float | None = None) -> LesionTask:
     n = {("train", 2): 600, ("test", 2): 200, ("train", 3): 320, ("test", 3): 100}[(split, dim)]
     seed = {"train": 0, "test": 1}[split] + (0 if shortcut is None else int(100 * shortcut))
     return make_lesion_task(dim, n, shortcut=shortcut, random_state=seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model(dim: int, kind: str = "clean") -> torch.nn.Module:
     """kind: clean (no tags), tagged (tags independent of the label), shortcut (the tag is
     on every positive and on no negative), permuted (labels permuted)."""

@@ -34,7 +34,9 @@ def test_road_orders_a_faithful_map_and_not_a_random_one():
     pos = L.positives(2, n=16)
     x = torch.from_numpy(pos.X)
     grad = road(net, x, L.input_x_gradient(net, x), percentages=(0.05, 0.1, 0.2, 0.4))
-    rand = road(net, x, np.random.default_rng(1).random((16, 32, 32)), percentages=(0.05, 0.1, 0.2, 0.4))
+    rand = road(
+        net, x, np.random.default_rng(1).random((16, 32, 32)), percentages=(0.05, 0.1, 0.2, 0.4)
+    )
     assert grad.lerf_auc - grad.morf_auc > 0.1
     assert abs(rand.lerf_auc - rand.morf_auc) < grad.lerf_auc - grad.morf_auc
     assert grad.morf_correct.mean() < grad.lerf_correct.mean()

@@ -8,8 +8,12 @@ import pytest
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from inspect_kit.analysis.trust import map_similarity, noisy_linear_impute, random_pair_baseline
-from inspect_kit.analysis.trust import imputation
+from inspect_kit.analysis.trust import (
+    imputation,
+    map_similarity,
+    noisy_linear_impute,
+    random_pair_baseline,
+)
 
 
 def test_imputation_matches_quantus_2d():
@@ -84,10 +88,12 @@ def test_spearman_matches_scipy_and_abs_variant():
     a, b = rng.normal(size=(3, 9, 9)), rng.normal(size=(3, 9, 9))
     b[0] = a[0] + 0.5 * b[0]
     got = map_similarity(a, b, "spearman")
-    ref = [stats.spearmanr(p.ravel(), q.ravel()).statistic for p, q in zip(a, b)]
+    ref = [stats.spearmanr(p.ravel(), q.ravel()).statistic for p, q in zip(a, b, strict=True)]
     np.testing.assert_allclose(got, ref, atol=1e-12)
     got_abs = map_similarity(a, b, "spearman_abs")
-    ref_abs = [stats.spearmanr(abs(p.ravel()), abs(q.ravel())).statistic for p, q in zip(a, b)]
+    ref_abs = [
+        stats.spearmanr(abs(p.ravel()), abs(q.ravel())).statistic for p, q in zip(a, b, strict=True)
+    ]
     np.testing.assert_allclose(got_abs, ref_abs, atol=1e-12)
     assert map_similarity(a, -a, "spearman_abs") == pytest.approx([1, 1, 1])
 

@@ -55,14 +55,19 @@ def test_pointing_game_relevance_mass_and_rank_agree_with_quantus(random_maps):
     )
     assert (ours.pointing_game[1::2] == 1).all()
     peaks = [np.unravel_index(np.argmax(m), m.shape) for m in maps]
-    np.testing.assert_array_equal(ours.pointing_game, [s[p] for s, p in zip(masks, peaks)])
+    np.testing.assert_array_equal(
+        ours.pointing_game, [s[p] for s, p in zip(masks, peaks, strict=True)]
+    )
 
 
 def test_auprc_matches_scikit_learn(random_maps):
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     maps, masks = random_maps
     ours = localization_scores(maps, masks).auprc
-    ref = [sklearn_metrics.average_precision_score(s.ravel(), m.ravel()) for m, s in zip(maps, masks)]
+    ref = [
+        sklearn_metrics.average_precision_score(s.ravel(), m.ravel())
+        for m, s in zip(maps, masks, strict=True)
+    ]
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     # ties between scores are one threshold, as scikit-learn counts them
     s, y = np.array([1.0, 1.0, 0.5, 0.5, 0.1]), np.array([1, 0, 1, 0, 0])

@@ -38,14 +38,21 @@ def test_independent_randomisation_and_summary():
     net = L.model(2)
     x = torch.from_numpy(L.task(2, "test").X[:8])
     res = model_randomization(
-        net, x, L.input_x_gradient, method="input x gradient", mode="independent",
-        metrics=("spearman_abs", "ssim"), progress=False,
+        net,
+        x,
+        L.input_x_gradient,
+        method="input x gradient",
+        mode="independent",
+        metrics=("spearman_abs", "ssim"),
+        progress=False,
     )
     assert res.stages == ["fc", "conv3", "conv2", "conv1"]
     assert res.scores["ssim"].shape == (4, 8)
     summary = res.summary()
     assert summary["score"] == pytest.approx(res.scores["ssim"].mean())
-    assert summary["passed"] == (summary["score"] <= summary["baseline"] + 0.25 * (1 - summary["baseline"]))
+    assert summary["passed"] == (
+        summary["score"] <= summary["baseline"] + 0.25 * (1 - summary["baseline"])
+    )
 
 
 def test_data_randomisation_with_a_permuted_labels_model():
