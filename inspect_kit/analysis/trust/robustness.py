@@ -58,8 +58,9 @@ def max_sensitivity(
     Each sample is perturbed ``n_perturbations`` times by independent uniform noise in
     ``[-radius, radius]`` per voxel; the perturbed copies go through ``attribute_fn`` in
     batches of ``batch_size``. The change of the map is measured relative to the map's own
-    norm (as Quantus's ``MaxSensitivity`` with its default normalisation does), so the score
-    does not depend on the map's scale.
+    norm (Quantus's ``MaxSensitivity`` divides by the unperturbed map's Frobenius norm too), so
+    the score does not depend on the map's scale. Unlike Quantus, perturbations that change the
+    prediction are kept.
 
     Parameters
     ----------
