@@ -22,7 +22,11 @@ from scipy.sparse import linalg as splinalg
 
 __all__ = ["noisy_linear_impute"]
 
-_DIRECT_LIMIT = 60_000  # unknowns solved by sparse LU; larger systems by conjugate gradients
+# Unknowns solved by sparse LU, per dimension; larger systems by conjugate gradients (Jacobi
+# preconditioned; the system is symmetric positive definite). LU fill-in grows fast in 3D:
+# measured here, 16k unknowns of a 32^3 volume took 5.4 s by LU and 131k of a 64^3 volume 2.1 s
+# by CG.
+_DIRECT_LIMIT = {2: 60_000, 3: 4_000}
 
 
 def _offsets(dim: int) -> list[tuple[tuple[int, ...], float]]:
@@ -104,7 +108,7 @@ def noisy_linear_impute(
     c = np.concatenate([np.arange(n_unknown), *cols])
     v = np.concatenate([diag, *vals])
     A = sparse.csc_matrix((v, (r, c)), shape=(n_unknown, n_unknown))
-    if n_unknown <= _DIRECT_LIMIT:
+    if n_unknown <= _DIRECT_LIMIT[dim]:
         sol = splinalg.splu(A).solve(rhs)
     else:
         pre = sparse.diags(1.0 / diag)

@@ -66,8 +66,9 @@ def test_iterative_solver_agrees_with_direct(monkeypatch):
     rng = np.random.default_rng(3)
     x = rng.random((2, 10, 10, 10))
     removed = rng.random((10, 10, 10)) < 0.7
+    monkeypatch.setattr(imputation, "_DIRECT_LIMIT", {2: 10**6, 3: 10**6})
     direct = noisy_linear_impute(x, removed, noise=0.0)
-    monkeypatch.setattr(imputation, "_DIRECT_LIMIT", 10)
+    monkeypatch.setattr(imputation, "_DIRECT_LIMIT", {2: 10, 3: 10})
     iterative = noisy_linear_impute(x, removed, noise=0.0)
     np.testing.assert_allclose(iterative, direct, atol=1e-6)
 
