@@ -43,6 +43,16 @@ __getattr__, __dir__, _ = lazy_loader.attach(
             "save_html",
         ],
         "workflows.pipeline": ["build_report"],
+        # trust metrics of attribution maps (issue 22)
+        "analysis.trust": [
+            "data_randomization",
+            "deletion_insertion",
+            "localization_scores",
+            "max_sensitivity",
+            "model_randomization",
+            "road",
+        ],
+        "data.lesions": ["make_lesion_task"],
     },
 )
 
@@ -57,18 +67,25 @@ __all__ = [
     "capture",
     "cka",
     "conv_kernels",
+    "data_randomization",
+    "deletion_insertion",
     "embed",
     "explore",
     "export_figure",
     "featurevis",
     "linear_probe",
     "list_layers",
+    "localization_scores",
+    "make_lesion_task",
+    "max_sensitivity",
+    "model_randomization",
     "open_store",
     "plot_embedding",
     "plot_embedding_grid",
     "plot_similarity",
     "probe_profile",
     "publication_layout",
+    "road",
     "save_html",
     "similarity",
 ]
@@ -81,8 +98,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.latent import LatentProbe
     from .analysis.probes import linear_probe, probe_profile
     from .analysis.similarity import Similarity, cka, similarity
+    from .analysis.trust import (
+        data_randomization,
+        deletion_insertion,
+        localization_scores,
+        max_sensitivity,
+        model_randomization,
+        road,
+    )
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
+    from .data.lesions import make_lesion_task
     from .figures import (
         export_figure,
         plot_embedding,

@@ -22,6 +22,7 @@ __getattr__, __dir__, _ = lazy_loader.attach(
         "metrics",
         "probes",
         "similarity",
+        "trust",
         "weights",
     ],
     submod_attrs={
