@@ -8,42 +8,37 @@ does not import torch or scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "Caveat": ".caveats",
-    "find_caveats": ".caveats",
-    "Embedding": ".embedding",
-    "PCAEmbedding": ".embedding",
-    "TSNEEmbedding": ".embedding",
-    "UMAPEmbedding": ".embedding",
-    "embed": ".embedding",
-    "Interpolation": ".latent",
-    "LatentProbe": ".latent",
-    "Traversal": ".latent",
-    "slerp": ".latent",
-    "embedding_quality": ".metrics",
-    "knn_accuracy": ".metrics",
-    "knn_transfer_accuracy": ".metrics",
-    "trustworthiness": ".metrics",
-    "ProbeProfile": ".probes",
-    "ProbeResult": ".probes",
-    "linear_probe": ".probes",
-    "probe_profile": ".probes",
-    "Similarity": ".similarity",
-    "cka": ".similarity",
-    "conv_kernels": ".weights",
-}
-_SUBMODULES = (
-    "caveats",
-    "embedding",
-    "featurevis",
-    "latent",
-    "metrics",
-    "probes",
-    "similarity",
-    "weights",
+import lazy_loader
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submodules=[
+        "caveats",
+        "embedding",
+        "featurevis",
+        "latent",
+        "metrics",
+        "probes",
+        "similarity",
+        "trust",
+        "weights",
+    ],
+    submod_attrs={
+        "caveats": ["Caveat", "find_caveats"],
+        "embedding": ["Embedding", "PCAEmbedding", "TSNEEmbedding", "UMAPEmbedding", "embed"],
+        "latent": ["Interpolation", "LatentProbe", "Traversal", "slerp"],
+        "metrics": [
+            "embedding_quality",
+            "knn_accuracy",
+            "knn_transfer_accuracy",
+            "trustworthiness",
+        ],
+        "probes": ["ProbeProfile", "ProbeResult", "linear_probe", "probe_profile"],
+        "similarity": ["Similarity", "cka"],
+        "weights": ["conv_kernels"],
+    },
 )
 
 if TYPE_CHECKING:
@@ -55,21 +50,6 @@ if TYPE_CHECKING:
     from .probes import ProbeProfile, ProbeResult, linear_probe, probe_profile
     from .similarity import Similarity, cka
     from .weights import conv_kernels
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 __all__ = [

@@ -29,14 +29,13 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _package_version
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from inspect_kit._version import __version__
 from inspect_kit.store import schema
 
 logger = logging.getLogger(__name__)
@@ -623,13 +622,6 @@ def _store_identity(store: Any) -> dict[str, Any]:
     }
 
 
-def _inspect_kit_version() -> str:
-    try:
-        return _package_version("inspect-kit")
-    except PackageNotFoundError:
-        return ""
-
-
 def _batches(
     n: int, batch_size: int | None, n_epochs: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
@@ -997,7 +989,7 @@ def _save_cached(store: Any, group: str, key: str, result: Similarity) -> None:
         "params": result.params,
         "n_samples": result.n_samples,
         "other": result.other or "",
-        "inspect_kit_version": _inspect_kit_version(),
+        "inspect_kit_version": __version__,
     }
     try:
         store.save_result(group, data, attrs)

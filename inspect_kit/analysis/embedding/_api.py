@@ -16,8 +16,9 @@ import numpy as np
 from inspect_kit.store import schema
 
 from ..._names import unknown_name_error
+from ..._version import __version__
 from ..metrics import knn_transfer_accuracy
-from ._base import BaseEmbedding, package_version
+from ._base import BaseEmbedding
 from ._features import Features
 from ._pca import PCAEmbedding
 from .registry import display_name, get_method
@@ -469,7 +470,7 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
         "params": est.params_,
         "metrics": est.metrics_,
         "seed": -1 if est.random_state is None else int(est.random_state),
-        "inspect_kit_version": package_version("inspect-kit") or "",
+        "inspect_kit_version": __version__,
     }
     try:
         ctx["store"].save_result(_cache_group(ctx["layer"], est.method), data, attrs)
