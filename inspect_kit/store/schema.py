@@ -28,10 +28,12 @@ LATENT = "latent"
 PROBES = "probes"
 #: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
 SIMILARITY = "similarity"
+#: ``attributions/...``: attribution maps and their parameters
+ATTRIBUTIONS = "attributions"
 #: how the model and data were named at capture: data, never code
 INPUTS = "inputs"
 #: groups that hold results rather than captured data
-RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, INPUTS)
+RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, ATTRIBUTIONS, INPUTS)
 #: every top-level group a store can hold
 GROUPS = (SAMPLES, LAYERS, *RESULT_GROUPS)
 

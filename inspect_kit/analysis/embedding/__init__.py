@@ -27,17 +27,17 @@ _LAZY = {
     "embed": "._api",
     "make_estimator": "._api",
     "BaseEmbedding": "._base",
-    "Features": "._features",
-    "reduce_rows": "._features",
+    "Features": "..blocks",
+    "reduce_rows": "..blocks",
     "PCAEmbedding": "._pca",
     "TSNEEmbedding": "._tsne",
     "UMAPEmbedding": "._umap",
 }
 
 if TYPE_CHECKING:
+    from ..blocks import Features, reduce_rows
     from ._api import Embedding, embed, make_estimator
     from ._base import BaseEmbedding
-    from ._features import Features, reduce_rows
     from ._pca import PCAEmbedding
     from ._tsne import TSNEEmbedding
     from ._umap import UMAPEmbedding

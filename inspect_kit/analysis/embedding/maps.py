@@ -87,7 +87,7 @@ class MapSource:
         }
         self._features: dict[str | None, np.ndarray] = {}
         if features is not None:
-            from ._features import Features
+            from ..blocks import Features
 
             self._features[None] = Features(features, reduce=reduce, progress=False).to_numpy()
         if layer_options is None:
@@ -221,7 +221,7 @@ class MapSource:
                 "features=<array (N, ...)> with the embedding"
             )
         if layer not in self._features:
-            from ._features import Features
+            from ..blocks import Features
 
             self._features[layer] = Features(
                 self.store[layer],
