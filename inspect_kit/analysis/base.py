@@ -452,6 +452,7 @@ def layer_features(
     samples: Any = None,
     block_rows: int | None = None,
     progress: bool = False,
+    dtype: Any = None,
 ) -> Features:
     """The feature rows ``(N, D)`` of a store layer, read (and pooled) block by block.
 
@@ -468,6 +469,8 @@ def layer_features(
         Rows read at once (default: about 64 MiB of raw activations).
     progress : bool
         Progress bar over a pass's blocks.
+    dtype : numpy dtype, optional
+        Of the rows handed out (default float32).
 
     Examples
     --------
@@ -483,6 +486,7 @@ def layer_features(
         name=name,
         block_rows=block_rows,
         progress=progress,
+        dtype=dtype,
     )
 
 

@@ -248,8 +248,8 @@ class Features:
     def _raise_non_finite(self, n_values: int, rows: np.ndarray) -> None:
         shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
         raise ValueError(
-            f"{self.name!r} has {n_values} non-finite values (NaN or inf) in {len(rows)} of "
-            f"{self.n_samples} samples (sample positions {shown}); embeddings need finite "
+            f"{self.name!r} has {n_values} non-finite values (NaN or infinite) in {len(rows)} of "
+            f"{self.n_samples} samples (sample positions {shown}); analyses need finite "
             "features: leave those samples out with samples=..., or fix the model/capture "
             "that produced them"
         )

@@ -127,7 +127,9 @@ def write_result(
 ) -> bool:
     """Write a result (arrays ``data``, JSON-able ``attrs``) under ``group``, replacing it.
 
-    The one function that writes analysis results. With ``best_effort``, a store that cannot
+    The one function that writes analysis results: under a result group of the schema
+    (:func:`result_group`), or a group the user named, never under the captured data
+    (``samples``, ``layers``). With ``best_effort``, a store that cannot
     be written (a capture still writing it, a read-only file system) is logged and False
     returned; otherwise the error propagates.
 
@@ -137,10 +139,10 @@ def write_result(
     True
     """
     top = group.strip("/").split("/")[0]
-    if top not in schema.RESULT_GROUPS:
+    if top in (schema.SAMPLES, schema.LAYERS, ""):
         raise ValueError(
-            f"results go under the schema's result groups ({', '.join(schema.RESULT_GROUPS)}), "
-            f"not {group!r}"
+            f"results cannot be written under /{group.strip('/')}: that is captured data; "
+            f"use a result group ({', '.join(schema.RESULT_GROUPS)})"
         )
     try:
         store.save_result(group, dict(data), dict(attrs))
