@@ -29,10 +29,12 @@ _LAZY = {
     "Embedding": "inspect_kit.analysis.embedding",
     "embed": "inspect_kit.analysis.embedding",
     "LatentProbe": "inspect_kit.analysis.latent",
+    "LinearProbe": "inspect_kit.analysis.linear",
     "linear_probe": "inspect_kit.analysis.probes",
     "probe_profile": "inspect_kit.analysis.probes",
     "conv_kernels": "inspect_kit.analysis.weights",
     "Similarity": "inspect_kit.analysis.similarity",
+    "SimilarityOptions": "inspect_kit.analysis.similarity",
     "cka": "inspect_kit.analysis.similarity",
     "similarity": "inspect_kit.analysis.similarity",
     "explore": "inspect_kit.workflows.explore",
@@ -62,7 +64,9 @@ __all__ = [
     "ActivationStore",
     "Embedding",
     "LatentProbe",
+    "LinearProbe",
     "Similarity",
+    "SimilarityOptions",
     "StoreError",
     "__version__",
     "build_report",
@@ -118,8 +122,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis import featurevis
     from .analysis.embedding import Embedding, embed
     from .analysis.latent import LatentProbe
+    from .analysis.linear import LinearProbe
     from .analysis.probes import linear_probe, probe_profile
-    from .analysis.similarity import Similarity, cka, similarity
+    from .analysis.similarity import Similarity, SimilarityOptions, cka, similarity
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
     from .figures import (

@@ -51,8 +51,10 @@ __all__ = [
     "SampleMatch",
     "check_features",
     "is_store",
+    "layer_blocks",
     "layer_features",
     "match_samples",
+    "open_path",
     "opened",
     "resolve_layer",
     "resolve_layers",
@@ -76,6 +78,19 @@ def is_store(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
 
+def open_path(path: str | os.PathLike[str]) -> Any:
+    """Open the store at ``path`` read-only; the caller closes it (or keeps it open, as the
+    explorer does for as long as it shows the store).
+
+    Examples
+    --------
+    >>> store = open_path("acts.h5")              # doctest: +SKIP
+    """
+    from inspect_kit.store import open_store
+
+    return open_store(Path(path))
+
+
 @contextmanager
 def opened(store: Any) -> Iterator[Any]:
     """An open store from a path or a store; a store this opened is closed on exit.
@@ -93,9 +108,7 @@ def opened(store: Any) -> Iterator[Any]:
     ['conv1', 'fc']
     """
     if isinstance(store, str | os.PathLike):
-        from inspect_kit.store import open_store
-
-        owned = open_store(Path(store))
+        owned = open_path(store)
         try:
             yield owned
         finally:
@@ -444,6 +457,22 @@ class SampleColumns:
 
 
 # -- features -------------------------------------------------------------------------------------
+def layer_blocks(
+    store: Any, layer: str, block_rows: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, rows)``: a layer's raw rows (as stored, unreduced), a block at a time.
+
+    ``block_rows`` defaults to the layer's HDF5 chunk rounded up to about 64 MiB.
+
+    Examples
+    --------
+    >>> for start, rows in layer_blocks(store, "conv2", 256):   # doctest: +SKIP
+    ...     ...
+    """
+    name = resolve_layer(store, layer)
+    yield from store.iter_chunks(name, batch_size=block_rows)
+
+
 def layer_features(
     store: Any,
     layer: str,

@@ -1,6 +1,6 @@
 """Representation similarity: CKA and RSA between the layers of one store or of two stores.
 
-The maths (HSIC, linear/RBF CKA, debiased, RDMs) is in :mod:`inspect_kit.analysis.cka`; this
+The maths (HSIC, linear/RBF CKA, debiased, RDMs) is in :mod:`inspect_kit.analysis.cka_rsa`; this
 module streams stores through it. CKA is a minibatch estimator: the (unbiased) HSIC of each
 minibatch of a seeded permutation, numerator and denominators averaged separately, so that
 memory stays at a few ``batch x batch`` matrices per layer however many samples a store holds
@@ -28,7 +28,7 @@ from inspect_kit.store import schema
 from . import cache as result_cache
 from .base import match_samples, opened, resolve_layers
 from .blocks import GramReader
-from .cka import (
+from .cka_rsa import (
     RDM_METRICS,
     Prepared,
     check_kernel,

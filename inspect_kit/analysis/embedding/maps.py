@@ -25,14 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from ..base import is_store, open_path
 from .registry import method_names
 
 __all__ = ["MapSource", "is_store"]
-
-
-def is_store(obj: Any) -> bool:
-    """Whether ``obj`` reads like an activation store (duck-typed: parts and views too)."""
-    return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
 
 class MapSource:
@@ -124,9 +120,7 @@ class MapSource:
         from ._api import Embedding, embed
 
         if isinstance(data, str | Path):
-            from inspect_kit.store import open_store
-
-            data = open_store(data)
+            data = open_path(data)
         if is_store(data):
             store = data
             stored = list(store.layers)
@@ -169,9 +163,7 @@ class MapSource:
         store = None
         src = embs[0].source
         if src and Path(src).exists() and all(e.source == src for e in embs):
-            from inspect_kit.store import open_store
-
-            candidate = open_store(src)
+            candidate = open_path(src)
             if len(candidate) == len(embs[0]) and np.array_equal(
                 candidate.index, np.asarray(embs[0].index)
             ):
