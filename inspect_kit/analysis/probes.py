@@ -248,7 +248,7 @@ def probe_profile(
         probed: list[str] = []
         for name in tqdm(names, desc="probing layers", disable=not progress):
             try:
-                layer_solver = solver
+                layer_solver: str = solver
                 if solver == "auto":
                     layer_solver = _auto_solver(st, name, reduce, memory_limit, probe.chance)
                 X = _features(st, name, reduce, layer_solver, batch_size)

@@ -122,7 +122,7 @@ class SimilarityOptions:
             raise ValueError(f"n_samples must be an integer >= 4 or None, got {ns!r}")
         if self.method == "rsa" and ns is None:
             ns = 1000
-        return replace(self, reduction=reduction, n_samples=ns)  # type: ignore[arg-type]
+        return replace(self, reduction=reduction, n_samples=ns)
 
     @classmethod
     def from_params(

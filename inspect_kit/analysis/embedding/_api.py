@@ -265,8 +265,8 @@ def _resolve_input(
 ) -> _Input:
     """Features plus the per-sample columns (index, labels, ... thumbnails) of ``data``."""
     if is_store(data):
-        name = resolve_layer(data, layer)
-        view = data[name]
+        stored = resolve_layer(data, layer)
+        view = data[stored]
         columns = SampleColumns.from_store(
             data,
             samples,
@@ -279,11 +279,11 @@ def _resolve_input(
             view,
             reduce=reduce,
             samples=columns.positions,
-            name=name,
+            name=stored,
             progress=progress,
             block_rows=batch_size,
         )
-        return _Input(feats, columns, name, data)
+        return _Input(feats, columns, stored, data)
     if isinstance(data, Embedding):
         raise TypeError("embed() takes features (a store or an array), not an Embedding")
     name = layer or getattr(data, "name", None)
