@@ -76,3 +76,27 @@ def test_the_check_catches_a_direct_read(tmp_path):
     bad.write_text(source)
     found = _violations(bad)
     assert len(found) == 5, found
+
+
+def test_no_public_function_in_analysis_takes_over_15_parameters():
+    """What travels together is an option object (SimilarityOptions, StreamingOptions ...)."""
+    over = []
+    for path in _analysis_modules() + [ANALYSIS / m for m in sorted(BASE_MODULES)]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                names = [n for n in names if n not in ("self", "cls")]
+                if len(names) > 15:
+                    over.append(f"{path.relative_to(ANALYSIS)}:{node.name} ({len(names)})")
+    assert not over, over
+
+
+def test_no_module_in_analysis_is_over_700_lines():
+    long = [
+        f"{p.relative_to(ANALYSIS)} ({n})"
+        for p in ANALYSIS.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 700
+    ]
+    assert not long, long
