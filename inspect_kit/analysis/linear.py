@@ -298,7 +298,7 @@ class LinearProbe(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no
                 "solver='streaming'; use chance='balanced' (or 'dummy' for regression)"
             )
         source, matrix = self._source(X, solver)
-        n = source.n_samples if source is not None else len(matrix)  # type: ignore[arg-type]
+        n = int(source.n_samples) if matrix is None else len(matrix)
         y = _targets(y, n)
         cv = self.cv
         if not isinstance(cv, int | np.integer) or cv < 2:

@@ -352,11 +352,12 @@ def _plan(store: Any, other: Any, layers: Any, other_layers: Any, opts: Similari
     n = len(pos_a)
     params: dict[str, Any] = {"reduction": opts.reduction, "random_state": opts.random_state}
     if opts.method == "cka":
-        minibatch = opts.batch_size is not None and opts.batch_size < n
+        batch = opts.batch_size
+        minibatch = batch is not None and batch < n
         params.update(
             kernel=opts.kernel,
             debiased=bool(opts.debiased),
-            batch_size=int(opts.batch_size) if minibatch else None,  # type: ignore[arg-type]
+            batch_size=int(batch) if batch is not None and minibatch else None,
             n_epochs=int(opts.n_epochs) if minibatch else 1,
         )
         if opts.kernel == "rbf":
