@@ -1,7 +1,8 @@
 """What the ``inspect-kit`` command and the demo run: the application layer.
 
 The only layer that combines capture, analyses and the report. Workflows take small option
-objects (:mod:`.options`) rather than long keyword lists: :func:`build_report` profiles a
+objects (:mod:`.options`) rather than long keyword lists; analyses are declared once in
+:mod:`.registry` (their command and report section follow). :func:`build_report` profiles a
 store into one HTML report (a list of steps, :mod:`.report_steps`), :func:`run_demo` trains
 and profiles the demo model, and :mod:`.commands` holds the single-step commands
 (``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``);
@@ -10,8 +11,9 @@ and profiles the demo model, and :mod:`.commands` holds the single-step commands
 Examples
 --------
 >>> from inspect_kit.workflows import ReportOptions, build_report
->>> res = build_report("acts.h5", "report.html", options=ReportOptions(methods=("pca",)))
-... # doctest: +SKIP
+>>> from inspect_kit.workflows import EmbeddingOptions
+>>> opts = ReportOptions(embedding=EmbeddingOptions(methods=("pca",)), latent=None)
+>>> res = build_report("acts.h5", "report.html", options=opts)   # doctest: +SKIP
 """
 
 import importlib
@@ -27,8 +29,13 @@ _LAZY = {
     "FeatureVisOptions": ".options",
     "LatentOptions": ".options",
     "ModelSource": ".options",
+    "ProbeOptions": ".options",
     "ReportOptions": ".options",
     "RunOptions": ".options",
+    "SimilarityOptions": ".options",
+    "AnalysisInputs": ".registry",
+    "AnalysisSpec": ".registry",
+    "register_analysis": ".registry",
     "PipelineResult": ".pipeline",
     "build_report": ".pipeline",
     "report_from_store": ".pipeline",
@@ -45,10 +52,13 @@ if TYPE_CHECKING:
         FeatureVisOptions,
         LatentOptions,
         ModelSource,
+        ProbeOptions,
         ReportOptions,
         RunOptions,
+        SimilarityOptions,
     )
     from .pipeline import PipelineResult, build_report, report_from_store
+    from .registry import AnalysisInputs, AnalysisSpec, register_analysis
 
 
 def __getattr__(name: str) -> Any:
@@ -64,6 +74,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AnalysisInputs",
+    "AnalysisSpec",
     "CaptureOptions",
     "DataOptions",
     "DemoSize",
@@ -72,10 +84,13 @@ __all__ = [
     "LatentOptions",
     "ModelSource",
     "PipelineResult",
+    "ProbeOptions",
     "ReportOptions",
     "RunOptions",
+    "SimilarityOptions",
     "build_report",
     "explore",
+    "register_analysis",
     "report_from_store",
     "run_demo",
 ]

@@ -1,6 +1,6 @@
 """Reading users' files (inspect_kit.data.formats), checked against PIL, numpy and h5py.
 
-The command-line tests (tests/test_cli.py) go through these readers too; here each reader is
+The command-line tests (tests/cli/test_cli.py) go through these readers too; here each reader is
 called directly and its values are compared with an independent reading of the same file.
 """
 
