@@ -274,7 +274,7 @@ def match_samples(a: Any, b: Any) -> SampleMatch:
     Examples
     --------
     >>> m = match_samples(run1, run2)          # doctest: +SKIP
-    >>> run1["fc"][m.positions_a[:5]], run2["fc"][m.positions_b[:5]]   # same 5 samples
+    >>> run1["fc"][m.positions_a[:5]], run2["fc"][m.positions_b[:5]]  # doctest: +SKIP
     """
     ia, ib = np.asarray(a.index, dtype=np.int64), np.asarray(b.index, dtype=np.int64)
     for s, idx in ((a, ia), (b, ib)):
