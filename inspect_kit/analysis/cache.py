@@ -95,8 +95,8 @@ def result_group(kind: str, *parts: str) -> str:
 
     Examples
     --------
-    >>> result_group("similarity", "cka", "0123abcd")
-    'similarity/cka/0123abcd'
+    >>> result_group(schema.SIMILARITY, "cka", "0123abcd") == schema.SIMILARITY + "/cka/0123abcd"
+    True
     """
     if kind not in schema.RESULT_GROUPS:
         raise ValueError(
@@ -135,7 +135,7 @@ def write_result(
 
     Examples
     --------
-    >>> write_result(store, "probes/label", {"score": scores}, {"layers": layers})  # doctest: +SKIP
+    >>> write_result(store, schema.probe_group("label"), {"score": s}, {})  # doctest: +SKIP
     True
     """
     top = group.strip("/").split("/")[0]
