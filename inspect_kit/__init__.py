@@ -45,6 +45,14 @@ _LAZY = {
     "publication_layout": "inspect_kit.figures",
     "save_html": "inspect_kit.figures",
     "build_report": "inspect_kit.workflows.pipeline",
+    # trust metrics of attribution maps (issue 22)
+    "data_randomization": "inspect_kit.analysis.trust",
+    "deletion_insertion": "inspect_kit.analysis.trust",
+    "localization_scores": "inspect_kit.analysis.trust",
+    "max_sensitivity": "inspect_kit.analysis.trust",
+    "model_randomization": "inspect_kit.analysis.trust",
+    "road": "inspect_kit.analysis.trust",
+    "make_lesion_task": "inspect_kit.data.lesions",
 }
 # submodules reachable as attributes (`ik.models.SmallCNN`); featurevis is an alias
 _SUBMODULES = {
@@ -73,18 +81,25 @@ __all__ = [
     "capture",
     "cka",
     "conv_kernels",
+    "data_randomization",
+    "deletion_insertion",
     "embed",
     "explore",
     "export_figure",
     "featurevis",
     "linear_probe",
     "list_layers",
+    "localization_scores",
+    "make_lesion_task",
+    "max_sensitivity",
+    "model_randomization",
     "open_store",
     "plot_embedding",
     "plot_embedding_grid",
     "plot_similarity",
     "probe_profile",
     "publication_layout",
+    "road",
     "save_html",
     "similarity",
 ]
@@ -125,8 +140,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.linear import LinearProbe
     from .analysis.probes import linear_probe, probe_profile
     from .analysis.similarity import Similarity, SimilarityOptions, cka, similarity
+    from .analysis.trust import (
+        data_randomization,
+        deletion_insertion,
+        localization_scores,
+        max_sensitivity,
+        model_randomization,
+        road,
+    )
     from .analysis.weights import conv_kernels
     from .capture import capture, list_layers
+    from .data.lesions import make_lesion_task
     from .figures import (
         export_figure,
         plot_embedding,

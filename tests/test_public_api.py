@@ -35,6 +35,14 @@ EXPECTED = {
     "cka",
     "similarity",
     "plot_similarity",
+    # trust metrics of attribution maps and the lesion task (issue 22)
+    "data_randomization",
+    "deletion_insertion",
+    "localization_scores",
+    "max_sensitivity",
+    "model_randomization",
+    "road",
+    "make_lesion_task",
 }
 
 

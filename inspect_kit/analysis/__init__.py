@@ -66,6 +66,7 @@ _SUBMODULES = (
     "metrics",
     "probes",
     "similarity",
+    "trust",
     "weights",
 )
 
