@@ -96,7 +96,7 @@ def test_cli_help_and_version_are_light(argv):
     assert _loaded_after(code) == []
 
 
-def test_version_comes_from_the_installed_metadata():
+def test_the_installed_metadata_reads_the_one_version_source():
     from importlib.metadata import version
 
     assert inspect_kit.__version__ == version("inspect-kit")

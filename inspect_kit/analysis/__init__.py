@@ -12,62 +12,55 @@ does not import torch or scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "SampleColumns": ".base",
-    "SampleMatch": ".base",
-    "check_features": ".base",
-    "layer_features": ".base",
-    "match_samples": ".base",
-    "opened": ".base",
-    "resolve_layer": ".base",
-    "resolve_layers": ".base",
-    "Features": ".blocks",
-    "Caveat": ".caveats",
-    "find_caveats": ".caveats",
-    "Embedding": ".embedding",
-    "PCAEmbedding": ".embedding",
-    "TSNEEmbedding": ".embedding",
-    "UMAPEmbedding": ".embedding",
-    "embed": ".embedding",
-    "Interpolation": ".latent",
-    "LatentProbe": ".latent",
-    "Traversal": ".latent",
-    "slerp": ".latent",
-    "embedding_quality": ".metrics",
-    "knn_accuracy": ".metrics",
-    "knn_transfer_accuracy": ".metrics",
-    "trustworthiness": ".metrics",
-    "LinearProbe": ".linear",
-    "StreamingOptions": ".linear",
-    "ProbeProfile": ".probes",
-    "ProbeResult": ".probes",
-    "linear_probe": ".probes",
-    "probe_profile": ".probes",
-    "Similarity": ".similarity",
-    "SimilarityOptions": ".similarity",
-    "cka": ".cka_rsa",
-    "hsic": ".cka_rsa",
-    "rdm": ".cka_rsa",
-    "conv_kernels": ".weights",
-}
-_SUBMODULES = (
-    "base",
-    "blocks",
-    "cache",
-    "caveats",
-    "cka_rsa",
-    "embedding",
-    "featurevis",
-    "latent",
-    "linear",
-    "metrics",
-    "probes",
-    "similarity",
-    "trust",
-    "weights",
+import lazy_loader
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submodules=[
+        "base",
+        "blocks",
+        "cache",
+        "caveats",
+        "cka_rsa",
+        "embedding",
+        "featurevis",
+        "latent",
+        "linear",
+        "metrics",
+        "probes",
+        "similarity",
+        "trust",
+        "weights",
+    ],
+    submod_attrs={
+        "base": [
+            "SampleColumns",
+            "SampleMatch",
+            "check_features",
+            "layer_features",
+            "match_samples",
+            "opened",
+            "resolve_layer",
+            "resolve_layers",
+        ],
+        "blocks": ["Features"],
+        "caveats": ["Caveat", "find_caveats"],
+        "embedding": ["Embedding", "PCAEmbedding", "TSNEEmbedding", "UMAPEmbedding", "embed"],
+        "latent": ["Interpolation", "LatentProbe", "Traversal", "slerp"],
+        "linear": ["LinearProbe", "StreamingOptions"],
+        "metrics": [
+            "embedding_quality",
+            "knn_accuracy",
+            "knn_transfer_accuracy",
+            "trustworthiness",
+        ],
+        "probes": ["ProbeProfile", "ProbeResult", "linear_probe", "probe_profile"],
+        "similarity": ["Similarity", "SimilarityOptions"],
+        "cka_rsa": ["cka", "hsic", "rdm"],
+        "weights": ["conv_kernels"],
+    },
 )
 
 if TYPE_CHECKING:
@@ -92,21 +85,6 @@ if TYPE_CHECKING:
     from .probes import ProbeProfile, ProbeResult, linear_probe, probe_profile
     from .similarity import Similarity, SimilarityOptions
     from .weights import conv_kernels
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Demo datasets built from real data that ships inside installed packages (no downloads).
 
 - :func:`load_digits_images` -- scikit-learn's handwritten digits as (N, 1, H, W) images.
-- :func:`load_mni_patches` -- 2D/3D patches of nilearn's MNI152 T1 template labelled by tissue.
+- :func:`load_mni_patches` -- 2D/3D patches of nilearn's MNI152 T1 template labelled by tissue
+  (:func:`mni_patches`: the same with each patch's centre, tissue probabilities and gain).
 - :func:`load_dicom_images`, :func:`read_dicom`, :func:`dicom_example_paths` -- CT/MR slices
   in physical units (pydicom's bundled test files).
 - :func:`load_retina_patches` -- RGB vessel/background patches of scikit-image's fundus photo.
@@ -27,7 +28,7 @@ from inspect_kit.data.dicom import (
 )
 from inspect_kit.data.digits import DIGIT_CLASSES, load_digits_images
 from inspect_kit.data.lesions import LESION_CLASSES, LesionTask, make_lesion_task
-from inspect_kit.data.mni import TISSUE_CLASSES, load_mni_patches
+from inspect_kit.data.mni import TISSUE_CLASSES, MNIPatches, load_mni_patches, mni_patches
 from inspect_kit.data.retina import RETINA_CLASSES, load_retina_patches
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TISSUE_CLASSES",
     "DicomImage",
     "DicomSeries",
+    "MNIPatches",
     "LesionTask",
     "dicom_example_paths",
     "find_dicom_series",
@@ -46,6 +48,7 @@ __all__ = [
     "load_dicom_images",
     "load_mni_patches",
     "load_retina_patches",
+    "mni_patches",
     "make_lesion_task",
     "read_dicom",
 ]

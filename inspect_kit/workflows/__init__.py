@@ -16,31 +16,32 @@ Examples
 >>> res = build_report("acts.h5", "report.html", options=opts)   # doctest: +SKIP
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# names resolve on first use (PEP 562): ``inspect_kit.explore`` needs no torch
-_LAZY = {
-    "DemoSize": ".demo",
-    "run_demo": ".demo",
-    "CaptureOptions": ".options",
-    "DataOptions": ".options",
-    "EmbeddingOptions": ".options",
-    "FeatureVisOptions": ".options",
-    "LatentOptions": ".options",
-    "ModelSource": ".options",
-    "ProbeOptions": ".options",
-    "ReportOptions": ".options",
-    "RunOptions": ".options",
-    "SimilarityOptions": ".options",
-    "AnalysisInputs": ".registry",
-    "AnalysisSpec": ".registry",
-    "register_analysis": ".registry",
-    "PipelineResult": ".pipeline",
-    "build_report": ".pipeline",
-    "report_from_store": ".pipeline",
-    "explore": ".explore",
-}
+import lazy_loader
+
+# names resolve on first use (lazy_loader): ``inspect_kit.explore`` needs no torch
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "demo": ["DemoSize", "run_demo"],
+        "options": [
+            "CaptureOptions",
+            "DataOptions",
+            "EmbeddingOptions",
+            "FeatureVisOptions",
+            "LatentOptions",
+            "ModelSource",
+            "ProbeOptions",
+            "ReportOptions",
+            "RunOptions",
+            "SimilarityOptions",
+        ],
+        "registry": ["AnalysisInputs", "AnalysisSpec", "register_analysis"],
+        "pipeline": ["PipelineResult", "build_report", "report_from_store"],
+        "explore": ["explore"],
+    },
+)
 
 if TYPE_CHECKING:
     from .demo import DemoSize, run_demo
@@ -59,18 +60,6 @@ if TYPE_CHECKING:
     )
     from .pipeline import PipelineResult, build_report, report_from_store
     from .registry import AnalysisInputs, AnalysisSpec, register_analysis
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

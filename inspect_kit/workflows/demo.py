@@ -112,7 +112,7 @@ def _run_demo(
     from sklearn.model_selection import train_test_split
 
     from inspect_kit.capture import capture
-    from inspect_kit.data import load_mni_patches
+    from inspect_kit.data import mni_patches
     from inspect_kit.models import SmallCNN, evaluate_classifier, fit_classifier
 
     size = DemoSize.quick() if quick else DemoSize()
@@ -129,7 +129,8 @@ def _run_demo(
         "random_state": random_state,
     }
     with timed_step("loading MNI152 tissue patches", timings):
-        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)
+        patches = mni_patches(**data_options)
+        X, y, class_names, info = patches.X, patches.y, patches.class_names, patches.info
         idx = np.arange(len(y))
         tr, te = train_test_split(idx, test_size=0.25, random_state=random_state, stratify=y)
         logger.info("%d patches %s, classes %s", len(y), X.shape[1:], ", ".join(class_names))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspect_kit.data.formats import load_data, read_label_csv
+from inspect_kit.data.formats import load_data
+from inspect_kit.data.labels_files import read_label_csv
 
 
 def write_png_classes(root, rng, shape=(8, 10), per_class=3):

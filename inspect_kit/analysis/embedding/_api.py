@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,6 +254,20 @@ class _Input:
     store: Any = None
 
 
+_COLUMNS = ("predictions", "metadata", "thumbnails")
+
+
+def _given(labels: Any, columns: Mapping[str, Any] | None) -> _Given:
+    """The caller's per-sample columns, with an unknown key named."""
+    columns = dict(columns or {})
+    for key in columns:
+        if key not in _COLUMNS:
+            raise unknown_name_error(
+                key, list(_COLUMNS), kind="column", where="embed(columns=...)", error=TypeError
+            )
+    return _Given(labels, **columns)
+
+
 def _resolve_input(
     data: Any,
     layer: str | None,
@@ -469,9 +483,7 @@ def embed(
     pca_components: int | None = 50,
     samples: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    predictions: np.ndarray | None = None,
-    metadata: dict[str, np.ndarray] | None = None,
-    thumbnails: np.ndarray | None = None,
+    columns: Mapping[str, Any] | None = None,
     cache: bool | str = True,
     batch_size: int | None = None,
     progress: bool = True,
@@ -500,8 +512,11 @@ def embed(
         PCA pre-reduction for t-SNE and UMAP (default 50; None skips it). Recorded.
     samples : array of int or bool mask, optional
         Only these samples (positions in the store).
-    labels, predictions, metadata, thumbnails : optional
-        Per-sample values for the figures; taken from the store when not given.
+    labels : array (N,), optional
+        Per-sample labels (the quality metrics and the figures); the store's when not given.
+    columns : mapping, optional
+        Other per-sample values for the figures, replacing the store's: any of
+        ``{"predictions": (N,), "metadata": {name: (N,)}, "thumbnails": (N, h, w[, 3])}``.
     cache : bool or 'refresh'
         With a store: reuse ``/embeddings/<layer>/<method>`` when it was computed with the same
         parameters, and save new results there. 'refresh' recomputes and overwrites.
@@ -554,9 +569,7 @@ def embed(
                 pca_components=pca_components,
                 samples=samples,
                 labels=labels,
-                predictions=predictions,
-                metadata=metadata,
-                thumbnails=thumbnails,
+                columns=columns,
                 cache=cache,
                 batch_size=batch_size,
                 progress=progress,
@@ -578,7 +591,7 @@ def embed(
         layer,
         samples,
         reduce,
-        _Given(labels, predictions, metadata, thumbnails),
+        _given(labels, columns),
         progress,
         batch_size,
     )
