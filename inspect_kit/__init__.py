@@ -30,9 +30,10 @@ __getattr__, __dir__, _ = lazy_loader.attach(
         "capture": ["capture", "list_layers"],
         "analysis.embedding": ["Embedding", "embed"],
         "analysis.latent": ["LatentProbe"],
+        "analysis.linear": ["LinearProbe"],
         "analysis.probes": ["linear_probe", "probe_profile"],
         "analysis.weights": ["conv_kernels"],
-        "analysis.similarity": ["Similarity", "cka", "similarity"],
+        "analysis.similarity": ["Similarity", "SimilarityOptions", "cka", "similarity"],
         "workflows.explore": ["explore"],
         "figures": [
             "export_figure",
@@ -63,8 +64,10 @@ __all__ = [
     "Attribution",
     "Embedding",
     "LatentProbe",
+    "LinearProbe",
     "Region",
     "Similarity",
+    "SimilarityOptions",
     "StoreError",
     "__version__",
     "attribute",
@@ -102,8 +105,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they resolve
     from .analysis.attribution import Attribution, Region, attribute
     from .analysis.embedding import Embedding, embed
     from .analysis.latent import LatentProbe
+    from .analysis.linear import LinearProbe
     from .analysis.probes import linear_probe, probe_profile
-    from .analysis.similarity import Similarity, cka, similarity
+    from .analysis.similarity import Similarity, SimilarityOptions, cka, similarity
     from .analysis.trust import (
         data_randomization,
         deletion_insertion,

@@ -8,7 +8,6 @@ recorded with the result, so even a None run can be repeated.
 
 from __future__ import annotations
 
-import warnings
 from typing import Union
 
 import numpy as np
@@ -41,25 +40,3 @@ def resolve_seed(random_state: RandomState) -> int:
     if random_state < 0:
         raise ValueError(f"random_state must be >= 0, got {random_state}")
     return int(random_state)
-
-
-# TODO(branch base): delete with the last `seed=` aliases in analysis/featurevis (render,
-# randomization_check); tests/test_architecture.py lists them until then
-def deprecated_seed(seed: int | None, random_state: RandomState, owner: str) -> RandomState:
-    """Honour an old ``seed=`` argument with a DeprecationWarning; returns the random_state.
-
-    Examples
-    --------
-    >>> with warnings.catch_warnings(record=True):
-    ...     warnings.simplefilter("always")
-    ...     deprecated_seed(3, 0, "render")
-    3
-    """
-    if seed is None:
-        return random_state
-    warnings.warn(
-        f"{owner}(seed=...) is deprecated; pass random_state={seed!r} instead",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return seed

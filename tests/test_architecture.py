@@ -296,21 +296,16 @@ MAX_PARAMETERS = 15
 
 #: Modules over the limit that another branch of issue 20 is splitting, with that branch. The
 #: lead empties this at integration: an entry that is no longer over the limit fails below.
-MODULES_BEING_SPLIT: dict[str, str] = {
-    "inspect_kit/analysis/similarity.py": "base",
-    "inspect_kit/analysis/probes.py": "base",
-    "inspect_kit/analysis/latent.py": "base",
-}
+MODULES_BEING_SPLIT: dict[str, str] = {}
 
 #: Public functions over the limit that another branch of issue 20 is turning into option
 #: objects or estimators, with that branch (emptied at integration, as above).
-WIDE_FUNCTIONS_BEING_FIXED: dict[tuple[str, str], str] = {
-    ("inspect_kit/analysis/embedding/_api.py", "embed"): "base",
-    ("inspect_kit/analysis/embedding/_tsne.py", "TSNEEmbedding.__init__"): "base",
-    ("inspect_kit/analysis/featurevis/render.py", "render"): "base",
-    ("inspect_kit/analysis/probes.py", "linear_probe"): "base",
-    ("inspect_kit/analysis/similarity.py", "similarity"): "base",
-}
+WIDE_FUNCTIONS_BEING_FIXED: dict[tuple[str, str], str] = {}
+
+#: scikit-learn's contract: every hyperparameter of an estimator is an ``__init__`` argument
+#: (``get_params``/``set_params``/``clone`` and grid search need them flat), so an estimator's
+#: ``__init__`` may be wider, as scikit-learn's own TSNE and MLPClassifier are.
+ESTIMATOR_HYPERPARAMETERS = {("inspect_kit/analysis/embedding/_tsne.py", "TSNEEmbedding.__init__")}
 
 
 def _sources() -> dict[str, tuple[str, ast.Module]]:
@@ -376,7 +371,11 @@ def test_no_public_function_over_15_parameters():
         for fn, params in public_functions(tree)
         if len(params) > MAX_PARAMETERS
     }
-    new = {k: v for k, v in wide.items() if k not in WIDE_FUNCTIONS_BEING_FIXED}
+    new = {
+        k: v
+        for k, v in wide.items()
+        if k not in WIDE_FUNCTIONS_BEING_FIXED and k not in ESTIMATOR_HYPERPARAMETERS
+    }
     assert not new, (
         f"public functions over {MAX_PARAMETERS} parameters (use an option object): {new}"
     )
@@ -463,11 +462,7 @@ def test_one_lazy_loader():
 
 #: the last `seed=` aliases, in analysis/featurevis, which branch base removes (with
 #: seeding.deprecated_seed); emptied at integration like the lists above
-SHIMS_BEING_REMOVED: dict[str, str] = {
-    "inspect_kit/analysis/featurevis/render.py": "base",
-    "inspect_kit/analysis/featurevis/sanity.py": "base",
-    "inspect_kit/seeding.py": "base",
-}
+SHIMS_BEING_REMOVED: dict[str, str] = {}
 SHIM_NAMES = {"renamed_seed", "deprecated_seed", "NOT_GIVEN", "return_info"}
 
 

@@ -12,6 +12,8 @@ EXPECTED = {
     "ActivationStore",
     "Embedding",
     "LatentProbe",
+    "LinearProbe",
+    "SimilarityOptions",
     "StoreError",
     "__version__",
     "build_report",

@@ -110,6 +110,8 @@ def check_latent_and_probes(out: str, ns: dict) -> None:
     assert profile.layers[-1] == "fc" and profile.scores[-1] > 0.9
     assert profile.scores[-1] > profile.scores[0]
     assert ns["r"].score > 0.6 and ns["r"].chance == pytest.approx(0.1, abs=0.03)
+    lp = ns["lp"]  # the estimator on relu3 of the store: the profile's relu3 score
+    assert lp.score_ == pytest.approx(profile.scores[2], abs=0.02) and lp.chance_ == 0.1
 
 
 def check_data_and_models(out: str, ns: dict) -> None:

@@ -28,6 +28,8 @@ LATENT = "latent"
 PROBES = "probes"
 #: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
 SIMILARITY = "similarity"
+#: ``attributions/...``: attribution maps and their parameters
+ATTRIBUTIONS = "attributions"
 #: how the model and data were named at capture: data, never code
 INPUTS = "inputs"
 #: ``attributions/<method>/<key>/{maps,score,target_class[,completeness_gap]}``: attribution
@@ -37,7 +39,7 @@ ATTRIBUTIONS = "attributions"
 #: groups whose datasets have one row per committed sample
 PER_SAMPLE_GROUPS = (SAMPLES, LAYERS, ATTRIBUTIONS)
 #: groups that hold results rather than captured data
-RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, INPUTS)
+RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, ATTRIBUTIONS, INPUTS)
 #: every top-level group a store can hold
 GROUPS = (SAMPLES, LAYERS, ATTRIBUTIONS, *RESULT_GROUPS)
 

@@ -52,9 +52,9 @@ def compare_stores(
         other_path,
         layers=layers,
         other_layers=other_layers,
-        method=method,  # type: ignore[arg-type]
-        kernel=options.kernel,  # type: ignore[arg-type]
-        reduction=options.reduction,  # type: ignore[arg-type]
+        method=method,
+        kernel=options.kernel,
+        reduction=options.reduction,
         batch_size=options.batch_size,
         n_samples=options.n_samples,
         random_state=run.random_state,

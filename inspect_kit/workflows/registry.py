@@ -246,7 +246,9 @@ class AnalysisInputs:
             }
         record.update(attrs or {})
         group = f"{self.spec.store_group.strip('/')}/{key.strip('/')}"
-        self.store.save_result(group, dict(data), record)
+        from inspect_kit.analysis.cache import write_result  # the one writer of results
+
+        write_result(self.store, group, dict(data), record)
         return group
 
 

@@ -319,7 +319,7 @@ def test_cache_reuses_identical_coordinates_without_recomputing(tsne_map, stores
     store = stores["train"]
     assert "embeddings/flatten/tsne" in store.results("embeddings")
     data, attrs = store.load_result("embeddings/flatten/tsne")
-    assert attrs["seed"] == 0
+    assert attrs["random_state"] == 0
     assert attrs["params"]["perplexity"] == 30.0
     assert attrs["metrics"]["trustworthiness"] == pytest.approx(tsne_map.metrics["trustworthiness"])
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import lazy_loader
 
+# the block reader is the analysis base's (numpy only), re-exported where embeddings were read
+from ..blocks import Features, reduce_rows
 from .registry import (
     EmbeddingMethod,
     default_methods,
@@ -28,7 +30,6 @@ __getattr__, __dir__, _ = lazy_loader.attach(
     submod_attrs={
         "_api": ["Embedding", "embed", "make_estimator"],
         "_base": ["BaseEmbedding"],
-        "_features": ["Features", "reduce_rows"],
         "_pca": ["PCAEmbedding"],
         "_tsne": ["TSNEEmbedding"],
         "_umap": ["UMAPEmbedding"],
@@ -38,7 +39,6 @@ __getattr__, __dir__, _ = lazy_loader.attach(
 if TYPE_CHECKING:
     from ._api import Embedding, embed, make_estimator
     from ._base import BaseEmbedding
-    from ._features import Features, reduce_rows
     from ._pca import PCAEmbedding
     from ._tsne import TSNEEmbedding
     from ._umap import UMAPEmbedding

@@ -14,8 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ..._version import __version__
+from ..blocks import Features, as_features
 from ..metrics import embedding_quality
-from ._features import Features, as_features
 
 #: dtypes an array input keeps (scikit-learn's rule: float64 stays float64, the rest float32)
 _FLOATS = [np.float64, np.float32]
