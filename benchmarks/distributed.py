@@ -81,6 +81,7 @@ def run_job(nproc: int, device: str, out: Path, n: int = N, batch: int = BATCH) 
 
 def compression_rows(tmp: Path) -> list[tuple[str, float, float]]:
     import inspect_kit
+    from inspect_kit.capture import WriteOptions
 
     model, x = build()
     rows = []
@@ -88,7 +89,8 @@ def compression_rows(tmp: Path) -> list[tuple[str, float, float]]:
         path = tmp / f"c-{comp}.h5"
         t0 = time.perf_counter()
         inspect_kit.capture(
-            model, x[:512], ["1"], path, reduce=None, batch_size=BATCH, compression=comp,
+            model, x[:512], ["1"], path, reduce=None, batch_size=BATCH,
+            write=WriteOptions(compression=comp),
             thumbnails=None, progress=False,
         ).close()  # fmt: skip
         secs = time.perf_counter() - t0

@@ -88,6 +88,7 @@ def capture_child(n: int, compression: str, out: str, batch: int) -> dict[str, A
     from torch import nn
 
     import inspect_kit
+    from inspect_kit.capture import WriteOptions
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -115,7 +116,7 @@ def capture_child(n: int, compression: str, out: str, batch: int) -> dict[str, A
     store = inspect_kit.capture(
         model, batches(), ["1", "3"], out, reduce="mean", batch_size=batch,
         thumbnails=None, progress=False, overwrite=True,
-        compression=None if compression == "none" else compression,
+        write=WriteOptions(compression=None if compression == "none" else compression),
     )  # fmt: skip
     store.close()
     secs = time.perf_counter() - t0

@@ -1,10 +1,7 @@
-"""The installed version of inspect_kit, read from the package metadata (pyproject.toml)."""
+"""The version of inspect_kit: its one source.
 
-from __future__ import annotations
+setuptools reads it for the package metadata (``pyproject.toml``'s dynamic version); the
+stores, result caches and ``inspect-kit --version`` import it from here.
+"""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("inspect-kit")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = "0.1.0"

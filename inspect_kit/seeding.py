@@ -8,8 +8,7 @@ recorded with the result, so even a None run can be repeated.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
@@ -41,56 +40,3 @@ def resolve_seed(random_state: RandomState) -> int:
     if random_state < 0:
         raise ValueError(f"random_state must be >= 0, got {random_state}")
     return int(random_state)
-
-
-def deprecated_seed(seed: int | None, random_state: RandomState, owner: str) -> RandomState:
-    """Honour an old ``seed=`` argument with a DeprecationWarning; returns the random_state.
-
-    Examples
-    --------
-    >>> with warnings.catch_warnings(record=True):
-    ...     warnings.simplefilter("always")
-    ...     deprecated_seed(3, 0, "render")
-    3
-    """
-    if seed is None:
-        return random_state
-    warnings.warn(
-        f"{owner}(seed=...) is deprecated; pass random_state={seed!r} instead",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return seed
-
-
-class _NotGiven:
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-#: Default of a deprecated ``seed=`` keyword whose ``None`` means something (so cannot say
-#: "not given"): the models' and demo datasets' old name of ``random_state``.
-NOT_GIVEN: Any = _NotGiven()
-
-
-def renamed_seed(seed: Any, random_state: Any, owner: str) -> Any:
-    """``random_state``, or the old ``seed=`` when one was passed (None included), with a
-    DeprecationWarning.
-
-    Examples
-    --------
-    >>> renamed_seed(NOT_GIVEN, 0, "SmallCNN")
-    0
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     renamed_seed(None, 0, "SmallCNN"), caught[0].category.__name__
-    (None, 'DeprecationWarning')
-    """
-    if seed is NOT_GIVEN:
-        return random_state
-    warnings.warn(
-        f"{owner}(seed=...) is deprecated; pass random_state={seed!r} instead",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return seed

@@ -52,12 +52,20 @@ def check_05(out: str) -> None:
     assert "True False" in out  # Viridis is greyscale-safe, Jet is not
 
 
+def check_06(out: str) -> None:
+    assert _number(r"held-out accuracy ([\d.]+)", out) > 0.8  # three tissues, trained CNN
+    assert _number(r"IG completeness gap \(relative\) ([\d.]+)", out) < 0.05
+    assert "Grad-CAM layer" in out and "flat maps: 0" in out
+    assert out.count("stored ") == 2
+
+
 CHECKS = {
     "01_capture_and_store": check_01,
     "02_embeddings": check_02,
     "03_feature_visualization": check_03,
     "04_latent_probing": check_04,
     "05_report_and_paper_figures": check_05,
+    "06_attribution": check_06,
 }
 
 

@@ -50,6 +50,9 @@ def test_wheel_holds_only_the_package_and_its_data(dists):
         meta = Parser().parsestr(zf.read(meta_name).decode())
     tops = {n.split("/")[0] for n in names}
     assert tops == {"inspect_kit", meta_name.split("/")[0]}, tops
+    # the one version source: setuptools read the wheel's version from inspect_kit/_version.py
+    version_py = (ROOT / "inspect_kit" / "_version.py").read_text()
+    assert f'__version__ = "{meta["Version"]}"' in version_py
     assert "inspect_kit/py.typed" in names
     # the explorer widget's assets, read at import by inspect_kit.figures.explorer
     assert {"inspect_kit/figures/explorer.js", "inspect_kit/figures/explorer.css"} <= set(names)

@@ -12,6 +12,8 @@ EXPECTED = {
     "ActivationStore",
     "Embedding",
     "LatentProbe",
+    "LinearProbe",
+    "SimilarityOptions",
     "StoreError",
     "__version__",
     "build_report",
@@ -33,6 +35,17 @@ EXPECTED = {
     "cka",
     "similarity",
     "plot_similarity",
+    "Attribution",
+    "Region",
+    "attribute",
+    # trust metrics of attribution maps and the lesion task (issue 22)
+    "data_randomization",
+    "deletion_insertion",
+    "localization_scores",
+    "max_sensitivity",
+    "model_randomization",
+    "road",
+    "make_lesion_task",
 }
 
 
@@ -86,7 +99,7 @@ def test_cli_help_and_version_are_light(argv):
     assert _loaded_after(code) == []
 
 
-def test_version_comes_from_the_installed_metadata():
+def test_the_installed_metadata_reads_the_one_version_source():
     from importlib.metadata import version
 
     assert inspect_kit.__version__ == version("inspect-kit")

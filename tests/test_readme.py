@@ -55,6 +55,10 @@ CHAINS = {
         "from sklearn.model_selection import train_test_split",
         "from inspect_kit.data import load_dicom_images",
     ),
+    "attribution-trust": (
+        "import numpy as np, torch\nimport inspect_kit as ik\nfrom inspect_kit.models import fit_lesion_cnn",
+        "import numpy as np, torch\nimport inspect_kit as ik\nfrom inspect_kit.models import fit_lesion_cnn",
+    ),
     "trust": (
         "import torch\nfrom torch import nn\nfrom inspect_kit import featurevis as fv",
         "import torch\nfrom torch import nn\nfrom inspect_kit import featurevis as fv",
@@ -106,6 +110,8 @@ def check_latent_and_probes(out: str, ns: dict) -> None:
     assert profile.layers[-1] == "fc" and profile.scores[-1] > 0.9
     assert profile.scores[-1] > profile.scores[0]
     assert ns["r"].score > 0.6 and ns["r"].chance == pytest.approx(0.1, abs=0.03)
+    lp = ns["lp"]  # the estimator on relu3 of the store: the profile's relu3 score
+    assert lp.score_ == pytest.approx(profile.scores[2], abs=0.02) and lp.chance_ == 0.1
 
 
 def check_data_and_models(out: str, ns: dict) -> None:
@@ -181,6 +187,14 @@ def check_trust(out: str, ns: dict) -> None:
     assert "class_imbalance 6.0 3.0" in out and "val_loss_rise 0.98 0.1" in out
 
 
+def check_attribution_trust(out: str, ns: dict) -> None:
+    # a gradient of the trained lesion detector passes model randomisation and finds lesions
+    assert ns["check"].passed and "depend on what the model learned" in out
+    means = ns["loc"].means()
+    assert means["pointing_game"] > means["centre_baseline"] + 0.5
+    assert means["relevance_mass"] > 3 * means["mask_share"]
+
+
 CHECKS = {
     "embedding-method": check_embedding_method,
     "dask-scale": check_dask_scale,
@@ -193,6 +207,7 @@ CHECKS = {
     "sklearn-set-output": check_sklearn_set_output,
     "data-and-models": check_data_and_models,
     "trust": check_trust,
+    "attribution-trust": check_attribution_trust,
 }
 
 

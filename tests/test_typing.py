@@ -192,7 +192,7 @@ def test_user_script_passes_strict_with_typed_results(
         "numpy.ndarray",
         "inspect_kit.store.reader.ActivationStore",
         "list[str]",
-        "inspect_kit.analysis.probes.ProbeProfile",
+        "inspect_kit.analysis.probe_results.ProbeProfile",
         "inspect_kit.analysis.similarity.Similarity",
         "inspect_kit.analysis.weights.Kernels",
         "float",

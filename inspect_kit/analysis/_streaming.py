@@ -56,7 +56,7 @@ class BlockSource:
     """
 
     def __init__(self, data: Any, block_rows: int | None = None):
-        from inspect_kit.analysis.embedding import Features
+        from inspect_kit.analysis.blocks import Features
 
         self._dask = None
         self._feats = None

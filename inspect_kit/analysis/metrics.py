@@ -7,8 +7,7 @@
   in the embedding and in the original space, it tells whether the map keeps the class
   structure that the features have (the two numbers should be close).
 
-Unlike scikit-learn's implementation, which holds the full N x N distance and rank matrices,
-these work through blocks of rows, so memory is O(block * N).
+Trustworthiness is scikit-learn's; the kNN accuracies work through a neighbour index.
 
 Examples
 --------
@@ -23,7 +22,7 @@ True
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import pairwise_distances
+from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
 
@@ -41,13 +40,11 @@ def _neighbors(Z: np.ndarray, k: int) -> np.ndarray:
     return found
 
 
-def trustworthiness(
-    X: np.ndarray, Z: np.ndarray, n_neighbors: int = 10, block_size: int = 256
-) -> float:
+def trustworthiness(X: np.ndarray, Z: np.ndarray, n_neighbors: int = 10) -> float:
     """Trustworthiness of embedding ``Z`` of ``X``, in [0, 1] (1 = no false neighbours).
 
-    Same definition and value as :func:`sklearn.manifold.trustworthiness` (Euclidean), in
-    O(``block_size`` x N) memory.
+    :func:`sklearn.manifold.trustworthiness` (Euclidean) with its neighbourhood size checked:
+    the quality metrics run on at most a few thousand rows, where its N x N matrices fit.
 
     Parameters
     ----------
@@ -57,8 +54,6 @@ def trustworthiness(
         Embedding.
     n_neighbors : int
         Neighbourhood size; must be < N / 2.
-    block_size : int
-        Rows of the distance matrix held at once.
 
     Returns
     -------
@@ -74,17 +69,7 @@ def trustworthiness(
     n, k = len(X), int(n_neighbors)
     if not 1 <= k < n / 2:
         raise ValueError(f"n_neighbors must be in [1, N/2) = [1, {n / 2:g}); got {n_neighbors}")
-    emb_nn = _neighbors(Z, k)
-    penalty = 0.0
-    for start in range(0, n, block_size):
-        stop = min(n, start + block_size)
-        d = pairwise_distances(X[start:stop], X)
-        d[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        d_nn = np.take_along_axis(d, emb_nn[start:stop], axis=1)  # (b, k)
-        # rank (1-based, self excluded) of each embedded neighbour in the original space
-        ranks = (d[:, None, :] < d_nn[:, :, None]).sum(axis=2) + 1
-        penalty += float(np.clip(ranks - k, 0, None).sum())
-    return float(1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
+    return float(sk_trustworthiness(X, Z, n_neighbors=k))
 
 
 def _vote(neighbor_labels: np.ndarray) -> np.ndarray:

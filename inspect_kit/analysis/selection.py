@@ -15,6 +15,8 @@ import numpy as np
 from inspect_kit.arrays import spatial_pool
 from inspect_kit.store import schema
 
+from .base import layer_blocks
+
 
 def unit_means(store: Any, layer: str) -> np.ndarray:
     """(N, C) per-channel means of a stored layer, read chunk by chunk.
@@ -25,7 +27,7 @@ def unit_means(store: Any, layer: str) -> np.ndarray:
     """
     parts = [
         spatial_pool(np.asarray(rows, dtype=np.float32), "mean")
-        for _, rows in store.iter_chunks(layer)
+        for _, rows in layer_blocks(store, layer)
     ]
     return np.concatenate(parts)
 

@@ -13,9 +13,10 @@ from inspect_kit.hooks import (
     resolve_layers,
 )
 
-from .loop import capture, state_dict_sha256
+from .loop import WriteOptions, capture, state_dict_sha256
 
 __all__ = [
+    "WriteOptions",
     "LayerRecorder",
     "capture",
     "list_layers",

@@ -11,6 +11,7 @@ the dataset's order, exactly like one written by a single process.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -52,7 +53,8 @@ def wanted(distributed: bool | None) -> bool:
     if distributed:
         if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
             raise RuntimeError(
-                "distributed=True but torch.distributed is not initialised and RANK/WORLD_SIZE "
+                "WriteOptions(distributed=True) but torch.distributed is not initialised and "
+                "RANK/WORLD_SIZE "
                 "are not set; launch with torchrun --nproc_per_node N ..., or call "
                 "torch.distributed.init_process_group first"
             )
@@ -193,8 +195,8 @@ def capture_distributed(
                     resume=resume,
                     overwrite=overwrite,
                     progress=progress and rank == 0,
-                    distributed=False,
-                    **kwargs,
+                    **{k: v for k, v in kwargs.items() if k != "write"},
+                    write=dataclasses.replace(kwargs["write"], distributed=False),
                 )
                 store.close()
                 store_parts.mark_part(part, rank=rank, world_size=world, positions=positions)

@@ -10,9 +10,52 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-X_KEYS = ("x", "input", "inputs", "image", "images", "img", "volume", "volumes", "data")
-Y_KEYS = ("y", "label", "labels", "target", "targets")
+from ..input_keys import X_KEYS, Y_KEYS, first_key
+
+# capture, autoencoder training and feature visualization all read a batch's input through
+# batch_input: the one rule of inspect_kit.input_keys
 DEFAULT_BATCH = 64
+
+
+def input_key(batch: Mapping[str, Any]) -> str:
+    """The key of a dict batch that holds the input (the first of
+    :data:`inspect_kit.input_keys.X_KEYS` present).
+
+    Raises
+    ------
+    KeyError
+        No key names the input; the message lists the batch's keys and the accepted ones.
+
+    Examples
+    --------
+    >>> input_key({"img": 0, "label": 1})
+    'img'
+    """
+    key = first_key(batch, X_KEYS)
+    if key is None:
+        raise KeyError(
+            f"a dict batch with keys {sorted(batch)}: none of them names the input; "
+            f"use one of {', '.join(X_KEYS)}"
+        )
+    return key
+
+
+def batch_input(batch: Any) -> Any:
+    """The input part of a batch given as ``x``, ``(x, y, ...)`` or a dict (see
+    :func:`input_key`), as it was given (tensor or array).
+
+    Examples
+    --------
+    >>> batch_input({"img": [1.0, 2.0], "y": [0, 1]})
+    [1.0, 2.0]
+    >>> batch_input(([3.0], [1]))
+    [3.0]
+    """
+    if isinstance(batch, Mapping):
+        return batch[input_key(batch)]
+    if isinstance(batch, tuple | list):
+        return batch[0]
+    return batch
 
 
 @dataclass
@@ -56,14 +99,12 @@ def parse_batch(item: Any, number: int) -> InputBatch:
     if isinstance(item, torch.Tensor | np.ndarray):
         return InputBatch(_to_tensor(item, f"batch {number}"))
     if isinstance(item, Mapping):
-        xk = next((k for k in X_KEYS if k in item), None)
-        if xk is None:
-            raise KeyError(
-                f"batch {number} is a dict with keys {sorted(item)}, none of which names the "
-                f"input; use one of {', '.join(X_KEYS)}"
-            )
+        try:
+            xk = input_key(item)
+        except KeyError as err:
+            raise KeyError(f"batch {number}: {err.args[0]}") from None
         x = _to_tensor(item[xk], f"batch {number}[{xk!r}]")
-        yk = next((k for k in Y_KEYS if k in item), None)
+        yk = first_key(item, Y_KEYS)
         y = None if yk is None else _to_numpy(item[yk])
         index = _to_numpy(item["index"]).astype(np.int64) if "index" in item else None
         meta = {}

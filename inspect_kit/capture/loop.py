@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
+import itertools
 import logging
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from ..store import open_store, schema
 from ..store.integrity import check_resumed_inputs, sample_digests, superblock_state
 from ..store.reader import ActivationStore
 from ..store.writer import Batch, StoreWriter, recover_killed_store
-from .inputs import InputBatch, make_stream
+from .inputs import InputBatch, InputStream, make_stream
 from .reductions import resolve_dtype, resolve_reduction
 
 logger = logging.getLogger(__name__)
@@ -213,6 +216,52 @@ def _plane_spacing(meta: Mapping[str, Any]) -> np.ndarray | None:
     return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
 
 
+@dataclass(frozen=True)
+class WriteOptions:
+    """How :func:`capture` writes its store: the options most captures leave as they are.
+
+    Parameters
+    ----------
+    compression : {None, "gzip", "lzf", "blosc"}
+        Filter of the activation datasets, recorded in the store's ``compression`` attribute:
+        gzip (level 4, byte shuffle; small, slower), lzf (fast, moderate), or Blosc LZ4 with
+        byte shuffle (fast and small; needs hdf5plugin, which readers then need too).
+        Chunks follow the samples either way.
+    queue_size : int
+        Batches that may wait for the background writer; bounds host memory.
+    distributed : bool, optional
+        Whether this call is one rank of a ``torchrun`` job. Default: yes when
+        ``torch.distributed`` is initialised with more than one rank; True also initialises
+        the process group from torchrun's environment. Each rank then captures every
+        world_size-th sample into ``<path>.parts/rank-NNNNN.h5`` and rank 0 joins the parts
+        into one store at ``path`` (HDF5 virtual datasets); see the README.
+
+    Examples
+    --------
+    >>> WriteOptions(compression="lzf").queue_size
+    4
+    """
+
+    compression: str | None = None
+    queue_size: int = 4
+    distributed: bool | None = None
+
+
+@dataclass
+class _Plan:
+    """What a capture call resolved before running: checked arguments and the data stream."""
+
+    path: Path
+    modules: dict[str, nn.Module]
+    reduce_name: str | None
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    thumbnails: str | None
+    resuming: bool
+    stream: InputStream
+    config: dict[str, Any]
+    write: WriteOptions
+
+
 def capture(
     model: nn.Module,
     data: Any,
@@ -228,10 +277,8 @@ def capture(
     thumbnails: str | None = "slice",
     resume: bool = False,
     overwrite: bool = False,
-    queue_size: int = 4,
     progress: bool = True,
-    compression: str | None = None,
-    distributed: bool | None = None,
+    write: WriteOptions | None = None,
 ) -> ActivationStore:
     """Run ``data`` through ``model`` and stream the named layers' activations to an HDF5 store.
 
@@ -271,21 +318,11 @@ def capture(
         must come in the same order.
     overwrite : bool
         Replace an existing file. Without this or ``resume``, an existing file is an error.
-    queue_size : int
-        Batches that may wait for the background writer; bounds host memory.
     progress : bool
         Show a progress bar.
-    compression : {None, "gzip", "lzf", "blosc"}
-        Filter of the activation datasets, recorded in the store's ``compression`` attribute:
-        gzip (level 4, byte shuffle; small, slower), lzf (fast, moderate), or Blosc LZ4 with
-        byte shuffle (fast and small; needs hdf5plugin, which readers then need too).
-        Chunks follow the samples either way.
-    distributed : bool, optional
-        Whether this call is one rank of a ``torchrun`` job. Default: yes when
-        ``torch.distributed`` is initialised with more than one rank; True also initialises
-        the process group from torchrun's environment. Each rank then captures every
-        world_size-th sample into ``<path>.parts/rank-NNNNN.h5`` and rank 0 joins the parts
-        into one store at ``path`` (HDF5 virtual datasets); see the README.
+    write : WriteOptions, optional
+        How the store is written: ``compression``, ``queue_size`` and ``distributed`` (one
+        rank of a ``torchrun`` job); see :class:`WriteOptions`.
 
     Returns
     -------
@@ -301,12 +338,17 @@ def capture(
     ...                             f"{folder.name}/acts.h5", reduce="mean", progress=False)
     >>> store["1"].shape
     (10, 4)
-    >>> store.close(); folder.cleanup()
+    >>> store.close()
+    >>> packed = inspect_kit.capture(model, torch.rand(10, 1, 8, 8), "1", f"{folder.name}/z.h5",
+    ...     reduce="mean", progress=False, write=WriteOptions(compression="gzip"))
+    >>> packed.provenance["compression"]
+    'gzip'
+    >>> packed.close(); folder.cleanup()
     """
-    path = Path(path)
+    path, write = Path(path), write or WriteOptions()
     from .distributed import capture_distributed, wanted
 
-    if wanted(distributed):
+    if wanted(write.distributed):
         return capture_distributed(
             model,
             data,
@@ -323,8 +365,7 @@ def capture(
             dtype=dtype,
             device=device,
             thumbnails=thumbnails,
-            queue_size=queue_size,
-            compression=compression,
+            write=write,
         )
     if not store_lock.holds(path):
         # one writer at a time: the store's lock is held from the checks of what is at the
@@ -344,90 +385,47 @@ def capture(
                 thumbnails=thumbnails,
                 resume=resume,
                 overwrite=overwrite,
-                queue_size=queue_size,
                 progress=progress,
-                compression=compression,
-                distributed=False,
+                write=dataclasses.replace(write, distributed=False),
             )
-    modules = resolve_layers(model, layers)
-    reduce_name, reduce_fn = resolve_reduction(reduce)
-    store_dtype = resolve_dtype(dtype)
-    if thumbnails is not None:
-        if thumbnails not in THUMBNAIL_MODES + ("mid",):
-            raise ValueError(
-                f"thumbnails={thumbnails!r}; use one of {', '.join(map(repr, THUMBNAIL_MODES))} "
-                "or None"
-            )
-        thumbnails = check_mode(thumbnails)
-    resuming = _check_path(path, resume=resume, overwrite=overwrite)
-    stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
-
+    plan = _plan(model, data, layers, path, reduce, dtype, device, batch_size, thumbnails, write)
+    plan.resuming = _check_path(path, resume=resume, overwrite=overwrite)
+    plan.stream = make_stream(data, batch_size=batch_size, labels=labels, metadata=metadata)
+    plan.config["data"] = plan.stream.description
     # The weights' hash is a fixed cost of every capture (~50 ms for a resnet18): a new store
     # needs it only when its file is created, so it runs beside the first batch's forward.
     sha_job = _Background(state_dict_sha256, model)
-    sha = sha_job.result() if resuming else "pending"
-    config = {
-        "layers": list(modules),
-        "reduce": reduce_name,
-        "dtype": None if store_dtype is None else str(store_dtype).replace("torch.", ""),
-        "batch_size": batch_size,
-        "device": None if device is None else str(device),
-        "thumbnails": thumbnails,
-        "compression": compression,
-        "data": stream.description,
-    }
-    if resuming and _check_resumable(path, config, sha):
+    if plan.resuming and _check_resumable(path, plan.config, sha_job.result()):
         # resume means the same capture: the data's fingerprints are checked as for a partial one
         done = open_store(path)
         try:
             check_resumed_inputs(
-                path, done.input_digests, (_host_bytes(b.x) for b in stream.batches)
+                path, done.input_digests, (_host_bytes(b.x) for b in plan.stream.batches)
             )
         except BaseException:
             done.close()
             raise
         logger.info("%s is already complete; nothing to resume", path)
         return done
-
-    def transform(t: torch.Tensor) -> torch.Tensor:
-        if reduce_fn is not None:
-            t = reduce_fn(t)
-        if store_dtype is not None and t.is_floating_point():
-            t = t.to(store_dtype)
-        return t
-
     # Fetch the first batch before creating anything, so empty data leaves no file behind.
-    batches = iter(stream.batches)
+    batches = iter(plan.stream.batches)
     first = next(batches, None)
     if first is None or len(first) == 0:
         raise ValueError("data yielded no samples; nothing to capture")
-
-    attrs = {
-        schema.SCHEMA_VERSION_ATTR: schema.SCHEMA_VERSION,
-        schema.INSPECT_KIT_VERSION_ATTR: __version__,
-        schema.TORCH_VERSION_ATTR: torch.__version__,
-        schema.NUMPY_VERSION_ATTR: np.__version__,
-        schema.CREATED_ATTR: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        schema.MODEL_CLASS_ATTR: f"{type(model).__module__}.{type(model).__qualname__}",
-        schema.MODEL_SHA256_ATTR: sha,
-        schema.CONFIG_ATTR: config,
-        schema.COMPRESSION: compression or "none",
-    }
+    attrs = _store_attrs(model, plan, sha_job.result() if plan.resuming else "pending")
     writer = StoreWriter(
         path,
         attrs,
-        resume=resuming,
-        queue_size=queue_size,
-        expected_rows=stream.n_samples,
-        compression=compression,
+        resume=plan.resuming,
+        queue_size=write.queue_size,
+        expected_rows=plan.stream.n_samples,
+        compression=write.compression,
         overwrite=overwrite,
     )
-    skip = writer.n_done
     ok = False
-    expected: set[str] | None = None
     bar = tqdm(
-        total=stream.n_samples,
-        initial=min(skip, stream.n_samples or skip),
+        total=plan.stream.n_samples,
+        initial=min(writer.n_done, plan.stream.n_samples or writer.n_done),
         unit="sample",
         desc=f"capture {path.name}",
         disable=not progress,
@@ -436,110 +434,10 @@ def capture(
         with (
             model_state_preserved(model),
             on_device(model, device) as dev,
-            LayerRecorder(modules, transform) as rec,
+            LayerRecorder(plan.modules, plan.transform) as rec,
             torch.no_grad(),
         ):
-            copier = _HostCopier(dev)
-            seen = 0
-
-            def all_batches() -> Iterable[InputBatch]:
-                yield first
-                yield from batches
-
-            for number, b in enumerate(all_batches()):
-                n = len(b)
-                if seen < skip:  # already in the store (resume): check it is the same data
-                    _check_same_inputs(writer, path, b.x[: skip - seen], seen, number)
-                if seen + n <= skip:
-                    seen += n
-                    continue
-                if seen < skip:
-                    b = b.slice(skip - seen)
-                    n = len(b)
-                seen += n
-                rec.reset()
-                x = b.x.to(dev, non_blocking=True)
-                out = model(x)
-                keys = set(rec.outputs)
-                if expected is None:
-                    missing = [
-                        s
-                        for s in modules
-                        if not any(
-                            k == s or k.startswith(s + "[") or k.startswith(s + ":") for k in keys
-                        )
-                    ]
-                    if missing:
-                        raise RuntimeError(
-                            f"layer(s) {', '.join(map(repr, missing))} never ran in the forward pass "
-                            "of the first batch (an unused module, or a branch not taken); "
-                            "capture layers that the forward pass calls"
-                        )
-                    expected = keys
-                    for key, c in rec.outputs.items():
-                        layer_attrs = {
-                            schema.MODULE_PATH_ATTR: c.module_path,
-                            schema.MODULE_TYPE_ATTR: c.module_type,
-                            schema.CALL_INDEX_ATTR: c.call_index,
-                            schema.REDUCTION_ATTR: reduce_name,
-                            schema.SOURCE_SHAPE_ATTR: list(c.source_shape[1:]),
-                        }
-                        if c.tensor.dtype == torch.bfloat16:
-                            layer_attrs[schema.STORED_AS] = schema.BFLOAT16
-                        writer.set_layer_attrs(key, layer_attrs)
-                elif keys != expected:
-                    raise RuntimeError(
-                        f"batch {number} produced layer outputs {sorted(keys ^ expected)} that "
-                        "differ from the first batch; the forward pass must call the same modules "
-                        "for every batch"
-                    )
-                tensors: dict[str, torch.Tensor] = {}
-                for key, c in rec.outputs.items():
-                    if c.tensor.ndim == 0 or c.tensor.shape[0] != n:
-                        raise RuntimeError(
-                            f"layer {key!r} gave an output of shape {tuple(c.source_shape)} for a "
-                            f"batch of {n}: its first axis is not the batch axis, so it cannot be "
-                            "stored per sample; capture another layer or pass a reduce= callable"
-                        )
-                    tensors[key] = c.tensor
-                logits, pred = _classifier_outputs(out, n)
-                extra: dict[str, torch.Tensor] = {}
-                if logits is not None and pred is not None:
-                    extra["__logits"], extra["__pred"] = logits, pred
-                thumb = None
-                if thumbnails is not None:  # from the host copy when there is one: no sync
-                    thumb = thumbnails_from_tensor(
-                        b.x, mode=thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
-                    )
-                host, ready, release = copier.copy({**tensors, **extra})
-                if attrs[schema.MODEL_SHA256_ATTR] == "pending":
-                    attrs[schema.MODEL_SHA256_ATTR] = (
-                        sha_job.result()
-                    )  # read when the file is created
-                assert b.index is not None  # make_stream numbers every batch
-                writer.put(
-                    Batch(
-                        index=b.index,
-                        layers={k: host[k] for k in tensors},
-                        label=b.y,
-                        prediction=host.get("__pred"),
-                        logits=host.get("__logits"),
-                        thumbnail=thumb,
-                        meta=b.meta,
-                        inputs=_host_bytes(b.x),
-                        number=number,
-                        ready=ready,
-                        release=release,
-                    )
-                )
-                bar.update(n)
-            if seen == 0:
-                raise ValueError("data yielded no samples; nothing to capture")
-            if seen < skip:
-                raise ValueError(
-                    f"cannot resume {path}: it holds {skip} samples but the data has only "
-                    f"{seen}; resume needs the same data in the same order"
-                )
+            _run(model, plan, _Target(writer, attrs, sha_job, bar), rec, dev, [first], batches)
             ok = True
     finally:
         bar.close()
@@ -550,11 +448,219 @@ def capture(
             if ok:
                 raise
             logger.warning("closing %s after a failed capture also failed", path, exc_info=True)
+    _warn_nonfinite(writer)
+    return open_store(path)
+
+
+def _plan(
+    model: nn.Module,
+    data: Any,
+    layers: str | Iterable[str],
+    path: Path,
+    reduce: str | Callable[[torch.Tensor], torch.Tensor] | None,
+    dtype: str | torch.dtype | None,
+    device: str | torch.device | None,
+    batch_size: int | None,
+    thumbnails: str | None,
+    write: WriteOptions,
+) -> _Plan:
+    """Check the arguments (layers, reduction, dtype, thumbnails) before anything runs."""
+    modules = resolve_layers(model, layers)
+    reduce_name, reduce_fn = resolve_reduction(reduce)
+    store_dtype = resolve_dtype(dtype)
+    if thumbnails is not None:
+        if thumbnails not in THUMBNAIL_MODES + ("mid",):
+            raise ValueError(
+                f"thumbnails={thumbnails!r}; use one of {', '.join(map(repr, THUMBNAIL_MODES))} "
+                "or None"
+            )
+        thumbnails = check_mode(thumbnails)
+
+    def transform(t: torch.Tensor) -> torch.Tensor:  # on the device, before the copy
+        if reduce_fn is not None:
+            t = reduce_fn(t)
+        if store_dtype is not None and t.is_floating_point():
+            t = t.to(store_dtype)
+        return t
+
+    config = {
+        "layers": list(modules),
+        "reduce": reduce_name,
+        "dtype": None if store_dtype is None else str(store_dtype).replace("torch.", ""),
+        "batch_size": batch_size,
+        "device": None if device is None else str(device),
+        "thumbnails": thumbnails,
+        "compression": write.compression,
+        "data": None,  # the stream's description, once the data is opened
+    }
+    empty = InputStream(iter(()), None, {})
+    return _Plan(path, modules, reduce_name, transform, thumbnails, False, empty, config, write)
+
+
+def _store_attrs(model: nn.Module, plan: _Plan, sha: str) -> dict[str, Any]:
+    """The store's provenance attributes (the weights' hash may still be 'pending')."""
+    return {
+        schema.SCHEMA_VERSION_ATTR: schema.SCHEMA_VERSION,
+        schema.INSPECT_KIT_VERSION_ATTR: __version__,
+        schema.TORCH_VERSION_ATTR: torch.__version__,
+        schema.NUMPY_VERSION_ATTR: np.__version__,
+        schema.CREATED_ATTR: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        schema.MODEL_CLASS_ATTR: f"{type(model).__module__}.{type(model).__qualname__}",
+        schema.MODEL_SHA256_ATTR: sha,
+        schema.CONFIG_ATTR: plan.config,
+        schema.COMPRESSION: plan.write.compression or "none",
+    }
+
+
+@dataclass
+class _Target:
+    """Where recorded batches go: the writer, the attributes it writes on creation, the
+    weights' hash still being computed, and the progress bar."""
+
+    writer: StoreWriter
+    attrs: dict[str, Any]
+    sha_job: _Background
+    bar: Any
+
+
+def _run(
+    model: nn.Module,
+    plan: _Plan,
+    target: _Target,
+    rec: LayerRecorder,
+    dev: torch.device,
+    head: list[InputBatch],
+    rest: Iterator[InputBatch],
+) -> None:
+    """The loop over batches: skip what a resumed store holds, forward, record, write."""
+    copier = _HostCopier(dev)
+    skip, seen = target.writer.n_done, 0
+    expected: set[str] | None = None
+    for number, b in enumerate(itertools.chain(head, rest)):
+        n = len(b)
+        if seen < skip:  # already in the store (resume): check it is the same data
+            _check_same_inputs(target.writer, plan.path, b.x[: skip - seen], seen, number)
+        if seen + n <= skip:
+            seen += n
+            continue
+        if seen < skip:
+            b = b.slice(skip - seen)
+            n = len(b)
+        seen += n
+        rec.reset()
+        out = model(b.x.to(dev, non_blocking=True))
+        keys = set(rec.outputs)
+        if expected is None:
+            _check_layers_ran(plan.modules, keys)
+            expected = keys
+            _describe_layers(rec, plan.reduce_name, target.writer)
+        elif keys != expected:
+            raise RuntimeError(
+                f"batch {number} produced layer outputs {sorted(keys ^ expected)} that "
+                "differ from the first batch; the forward pass must call the same modules "
+                "for every batch"
+            )
+        _write_batch(b, number, out, _per_sample(rec, n), plan, target, copier)
+        target.bar.update(n)
+    if seen == 0:
+        raise ValueError("data yielded no samples; nothing to capture")
+    if seen < skip:
+        raise ValueError(
+            f"cannot resume {plan.path}: it holds {skip} samples but the data has only "
+            f"{seen}; resume needs the same data in the same order"
+        )
+
+
+def _check_layers_ran(modules: Mapping[str, nn.Module], keys: set[str]) -> None:
+    missing = [
+        s
+        for s in modules
+        if not any(k == s or k.startswith(s + "[") or k.startswith(s + ":") for k in keys)
+    ]
+    if missing:
+        raise RuntimeError(
+            f"layer(s) {', '.join(map(repr, missing))} never ran in the forward pass "
+            "of the first batch (an unused module, or a branch not taken); "
+            "capture layers that the forward pass calls"
+        )
+
+
+def _describe_layers(rec: LayerRecorder, reduce_name: str | None, writer: StoreWriter) -> None:
+    """Each recorded layer's attributes (module, call, reduction, shape before it)."""
+    for key, c in rec.outputs.items():
+        layer_attrs = {
+            schema.MODULE_PATH_ATTR: c.module_path,
+            schema.MODULE_TYPE_ATTR: c.module_type,
+            schema.CALL_INDEX_ATTR: c.call_index,
+            schema.REDUCTION_ATTR: reduce_name,
+            schema.SOURCE_SHAPE_ATTR: list(c.source_shape[1:]),
+        }
+        if c.tensor.dtype == torch.bfloat16:
+            layer_attrs[schema.STORED_AS] = schema.BFLOAT16
+        writer.set_layer_attrs(key, layer_attrs)
+
+
+def _per_sample(rec: LayerRecorder, n: int) -> dict[str, torch.Tensor]:
+    """The recorded outputs, each checked to have the batch as its first axis."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, c in rec.outputs.items():
+        if c.tensor.ndim == 0 or c.tensor.shape[0] != n:
+            raise RuntimeError(
+                f"layer {key!r} gave an output of shape {tuple(c.source_shape)} for a "
+                f"batch of {n}: its first axis is not the batch axis, so it cannot be "
+                "stored per sample; capture another layer or pass a reduce= callable"
+            )
+        tensors[key] = c.tensor
+    return tensors
+
+
+def _write_batch(
+    b: InputBatch,
+    number: int,
+    out: Any,
+    tensors: dict[str, torch.Tensor],
+    plan: _Plan,
+    target: _Target,
+    copier: _HostCopier,
+) -> None:
+    """Hand one batch's activations, predictions and thumbnails to the background writer."""
+    n = len(b)
+    logits, pred = _classifier_outputs(out, n)
+    extra: dict[str, torch.Tensor] = {}
+    if logits is not None and pred is not None:
+        extra["__logits"], extra["__pred"] = logits, pred
+    thumb = None
+    if plan.thumbnails is not None:  # from the host copy when there is one: no sync
+        thumb = thumbnails_from_tensor(
+            b.x, mode=plan.thumbnails, size=THUMBNAIL_SIZE, spacing=_plane_spacing(b.meta)
+        )
+    host, ready, release = copier.copy({**tensors, **extra})
+    if target.attrs[schema.MODEL_SHA256_ATTR] == "pending":  # read when the file is created
+        target.attrs[schema.MODEL_SHA256_ATTR] = target.sha_job.result()
+    if b.index is None:  # make_stream numbers every batch
+        raise RuntimeError(f"batch {number} has no sample index")
+    target.writer.put(
+        Batch(
+            index=b.index,
+            layers={k: host[k] for k in tensors},
+            label=b.y,
+            prediction=host.get("__pred"),
+            logits=host.get("__logits"),
+            thumbnail=thumb,
+            meta=b.meta,
+            inputs=_host_bytes(b.x),
+            number=number,
+            ready=ready,
+            release=release,
+        )
+    )
+
+
+def _warn_nonfinite(writer: StoreWriter) -> None:
     for name, count in writer.nonfinite.items():
         warnings.warn(
             f"layer {name!r} produced {count} non-finite values (NaN/inf); they are stored as "
             "they are, and analyses will refuse them until you filter those samples",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return open_store(path)

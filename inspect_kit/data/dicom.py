@@ -16,6 +16,7 @@ import numpy as np
 from inspect_kit.data._errors import DataFileError, describe_error, reading_file
 from inspect_kit.data._optional import require
 from inspect_kit.data.geometry import Volume
+from inspect_kit.data.listing import list_dicom_files
 
 logger = logging.getLogger(__name__)
 
@@ -575,8 +576,6 @@ def find_dicom_series(
     >>> vol = series[0].read(); vol.array.shape, series[0].spacing  # doctest: +SKIP
     ((1, 512, 512, 120), (0.7, 0.7, 2.5))
     """
-    from inspect_kit.data.formats import list_dicom_files
-
     paths = list_dicom_files(Path(folder))
     groups, skipped = scan_dicom_files(paths, skip_unreadable=skip_unreadable)
     series = [assemble_series(uid, m, allow_irregular=allow_irregular) for uid, m in groups.items()]

@@ -18,50 +18,41 @@ Supported sources
 Labels come from ``labels="labels.csv"`` (rows ``filename,label``; for arrays, ``index,label``),
 from ``labels="file.npz:key"`` / ``"file.h5:dataset"``, or, for a folder whose files sit in
 sub-folders, from the sub-folder names (``data/tumour/a.png`` has label ``tumour``).
+
+This module is the entry point; the jobs under it live beside it: which files a folder
+holds (:mod:`.listing`), image files (:mod:`.images`), ``.npz``/HDF5 arrays
+(:mod:`.array_files`), label files (:mod:`.labels_files`), NIfTI/DICOM volumes
+(:mod:`.volumes`) and what happens to each sample after reading (:mod:`.transforms`).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from inspect_kit.data._errors import DataFileError, reading_file
-from inspect_kit.data._optional import require
-
-
-def _image_what(path: Path) -> str:
-    suf = path.suffix.lower().lstrip(".")
-    return f"{'JPEG' if suf == 'jpg' else suf.upper()} image" if suf else "image"
-
-
-_H5_HINT = "the file may be truncated or damaged"
-
-
-def _open_h5(path: Path | str) -> Any:
-    """``h5py.File(path, 'r')``, or a :class:`DataFileError` naming the file."""
-    h5py = require("h5py")
-    with reading_file(path, "HDF5 file", _H5_HINT):
-        return h5py.File(path, "r")
-
+from inspect_kit.data.array_files import (
+    ArrayDataset,
+    adds_channel_axis,
+    check_numeric,
+    h5_datasets,
+    open_h5,
+    open_npz,
+)
+from inspect_kit.data.images import FileDataset, image_shape, read_image
+from inspect_kit.data.labels_files import encode_labels, labels_from_spec
+from inspect_kit.data.listing import ARRAY_SUFFIXES, kind_of, list_folder, split_key, suffix
+from inspect_kit.data.transforms import Normalize, SampleTransform, channels_of, parse_normalize
+from inspect_kit.input_keys import X_KEYS, Y_KEYS, first_key
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-ARRAY_X_KEYS = ("x", "X", "images", "image", "inputs", "data", "volumes")
-ARRAY_Y_KEYS = ("y", "Y", "labels", "label", "targets", "target")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -125,468 +116,6 @@ class UserData:
         }
 
 
-# -- per-sample processing ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Processing:
-    """What happens to every sample after reading: resize, window, normalise."""
-
-    size: tuple[int, ...] | None = None
-    window: tuple[float, float] | None = None
-    normalize: str | tuple[Sequence[float], Sequence[float]] | None = None
-    channels: int | None = None
-
-    def __call__(self, arr: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        if self.channels is not None:
-            t = _adapt_channels(t, self.channels)
-        if self.size is not None and tuple(t.shape[1:]) != self.size:
-            mode = "bilinear" if t.ndim == 3 else "trilinear"
-            if t.ndim == 4:  # torch has no 3D antialiasing: Gaussian pre-filter as skimage does
-                t = _antialias_3d(t, self.size)
-            t = F.interpolate(
-                t[None], size=self.size, mode=mode, align_corners=False, antialias=t.ndim == 3
-            )[0]
-        if self.window is not None:
-            lo, hi = self.window
-            t = ((t.clamp(lo, hi) - lo) / (hi - lo)).float()
-        if self.normalize == "zscore":
-            t = (t - t.mean()) / t.std().clamp_min(1e-8)
-        elif self.normalize == "imagenet":
-            t = _normalise(t, IMAGENET_MEAN, IMAGENET_STD)
-        elif isinstance(self.normalize, tuple):
-            t = _normalise(t, *self.normalize)
-        return t.contiguous()
-
-
-def _antialias_3d(t: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    factors = np.asarray(t.shape[1:], dtype=np.float64) / np.asarray(size, dtype=np.float64)
-    sigma = np.maximum(0.0, (factors - 1.0) / 2.0)
-    if not np.any(sigma > 0):
-        return t
-    from scipy import ndimage
-
-    arr = t.numpy()
-    out = np.stack([ndimage.gaussian_filter(c, sigma=sigma, mode="nearest") for c in arr])
-    return torch.from_numpy(out.astype(np.float32, copy=False))
-
-
-def _adapt_channels(t: torch.Tensor, channels: int) -> torch.Tensor:
-    """One channel repeated to ``channels``, several averaged to one; equal counts kept."""
-    c = t.shape[0]
-    if c == channels:
-        return t
-    if c == 1:
-        return t.expand(channels, *t.shape[1:]).contiguous()
-    if channels == 1:
-        return t.mean(dim=0, keepdim=True)
-    raise ValueError(
-        f"samples have {c} channels; channels={channels} can only be made from 1 channel "
-        f"(repeated) or {channels} (kept), and channels=1 averages any count"
-    )
-
-
-def _channels_of(c: int, channels: int | None) -> int:
-    """The channel count after :func:`_adapt_channels` (raises like it does)."""
-    if channels is None or c == channels:
-        return c
-    if c == 1 or channels == 1:
-        return channels
-    return int(_adapt_channels(torch.zeros(c, 1), channels).shape[0])
-
-
-def _normalise(t: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    c = t.shape[0]
-    mean_t = torch.as_tensor(list(mean), dtype=t.dtype)
-    std_t = torch.as_tensor(list(std), dtype=t.dtype)
-    if mean_t.numel() not in (1, c) or std_t.numel() not in (1, c):
-        raise ValueError(
-            f"normalize has {mean_t.numel()} means / {std_t.numel()} stds for samples with {c} "
-            "channel(s); give one value, or one per channel"
-        )
-    shape = (-1,) + (1,) * (t.ndim - 1)
-    return (t - mean_t.view(shape)) / std_t.view(shape)
-
-
-def _parse_normalize(normalize: Any) -> str | tuple[tuple[float, ...], tuple[float, ...]] | None:
-    if normalize in (None, "none", "None"):
-        return None
-    if normalize in ("imagenet", "zscore"):
-        return str(normalize)
-    if isinstance(normalize, str):
-        try:
-            mean_s, std_s = normalize.split("/") if "/" in normalize else normalize.split(",")
-            return (
-                tuple(float(v) for v in mean_s.split(":")),
-                tuple(float(v) for v in std_s.split(":")),
-            )
-        except ValueError:
-            pass
-    elif isinstance(normalize, tuple | list) and len(normalize) == 2:
-        mean, std = normalize
-        mean = (mean,) if np.isscalar(mean) else tuple(mean)
-        std = (std,) if np.isscalar(std) else tuple(std)
-        return (tuple(float(v) for v in mean), tuple(float(v) for v in std))
-    raise ValueError(
-        f"normalize={normalize!r} not understood; use None, 'imagenet', 'zscore' or "
-        "'MEAN,STD' (per channel: 'M1:M2:M3,S1:S2:S3')"
-    )
-
-
-# -- datasets ------------------------------------------------------------------------------------
-class _FileDataset(Dataset[torch.Tensor]):
-    def __init__(self, paths: list[Path], read: Callable[[Path], np.ndarray], process: _Processing):
-        self.paths = paths
-        self.read = read
-        self.process = process
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        path = self.paths[i]
-        with reading_file(path, "file"):
-            arr = self.read(path)
-        return self.process(arr)
-
-
-class _ArrayDataset(Dataset[torch.Tensor]):
-    """Rows of an in-memory array or a lazily opened HDF5 dataset."""
-
-    def __init__(
-        self,
-        array: Any,
-        process: _Processing,
-        channel_axis_added: bool,
-        h5: tuple[str, str] | None = None,
-    ):
-        self._array = array
-        self._h5 = h5
-        self._file: Any = None
-        self.process = process
-        self.channel_axis_added = channel_axis_added
-        self._n = int(array.shape[0]) if array is not None else 0
-        if h5 is not None:
-            with _open_h5(h5[0]) as f:
-                self._n = int(f[h5[1]].shape[0])
-
-    def _rows(self) -> Any:
-        if self._h5 is None:
-            return self._array
-        if self._file is None:  # opened per process (DataLoader workers fork)
-            self._file = _open_h5(self._h5[0])
-        return self._file[self._h5[1]]
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if self._h5 is None:
-            row = np.asarray(self._array[int(i)])
-        else:
-            with reading_file(self._h5[0], "HDF5 file", _H5_HINT):
-                row = np.asarray(self._rows()[int(i)])
-        if self.channel_axis_added:
-            row = row[None]
-        row = _scale_integers(row)
-        return self.process(row)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_file"] = None
-        return state
-
-
-def _scale_integers(arr: np.ndarray) -> np.ndarray:
-    """uint8 -> [0, 1] by 255, uint16 by 65535; other types unchanged (as float32)."""
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    return arr.astype(np.float32, copy=False)
-
-
-# -- readers -------------------------------------------------------------------------------------
-def _image_mode(mode: str, channels: int | None) -> str | None:
-    """PIL mode to convert to, or None to keep the raw (high bit depth) values."""
-    if channels == 1:
-        return "L" if mode in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr") else None
-    if channels == 3:
-        return "RGB" if mode not in ("I;16", "I;16B", "I;16L", "I", "F") else None
-    if mode in ("1", "L", "LA"):
-        return "L"
-    if mode in ("P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
-        return "RGB"
-    return None  # I;16, I, F: keep the values
-
-
-def _read_image(path: Path, channels: int | None) -> np.ndarray:
-    from PIL import Image
-
-    with reading_file(path, _image_what(path)), Image.open(path) as im:
-        target = _image_mode(im.mode, channels)
-        if target is not None:
-            arr = np.asarray(im.convert(target))
-        else:
-            arr = np.asarray(im)
-    if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
-        arr = arr.astype(np.uint16)  # PIL reads 16-bit PNG/TIFF as 32-bit 'I'
-    arr = _scale_integers(arr)
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    if channels == 3 and arr.shape[0] == 1:
-        arr = np.repeat(arr, 3, axis=0)
-    elif channels == 1 and arr.shape[0] != 1:
-        arr = arr.mean(axis=0, keepdims=True)
-    return arr
-
-
-def _image_shape(path: Path, channels: int | None) -> tuple[int, ...]:
-    from PIL import Image
-
-    # the header only (decoding every image twice would double the reading time); a file
-    # damaged further in fails when it is read, with the same message naming it
-    with reading_file(path, _image_what(path)), Image.open(path) as im:
-        w, h = im.size
-        mode = im.mode
-    if channels is not None:
-        c = channels
-    else:
-        target = _image_mode(mode, None)
-        c = 3 if target == "RGB" else 1
-    return (c, h, w)
-
-
-def _is_dicom_file(path: Path) -> bool:
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    if path.suffix:
-        return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
-
-
-# -- listing files and labels -----------------------------------------------------------------
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
-def _kind_of(path: Path) -> str | None:
-    suf = _suffix(path)
-    if suf in IMAGE_SUFFIXES:
-        return "images"
-    if suf in NIFTI_SUFFIXES:
-        return "nifti"
-    if _is_dicom_file(path):
-        return "dicom"
-    return None
-
-
-def _visible_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
-    )
-
-
-def _list_folder(folder: Path) -> tuple[str, list[Path]]:
-    files = _visible_files(folder)
-    kinds: dict[str, list[Path]] = {}
-    for p in files:
-        k = _kind_of(p)
-        if k is not None:
-            kinds.setdefault(k, []).append(p)
-    if not kinds:
-        raise ValueError(
-            f"{folder} holds no readable files; expected images ({', '.join(IMAGE_SUFFIXES)}), "
-            f"NIfTI ({', '.join(NIFTI_SUFFIXES)}) or DICOM files"
-        )
-    if len(kinds) > 1:
-        counts = ", ".join(f"{len(v)} {k}" for k, v in kinds.items())
-        raise ValueError(
-            f"{folder} mixes file types ({counts}); put one kind of file in a data folder"
-        )
-    kind, paths = next(iter(kinds.items()))
-    return kind, paths
-
-
-def _encode_labels(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-    """Integers stay integers, numbers stay floats, anything else becomes sorted class codes."""
-    arr = np.asarray(values)
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int64), None
-    if arr.dtype.kind == "f":
-        if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            return arr.astype(np.int64), None
-        return arr.astype(np.float64), None
-    strs = [str(v).strip() for v in values]
-    try:
-        ints = [int(s) for s in strs]
-        return np.asarray(ints, dtype=np.int64), None
-    except ValueError:
-        pass
-    try:
-        floats = np.asarray([float(s) for s in strs], dtype=np.float64)
-        return floats, None
-    except ValueError:
-        pass
-    names = sorted(set(strs))
-    lookup = {n: i for i, n in enumerate(names)}
-    return np.asarray([lookup[s] for s in strs], dtype=np.int64), names
-
-
-_HEADER_WORDS = {
-    "file",
-    "filename",
-    "path",
-    "name",
-    "image",
-    "index",
-    "id",
-    "label",
-    "class",
-    "target",
-    "y",
-    "sample",
-}
-
-
-def read_label_csv(path: str | Path) -> dict[str, str]:
-    """Read ``key,label`` rows (an optional header is skipped) into a dict.
-
-    Examples
-    --------
-    >>> read_label_csv("labels.csv")     # doctest: +SKIP
-    {'case001.png': 'tumour', 'case002.png': 'healthy'}
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file {path} does not exist")
-    expected = "expected a text file of 'filename,label' rows"
-    with open(path, "rb") as fb:
-        if b"\x00" in fb.read(4096):
-            raise DataFileError(f"{path}: not a text CSV file (it holds binary data); {expected}")
-    with (
-        reading_file(path, "CSV file", expected),
-        open(path, newline="", encoding="utf-8-sig") as f,
-    ):
-        sample = f.read(4096)
-        f.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        rows = [r for r in csv.reader(f, dialect) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise DataFileError(f"{path}: the label file is empty; {expected}")
-    if len(rows[0]) < 2:
-        raise DataFileError(
-            f"{path}: the label file has {len(rows[0])} column(s); expected two: 'filename,label'"
-        )
-    head = [c.strip().lower() for c in rows[0][:2]]
-    if head[0] in _HEADER_WORDS and head[1] in _HEADER_WORDS:
-        rows = rows[1:]
-    out: dict[str, str] = {}
-    for r in rows:
-        out[r[0].strip()] = r[1].strip()
-    return out
-
-
-def _labels_for_files(
-    table: dict[str, str], paths: list[Path], root: Path, csv_path: Path
-) -> list[str]:
-    """Match CSV keys to files by relative path, file name, or name without suffix."""
-    by_key: dict[str, str] = {}
-    for key, value in table.items():
-        k = key.replace("\\", "/")
-        by_key[k] = value
-    found: list[str] = []
-    missing: list[str] = []
-    for p in paths:
-        rel = p.relative_to(root).as_posix()
-        stem = p.name[: -len(_suffix(p))] if _suffix(p) else p.name
-        for k in (rel, p.name, stem, str(p)):
-            if k in by_key:
-                found.append(by_key[k])
-                break
-        else:
-            missing.append(rel)
-    if missing:
-        raise ValueError(
-            f"{csv_path} has no label for {len(missing)} of {len(paths)} files "
-            f"(e.g. {', '.join(missing[:3])}); its first column must name each file "
-            "(relative path, file name, or name without suffix)"
-        )
-    return found
-
-
-def _split_key(spec: str) -> tuple[Path, str | None]:
-    """'file.h5:group/images' -> (Path('file.h5'), 'group/images'); 'data/' -> (Path, None).
-
-    The split is at the colon whose left side is an existing file (HDF5 keys may hold '/'
-    and ':'); a path that exists as given has no key.
-    """
-    if Path(spec).exists():
-        return Path(spec), None
-    for i in range(len(spec) - 1, 0, -1):
-        if spec[i] != ":":
-            continue
-        head = spec[:i]
-        if len(head) == 1 and head.isalpha():  # a Windows drive letter
-            break
-        if Path(head).is_file():
-            return Path(head), spec[i + 1 :] or None
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and not (len(head) == 1 and head.isalpha()):
-        return Path(head), tail or None
-    return Path(spec), None
-
-
-def _read_array_labels(spec: str) -> np.ndarray:
-    path, key = _split_key(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"label source {path} does not exist")
-    if _suffix(path) == ".npz":
-        with _open_npz(path) as z:
-            key = key or next((k for k in ARRAY_Y_KEYS if k in z.files), None)
-            if key is None or key not in z.files:
-                raise KeyError(f"{path} has no array {key!r}; it holds {', '.join(z.files)}")
-            with reading_file(path, ".npz file"):
-                return np.asarray(z[key])
-    with _open_h5(path) as f:
-        if key is None or key not in f:
-            raise KeyError(
-                f"{path} has no dataset {key!r}; name one as {path}:<dataset> "
-                f"(it holds {', '.join(_h5_datasets(f))})"
-            )
-        arr: np.ndarray = f[key][()]
-    if arr.dtype.kind in "SO":
-        arr = np.asarray([v.decode() if isinstance(v, bytes) else v for v in arr])
-    return arr
-
-
-def _h5_datasets(f: Any) -> list[str]:
-    names: list[str] = []
-    f.visititems(lambda n, o: names.append(n) if hasattr(o, "shape") else None)
-    return names
-
-
-# -- array layout --------------------------------------------------------------------------------
-def _array_layout(shape: tuple[int, ...], source: str) -> bool:
-    """Whether a channel axis must be added: (N, H, W) -> (N, 1, H, W)."""
-    if len(shape) == 3:
-        return True
-    if len(shape) in (4, 5):
-        return False
-    raise ValueError(
-        f"{source} has shape {shape}; expected (N, H, W), (N, C, H, W) or (N, C, D, H, W)"
-    )
-
-
 def _check_size(size: Sequence[int] | None, ndim: int, what: str) -> tuple[int, ...] | None:
     if size is None:
         return None
@@ -611,10 +140,10 @@ def readable_source(source: str | Path) -> str | None:
     >>> readable_source("/no/such/folder")
     '/no/such/folder does not exist'
     """
-    path, _ = _split_key(str(source))
+    path, _ = split_key(str(source))
     if not path.exists():
         return f"{path} does not exist"
-    if path.is_dir() or _suffix(path) in (".npz", ".h5", ".hdf5", ".hdf"):
+    if path.is_dir() or suffix(path) in ARRAY_SUFFIXES:
         return None
     return f"{path} is not a folder, a .npz file or an HDF5 file"
 
@@ -635,7 +164,6 @@ def load_data(
     skip_unreadable: bool = False,
     keep_identifiers: bool = False,
     id_salt: str | None = None,
-    reorient: bool | None = None,
 ) -> UserData:
     """Open a user's data folder or array file for capture and analysis.
 
@@ -684,8 +212,6 @@ def load_data(
     id_salt : str, optional
         The salt of those hashes; give the same one to compare IDs across stores (default: a
         random salt per call).
-    reorient : bool, optional
-        Deprecated spelling: ``reorient=False`` is ``orientation=None``.
 
     Returns
     -------
@@ -713,8 +239,6 @@ def load_data(
         if not hi > lo:
             raise ValueError(f"window={window} must be (low, high) with high > low")
         window = (lo, hi)
-    if reorient is False:
-        orientation = None
     from inspect_kit.data.geometry import check_orientation
 
     orientation = check_orientation(orientation)
@@ -722,9 +246,9 @@ def load_data(
         spacing = tuple(float(v) for v in spacing)
         if len(spacing) != 3 or not all(v > 0 for v in spacing):
             raise ValueError(f"spacing={spacing} must be three positive sizes in mm (D H W)")
-    norm = _parse_normalize(normalize)
+    norm = parse_normalize(normalize)
     spec = str(source)
-    path, key = _split_key(spec)
+    path, key = split_key(spec)
     if path.is_dir():
         if key is not None:
             raise ValueError(f"{spec}: a ':key' suffix only applies to .npz and HDF5 files")
@@ -744,12 +268,12 @@ def load_data(
             f"data {spec!r} does not exist; give a folder of images/NIfTI/DICOM files, "
             "a .npz file, or an HDF5 dataset as file.h5:dataset"
         )
-    suf = _suffix(path)
+    suf = suffix(path)
     if suf == ".npz":
         return _load_npz(path, key, labels, size, window, norm, channels)
     if suf in (".h5", ".hdf5", ".hdf"):
         return _load_h5(path, key, labels, size, window, norm, channels)
-    kind = _kind_of(path)
+    kind = kind_of(path)
     if kind is not None:
         raise ValueError(
             f"{spec} is a single {kind[:-1] if kind.endswith('s') else kind} file; "
@@ -758,23 +282,18 @@ def load_data(
     raise ValueError(f"cannot read {spec!r}: expected a folder, a .npz file, or file.h5:dataset")
 
 
-def list_dicom_files(folder: Path) -> list[Path]:
-    """The DICOM files under ``folder`` (recursively; hidden files and folders left out)."""
-    return [p for p in _visible_files(folder) if _kind_of(p) == "dicom"]
-
-
 def _load_folder(
     folder: Path,
     labels: str | Path | None,
     size: Sequence[int] | None,
     channels: int | None,
     window: tuple[float, float] | None,
-    norm: Any,
+    norm: Normalize,
     medical: dict[str, Any],
 ) -> UserData:
     from inspect_kit.data import volumes
 
-    kind, paths = _list_folder(folder)
+    kind, paths = list_folder(folder)
     skipped: list[tuple[Path, str]] = []
     spacing = medical["spacing"]
     if medical["as_slices"] and kind != "dicom":
@@ -793,10 +312,10 @@ def _load_folder(
     if kind == "images":
         meta: dict[str, list[Any]] = {"filename": [p.relative_to(folder).as_posix() for p in paths]}
         image_channels = channels if channels in (1, 3) else None
-        shapes = [_image_shape(p, image_channels) for p in paths]
+        shapes = [image_shape(p, image_channels) for p in paths]
 
         def read(p: Path) -> np.ndarray:
-            return _read_image(p, image_channels)
+            return read_image(p, image_channels)
 
         spatial_spacing = None
     else:
@@ -832,7 +351,7 @@ def _load_folder(
     if len(chans) > 1 and channels is None:
         hint = "; pass channels=1 or 3 (--channels)" if kind == "images" else ""
         raise ValueError(f"{folder} holds samples with {sorted(chans)} channels{hint}")
-    out_c = {_channels_of(c, channels) for c in chans}
+    out_c = {channels_of(c, channels) for c in chans}
     spatial = {s[1:] for s in shapes}
     if size_t is None and len(spatial) > 1:
         examples = sorted(spatial)[:3]
@@ -851,12 +370,12 @@ def _load_folder(
 
     label_arr, class_names = None, None
     if labels is not None:
-        label_arr, class_names = _labels_from_spec(labels, paths, folder, len(paths))
+        label_arr, class_names = labels_from_spec(labels, paths, folder, len(paths))
     elif not medical["sequences"]:
         rels = [p.relative_to(folder).parts for p in paths]
         if all(len(r) >= 2 for r in rels):
-            label_arr, class_names = _encode_labels([r[0] for r in rels])
-    process = _Processing(size_t, window, norm, channels)
+            label_arr, class_names = encode_labels([r[0] for r in rels])
+    process = SampleTransform(size_t, window, norm, channels)
     options = {
         "size": list(size_t) if size_t else (list(size) if size else None),
         "channels": channels,
@@ -877,7 +396,7 @@ def _load_folder(
         )
         dataset: Dataset[torch.Tensor] = volumes.VolumeDataset(samples, opts, process)
     else:
-        dataset = _FileDataset(paths, read, process)
+        dataset = FileDataset(paths, read, process)
     return UserData(
         dataset=dataset,
         labels=label_arr,
@@ -901,57 +420,16 @@ def _column(values: list[Any]) -> np.ndarray:
     return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
 
 
-def _labels_from_spec(
-    labels: str | Path, paths: list[Path] | None, root: Path | None, n: int
-) -> tuple[np.ndarray, list[str] | None]:
-    spec = str(labels)
-    lpath, key = _split_key(spec)
-    if _suffix(lpath) in (".npz", ".h5", ".hdf5", ".hdf"):
-        arr = _read_array_labels(spec)
-        if arr.ndim != 1 or len(arr) != n:
-            raise ValueError(
-                f"labels {spec} have shape {arr.shape}; expected ({n},), one per sample"
-            )
-        return _encode_labels(list(arr) if arr.dtype.kind in "SUO" else arr)
-    table = read_label_csv(lpath)
-    if paths is not None and root is not None:
-        return _encode_labels(_labels_for_files(table, paths, root, lpath))
-    # arrays: rows 'index,label'
-    missing = [i for i in range(n) if str(i) not in table]
-    if missing:
-        raise ValueError(
-            f"{lpath} has no label for {len(missing)} of {n} samples (e.g. index "
-            f"{', '.join(map(str, missing[:3]))}); for array data its first column is the sample index"
-        )
-    return _encode_labels([table[str(i)] for i in range(n)])
-
-
-def _open_npz(path: Path) -> Any:
-    """``np.load(path)`` without pickles, or a :class:`DataFileError` naming the file."""
-    with reading_file(path, ".npz file", "save arrays with np.savez(path, x=images)"):
-        return np.load(path, allow_pickle=False)
-
-
-def _check_numeric(arr: Any, source: str) -> None:
-    """Inputs must be numbers: strings, objects or records cannot feed a model."""
-    kind = np.dtype(arr.dtype).kind
-    if kind not in "biuf":
-        raise DataFileError(
-            f"{source}: holds {np.dtype(arr.dtype)} values, not numbers; the inputs must be "
-            "a numeric array of images or volumes"
-        )
-
-
 def _load_npz(
     path: Path,
     key: str | None,
     labels: str | Path | None,
     size: Sequence[int] | None,
     window: tuple[float, float] | None,
-    norm: Any,
+    norm: Normalize,
     channels: int | None = None,
 ) -> UserData:
-    with _open_npz(path) as z:
+    with open_npz(path) as z:
         files = list(z.files)
         if not files:
             raise DataFileError(
@@ -959,7 +437,7 @@ def _load_npz(
                 "np.savez(path, x=images, y=labels)"
             )
         if key is None:
-            key = next((k for k in ARRAY_X_KEYS if k in files), None)
+            key = first_key(files, X_KEYS)
             if key is None and len(files) == 1:
                 key = files[0]
         if key is None or key not in files:
@@ -969,23 +447,23 @@ def _load_npz(
             )
         with reading_file(path, ".npz file"):
             x = np.asarray(z[key])
-            y_key = next((k for k in ARRAY_Y_KEYS if k in files and k != key), None)
+            y_key = first_key([f for f in files if f != key], Y_KEYS)
             y = np.asarray(z[y_key]) if (labels is None and y_key is not None) else None
-    _check_numeric(x, f"{path}:{key}")
-    add_c = _array_layout(x.shape, f"{path}:{key}")
+    check_numeric(x, f"{path}:{key}")
+    add_c = adds_channel_axis(x.shape, f"{path}:{key}")
     ndim = x.ndim - 1 + int(add_c)
     size_t = _check_size(size, ndim, "array")
     label_arr, class_names = None, None
     if labels is not None:
-        label_arr, class_names = _labels_from_spec(labels, None, None, len(x))
+        label_arr, class_names = labels_from_spec(labels, None, None, len(x))
     elif y is not None:
         if y.ndim != 1 or len(y) != len(x):
             raise ValueError(f"{path}:{y_key} has shape {y.shape}; expected ({len(x)},)")
-        label_arr, class_names = _encode_labels(list(y) if y.dtype.kind in "SUO" else y)
-    c = _channels_of(1 if add_c else int(x.shape[1]), channels)
+        label_arr, class_names = encode_labels(list(y) if y.dtype.kind in "SUO" else y)
+    c = channels_of(1 if add_c else int(x.shape[1]), channels)
     sample_shape = (c,) + (size_t or x.shape[1 + int(not add_c) :])
     return UserData(
-        dataset=_ArrayDataset(x, _Processing(size_t, window, norm, channels), add_c),
+        dataset=ArrayDataset(x, SampleTransform(size_t, window, norm, channels), add_c),
         labels=label_arr,
         class_names=class_names,
         metadata={},
@@ -1005,28 +483,28 @@ def _load_h5(
     labels: str | Path | None,
     size: Sequence[int] | None,
     window: tuple[float, float] | None,
-    norm: Any,
+    norm: Normalize,
     channels: int | None = None,
 ) -> UserData:
-    with _open_h5(path) as f:
-        names = _h5_datasets(f)
+    with open_h5(path) as f:
+        names = h5_datasets(f)
         if key is None or key not in f or not hasattr(f[key], "shape"):
             raise KeyError(
                 f"{path} has no dataset {key!r}; name one as {path}:<dataset> "
                 f"(it holds {', '.join(names) or 'no datasets'})"
             )
         shape = tuple(int(s) for s in f[key].shape)
-        _check_numeric(f[key], f"{path}:{key}")
-    add_c = _array_layout(shape, f"{path}:{key}")
+        check_numeric(f[key], f"{path}:{key}")
+    add_c = adds_channel_axis(shape, f"{path}:{key}")
     size_t = _check_size(size, len(shape) - 1 + int(add_c), "array")
     label_arr, class_names = None, None
     if labels is not None:
-        label_arr, class_names = _labels_from_spec(labels, None, None, shape[0])
-    c = _channels_of(1 if add_c else shape[1], channels)
+        label_arr, class_names = labels_from_spec(labels, None, None, shape[0])
+    c = channels_of(1 if add_c else shape[1], channels)
     sample_shape = (c,) + (size_t or shape[1 + int(not add_c) :])
     return UserData(
-        dataset=_ArrayDataset(
-            None, _Processing(size_t, window, norm, channels), add_c, h5=(str(path), key)
+        dataset=ArrayDataset(
+            None, SampleTransform(size_t, window, norm, channels), add_c, h5=(str(path), key)
         ),
         labels=label_arr,
         class_names=class_names,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal, overload
 
 import numpy as np
 
 from inspect_kit.data._optional import require
-from inspect_kit.seeding import NOT_GIVEN, RandomState, renamed_seed
+from inspect_kit.seeding import RandomState
 
 TISSUE_CLASSES: tuple[str, ...] = ("csf", "grey matter", "white matter")
 
@@ -98,56 +97,25 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-# `return_info=True` adds the info dict: the overloads tell a type checker how many values come back
-@overload
-def load_mni_patches(
-    dim: int = 2,
-    patch: int = 16,
-    n_per_class: int = 400,
-    random_state: RandomState = 0,
-    *,
-    resolution: int = 1,
-    purity: float = 0.8,
-    intensity_jitter: float = 0.25,
-    noise: float = 0.02,
-    return_info: Literal[False] = False,
-    seed: Any = NOT_GIVEN,
-) -> tuple[np.ndarray, np.ndarray, list[str]]: ...
+@dataclass(frozen=True)
+class MNIPatches:
+    """Tissue-labelled MNI152 patches with where each came from (see :func:`mni_patches`).
 
+    Attributes
+    ----------
+    X : ndarray of float32, (N, 1, p, p) or (N, 1, p, p, p)
+    y : ndarray of int64, (N,)
+    class_names : list of str
+    info : dict of str to ndarray
+        Per sample: ``center_voxel`` ((N, 3) int64 indices into the arrays of nilearn's
+        template images), ``center_mm`` ((N, 3) MNI coordinates), ``tissue_probability``
+        ((N, 3) csf/grey/white at the centre) and ``gain`` ((N,)).
+    """
 
-@overload
-def load_mni_patches(
-    dim: int = 2,
-    patch: int = 16,
-    n_per_class: int = 400,
-    random_state: RandomState = 0,
-    *,
-    resolution: int = 1,
-    purity: float = 0.8,
-    intensity_jitter: float = 0.25,
-    noise: float = 0.02,
-    return_info: Literal[True],
-    seed: Any = NOT_GIVEN,
-) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]: ...
-
-
-@overload
-def load_mni_patches(
-    dim: int = 2,
-    patch: int = 16,
-    n_per_class: int = 400,
-    random_state: RandomState = 0,
-    *,
-    resolution: int = 1,
-    purity: float = 0.8,
-    intensity_jitter: float = 0.25,
-    noise: float = 0.02,
-    return_info: bool = False,
-    seed: Any = NOT_GIVEN,
-) -> (
-    tuple[np.ndarray, np.ndarray, list[str]]
-    | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
-): ...
+    X: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    info: dict[str, np.ndarray]
 
 
 def load_mni_patches(
@@ -160,12 +128,40 @@ def load_mni_patches(
     purity: float = 0.8,
     intensity_jitter: float = 0.25,
     noise: float = 0.02,
-    return_info: bool = False,
-    seed: Any = NOT_GIVEN,
-) -> (
-    tuple[np.ndarray, np.ndarray, list[str]]
-    | tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]
-):
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``X, y, class_names`` of :func:`mni_patches` (same parameters), for training.
+
+    Examples
+    --------
+    >>> from inspect_kit.data import load_mni_patches
+    >>> X, y, names = load_mni_patches(dim=2, patch=16, n_per_class=100)
+    >>> X.shape, names
+    ((300, 1, 16, 16), ['csf', 'grey matter', 'white matter'])
+    """
+    p = mni_patches(
+        dim,
+        patch,
+        n_per_class,
+        random_state,
+        resolution=resolution,
+        purity=purity,
+        intensity_jitter=intensity_jitter,
+        noise=noise,
+    )
+    return p.X, p.y, p.class_names
+
+
+def mni_patches(
+    dim: int = 2,
+    patch: int = 16,
+    n_per_class: int = 400,
+    random_state: RandomState = 0,
+    *,
+    resolution: int = 1,
+    purity: float = 0.8,
+    intensity_jitter: float = 0.25,
+    noise: float = 0.02,
+) -> MNIPatches:
     """Sample tissue-labelled patches from the MNI152 T1 template (shipped with nilearn).
 
     Each sample is an axial 2D patch or a 3D cube centred on a brain voxel. Its label is the
@@ -191,7 +187,6 @@ def load_mni_patches(
         Samples per class; the result has ``3 * n_per_class`` rows in shuffled order.
     random_state : int, numpy Generator or None, default=0
         Seed of the sampling, gain and noise; the same arguments always give the same arrays.
-        (``seed`` is its deprecated alias.)
     resolution : int, default=1
         Voxel size in mm passed to nilearn (1 is the shipped template; other values resample).
     purity : float, default=0.8
@@ -200,25 +195,20 @@ def load_mni_patches(
         Half-width of the random per-patch gain (0 disables it).
     noise : float, default=0.02
         Standard deviation of the added Gaussian noise, in template units (template is in [0, 1]).
-    return_info : bool, default=False
-        Also return a dict with per-sample ``center_voxel`` ((N, 3) int64 indices into the
-        arrays of nilearn's template images), ``center_mm`` ((N, 3) MNI coordinates),
-        ``tissue_probability`` ((N, 3) csf/grey/white at the centre) and ``gain`` ((N,)).
 
     Returns
     -------
-    X : np.ndarray of float32, shape (N, 1, patch, patch) or (N, 1, patch, patch, patch)
-    y : np.ndarray of int64, shape (N,)
-    class_names : list of str
-        ``['csf', 'grey matter', 'white matter']``.
-    info : dict, only if ``return_info``
+    MNIPatches
+        ``X`` float32 ``(N, 1, patch, patch)`` or ``(N, 1, patch, patch, patch)``, ``y`` int64
+        ``(N,)``, ``class_names`` ``['csf', 'grey matter', 'white matter']`` and per-sample
+        ``info`` (centres in voxels and mm, tissue probabilities, gains).
 
     Examples
     --------
-    >>> from inspect_kit.data import load_mni_patches
-    >>> X, y, names = load_mni_patches(dim=2, patch=16, n_per_class=100)
-    >>> X.shape, names
-    ((300, 1, 16, 16), ['csf', 'grey matter', 'white matter'])
+    >>> from inspect_kit.data import mni_patches
+    >>> p = mni_patches(dim=2, patch=16, n_per_class=10)
+    >>> p.X.shape, p.info["center_mm"].shape
+    ((30, 1, 16, 16), (30, 3))
     """
     if dim not in (2, 3) or isinstance(dim, bool):
         raise ValueError(f"dim must be 2 (axial slices) or 3 (cubes), got {dim!r}")
@@ -246,7 +236,7 @@ def load_mni_patches(
                 f"patch; ask for n_per_class <= {len(c)} or lower purity"
             )
 
-    rng = np.random.default_rng(renamed_seed(seed, random_state, "load_mni_patches"))
+    rng = np.random.default_rng(random_state)
     flat = np.concatenate([rng.choice(c, size=n_per_class, replace=False) for c in cands])
     y = np.repeat(np.arange(len(TISSUE_CLASSES), dtype=np.int64), n_per_class)
     order = rng.permutation(len(y))
@@ -267,9 +257,6 @@ def load_mni_patches(
         X = X + rng.normal(0.0, float(noise), size=X.shape).astype(np.float32)
     X = ((X - vol.mean) / vol.std).astype(np.float32)[:, None]
 
-    class_names = list(TISSUE_CLASSES)
-    if not return_info:
-        return X, y, class_names
     # Back to the indices of nilearn's own arrays: i = W, j = flipped H, k = D.
     n_j = vol.source_shape[1]
     ijk = np.stack([centers[:, 2], n_j - 1 - centers[:, 1], centers[:, 0]], axis=1).astype(np.int64)
@@ -280,4 +267,4 @@ def load_mni_patches(
         "tissue_probability": vol.prob[:, centers[:, 0], centers[:, 1], centers[:, 2]].T.copy(),
         "gain": gain,
     }
-    return X, y, class_names, info
+    return MNIPatches(X, y, list(TISSUE_CLASSES), info)

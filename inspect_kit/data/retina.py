@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from inspect_kit.data._optional import require
-from inspect_kit.seeding import NOT_GIVEN, RandomState, renamed_seed
+from inspect_kit.seeding import RandomState
 
 RETINA_CLASSES: tuple[str, ...] = ("background", "vessel")
 
@@ -49,7 +48,6 @@ def load_retina_patches(
     scale: float = 0.5,
     vessel_quantile: float = 0.95,
     background_quantile: float = 0.5,
-    seed: Any = NOT_GIVEN,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """RGB patches of scikit-image's retina photograph, labelled vessel or background.
 
@@ -66,8 +64,7 @@ def load_retina_patches(
         Side of a patch in pixels (of the image rescaled by ``scale``).
     n_per_class : int, default=200
     random_state : int, numpy Generator or None, default=0
-        Seed of the sampling; equal arguments give equal arrays. (``seed`` is its deprecated
-        alias.)
+        Seed of the sampling; equal arguments give equal arrays.
     scale : float, default=0.5
         Rescaling of the 1411x1411 image before sampling (0.5: 706x706).
     vessel_quantile, background_quantile : float
@@ -120,7 +117,7 @@ def load_retina_patches(
                 f"only {len(c)} '{name}' centres available; ask for n_per_class <= {len(c)}"
             )
 
-    rng = np.random.default_rng(renamed_seed(seed, random_state, "load_retina_patches"))
+    rng = np.random.default_rng(random_state)
     flat = np.concatenate([rng.choice(c, size=n_per_class, replace=False) for c in cands])
     y = np.repeat(np.arange(2, dtype=np.int64), n_per_class)
     order = rng.permutation(len(y))

@@ -16,6 +16,22 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import theme
+from ._panels import (
+    GRAYSCALES,
+    PLANES,
+    SLIDER_PX,
+    TITLE_PX,
+    axis_ref,
+    class_name,
+    exemplar_rows,
+    image_trace,
+    pick_units,
+    plane_of,
+    resolve_colorscale,
+    sample_plane,
+    style_image_axes,
+    unit_label,
+)
 from .protocols import ExemplarsLike, FeatureVisLike, KernelsLike, RandomizationLike
 
 __all__ = [
@@ -26,142 +42,6 @@ __all__ = [
     "plot_unit_gallery",
     "plot_volume",
 ]
-
-#: Colour scales for grey-level medical images.
-GRAYSCALES: dict[str, list[list[Any]]] = {
-    "gray": theme.GRAY_SCALE,
-    "gray_r": [[0.0, "#FFFFFF"], [1.0, "#000000"]],
-    # matplotlib's "bone": grey with a touch of blue in the mid-tones, as in X-ray viewers
-    "bone": [
-        [0.0, "#000000"],
-        [0.375, "#545474"],
-        [0.75, "#a7c7c7"],
-        [1.0, "#ffffff"],
-    ],
-}
-
-PLANES = ("axial", "coronal", "sagittal")  # cut axis 0 (D), 1 (H), 2 (W) of a volume
-_SLIDER_PX = 85  # vertical room for one slider with its current-value label
-_TITLE_PX = 10  # font size of panel titles in galleries
-
-
-def _colorscale(name: str | list[Any]) -> Any:
-    if isinstance(name, str) and name in GRAYSCALES:
-        return GRAYSCALES[name]
-    return name
-
-
-def _axis_ref(fig: go.Figure, row: int, col: int) -> tuple[str, str]:
-    sp = fig.get_subplot(row, col)
-    return sp.xaxis.plotly_name, sp.yaxis.plotly_name
-
-
-def _style_image_axes(fig: go.Figure, row: int, col: int) -> None:
-    xname, yname = _axis_ref(fig, row, col)
-    anchor = xname.replace("axis", "")
-    fig.layout[xname].update(visible=False, constrain="domain")
-    fig.layout[yname].update(
-        visible=False, autorange="reversed", scaleanchor=anchor, constrain="domain"
-    )
-
-
-def _plane_of(volume: np.ndarray, plane: str, index: int | None = None) -> np.ndarray:
-    axis = PLANES.index(plane)
-    i = volume.shape[axis] // 2 if index is None else index
-    cut: np.ndarray = np.take(volume, i, axis=axis)
-    return cut
-
-
-def _image_trace(
-    img: np.ndarray, zrange: tuple[float, float] | None, colorscale: Any, name: str
-) -> go.BaseTraceType:
-    if img.ndim == 3 and img.shape[-1] == 3:  # RGB (h, w, 3)
-        arr = img.astype(np.float64)
-        lo, hi = zrange if zrange is not None else (np.nanmin(arr), np.nanmax(arr))
-        u8 = np.clip(np.round((arr - lo) / max(hi - lo, 1e-12) * 255), 0, 255).astype(np.uint8)
-        return go.Image(z=u8, name=name, hoverinfo="skip")
-    kw = {} if zrange is None else {"zmin": zrange[0], "zmax": zrange[1]}
-    return go.Heatmap(
-        z=img,
-        colorscale=colorscale,
-        showscale=False,
-        name=name,
-        hovertemplate=f"{name}<br>x=%{{x}} y=%{{y}}<br>value=%{{z:.4g}}<extra></extra>",
-        **kw,
-    )
-
-
-def _sample_plane(sample: np.ndarray, channel: int | str, rgb_ok: bool = True) -> np.ndarray:
-    """(C, *S) -> (*S) or (*S, 3) for channel='rgb'; 'auto' draws 3-channel images in colour."""
-    if channel == "auto":
-        channel = "rgb" if sample.shape[0] == 3 and sample.ndim == 3 and rgb_ok else 0
-    if channel == "rgb":
-        if sample.shape[0] != 3:
-            raise ValueError(f"channel='rgb' needs 3 channels, got {sample.shape[0]}")
-        return np.moveaxis(sample, 0, -1)
-    c = int(channel)
-    if not 0 <= c < sample.shape[0]:
-        raise ValueError(f"channel {c} out of range for {sample.shape[0]} channels")
-    one: np.ndarray = sample[c]
-    return one
-
-
-def _class_name(value: Any, names: Sequence[str] | Mapping[Any, str] | None) -> str:
-    """A label shown by its class name when one is known, else ``y=<value>``."""
-    if names is not None:
-        if isinstance(names, Mapping):
-            if value in names:
-                return str(names[value])
-        else:
-            try:
-                i = int(value)
-            except (TypeError, ValueError):
-                i = -1
-            if 0 <= i < len(names):
-                return str(names[i])
-    return f"y={value}"
-
-
-def _unit_label(label: str, layer: str | None) -> str:
-    """A unit's label without the layer the figure's title already names ('conv1#3' -> 'unit 3')."""
-    if layer and label.startswith(f"{layer}#"):
-        return f"unit {label[len(layer) + 1 :]}"
-    return label
-
-
-def _pick_units(n: int, units: Sequence[int] | None, max_units: int) -> list[int]:
-    if units is None:
-        return list(range(min(n, max_units)))
-    picked = [int(u) for u in units]
-    bad = [u for u in picked if not 0 <= u < n]
-    if bad:
-        raise ValueError(f"batch elements {bad} out of range 0..{n - 1}")
-    return picked
-
-
-def _exemplar_rows(
-    result: FeatureVisLike, exemplars: ExemplarsLike | None, picked: list[int]
-) -> list[int | None]:
-    """For each picked batch element, the row of ``exemplars`` with the same unit."""
-    if exemplars is None:
-        return [None] * len(picked)
-    ex_units = list(np.asarray(exemplars.units).tolist())
-    if result.units is None:
-        if len(ex_units) != len(result.labels):
-            raise ValueError(
-                "the result's objective names no units; give exemplars with one row per "
-                f"batch element ({len(result.labels)}), got {len(ex_units)}"
-            )
-        return list(picked)
-    if result.layer is not None and exemplars.layer not in (result.layer, "array"):
-        raise ValueError(
-            f"exemplars are for layer {exemplars.layer!r} but the result for {result.layer!r}"
-        )
-    rows: list[int | None] = []
-    for b in picked:
-        u = result.units[b]
-        rows.append(ex_units.index(u) if u in ex_units else None)
-    return rows
 
 
 def plot_unit_gallery(
@@ -211,15 +91,15 @@ def plot_unit_gallery(
     """
     images = np.asarray(result.images)
     dim = images.ndim - 2
-    picked = _pick_units(images.shape[0], units, max_units)
-    ex_rows = _exemplar_rows(result, exemplars, picked)
+    picked = pick_units(images.shape[0], units, max_units)
+    ex_rows = exemplar_rows(result, exemplars, picked)
     ex_thumbs = exemplars.thumbnails if exemplars is not None else None
     k = 0
     if ex_thumbs is not None:
         k = min(max_exemplars, ex_thumbs.shape[1])
     n_img = 3 if dim == 3 else 1
     ncols = n_img + k + 1
-    cs = _colorscale(colorscale)
+    cs = resolve_colorscale(colorscale)
     vr = result.value_range
     zrange = (
         (float(vr[0]), float(vr[1]))
@@ -237,13 +117,13 @@ def plot_unit_gallery(
     titles: list[str] = []
     flat = getattr(result, "flat", None)
     for b, er in zip(picked, ex_rows, strict=True):
-        label = _unit_label(result.labels[b], layer)
+        label = unit_label(result.labels[b], layer)
         if flat is not None and bool(flat[b]):
             label += " · FLAT: no feature"
         if dim == 3:
-            titles += [theme.wrap_label(f"{label} · {p}", column_px, _TITLE_PX) for p in PLANES]
+            titles += [theme.wrap_label(f"{label} · {p}", column_px, TITLE_PX) for p in PLANES]
         else:
-            titles.append(theme.wrap_label(label, column_px, _TITLE_PX))
+            titles.append(theme.wrap_label(label, column_px, TITLE_PX))
         for j in range(k):
             if er is None or exemplars is None:
                 titles.append("")
@@ -252,13 +132,13 @@ def plot_unit_gallery(
             lab = (
                 ""
                 if exemplars.labels is None
-                else f" · {_class_name(exemplars.labels[er, j], label_names)}"
+                else f" · {class_name(exemplars.labels[er, j], label_names)}"
             )
             titles.append(
-                theme.wrap_label(f"#{exemplars.index[er, j]} ({a:.3g}){lab}", column_px, _TITLE_PX)
+                theme.wrap_label(f"#{exemplars.index[er, j]} ({a:.3g}){lab}", column_px, TITLE_PX)
             )
         titles.append("activation")
-    title_px = max(theme.n_lines(t) for t in titles) * _TITLE_PX * theme.LINE_EM + 6
+    title_px = max(theme.n_lines(t) for t in titles) * TITLE_PX * theme.LINE_EM + 6
     row_px = 150 if dim == 2 else 170
     plot_px = row_px * len(picked) + title_px * (len(picked) - 1)
     fig = make_subplots(
@@ -271,29 +151,29 @@ def plot_unit_gallery(
     )
     plane_traces: dict[str, list[int]] = {p: [] for p in PLANES}
     for r, (b, er) in enumerate(zip(picked, ex_rows, strict=True), start=1):
-        sample = _sample_plane(images[b], channel)
+        sample = sample_plane(images[b], channel)
         if dim == 3:
             for c, plane in enumerate(PLANES, start=1):
                 fig.add_trace(
-                    _image_trace(_plane_of(sample, plane), zrange, cs, result.labels[b]),
+                    image_trace(plane_of(sample, plane), zrange, cs, result.labels[b]),
                     row=r,
                     col=c,
                 )
                 plane_traces[plane].append(len(fig.data) - 1)
-                _style_image_axes(fig, r, c)
+                style_image_axes(fig, r, c)
         else:
-            fig.add_trace(_image_trace(sample, zrange, cs, result.labels[b]), row=r, col=1)
-            _style_image_axes(fig, r, 1)
+            fig.add_trace(image_trace(sample, zrange, cs, result.labels[b]), row=r, col=1)
+            style_image_axes(fig, r, 1)
         for j in range(k):
             col = n_img + 1 + j
             if er is not None and exemplars is not None and ex_thumbs is not None:
                 thumb = ex_thumbs[er, j]
                 fig.add_trace(
-                    _image_trace(thumb, (0, 255), cs, f"sample {exemplars.index[er, j]}"),
+                    image_trace(thumb, (0, 255), cs, f"sample {exemplars.index[er, j]}"),
                     row=r,
                     col=col,
                 )
-            _style_image_axes(fig, r, col)
+            style_image_axes(fig, r, col)
         traj = np.asarray(result.trajectory)[:, b]
         steps = np.arange(1, len(traj) + 1)
         fig.add_trace(
@@ -338,8 +218,8 @@ def plot_unit_gallery(
                 col=ncols,
             )
     if dim == 3 and sliders:
-        _add_plane_sliders(fig, [_sample_plane(images[b], channel) for b in picked], plane_traces)
-    bottom = 40 + (3 * _SLIDER_PX if dim == 3 and sliders else 0)
+        _add_plane_sliders(fig, [sample_plane(images[b], channel) for b in picked], plane_traces)
+    bottom = 40 + (3 * SLIDER_PX if dim == 3 and sliders else 0)
     n_flat = int(np.sum(flat)) if flat is not None else 0
     n_units = len(flat) if flat is not None else 0
     subtitle = (
@@ -370,7 +250,7 @@ def plot_unit_gallery(
     )
     for r in range(1, len(picked) + 1):
         fig.update_yaxes(side="right", row=r, col=ncols)
-    fig.update_annotations(font_size=_TITLE_PX)
+    fig.update_annotations(font_size=TITLE_PX)
     return fig
 
 
@@ -396,7 +276,7 @@ def _add_plane_sliders(
             dict(
                 active=size // 2,
                 currentvalue=dict(prefix=f"{plane} slice: "),
-                pad=dict(t=20 + _SLIDER_PX * n),
+                pad=dict(t=20 + SLIDER_PX * n),
                 steps=steps,
                 len=0.9,
                 x=0.05,
@@ -440,24 +320,24 @@ def plot_volume(
     if vol.ndim == 5 and vol.shape[0] == 1:
         vol = vol[0]
     if vol.ndim == 4:
-        vol = _sample_plane(vol, channel)
+        vol = sample_plane(vol, channel)
     if vol.ndim != 3:
         raise ValueError(f"expected a volume (D, H, W) or (C, D, H, W), got shape {volume.shape}")
     zrange = value_range or (float(np.nanmin(vol)), float(np.nanmax(vol)))
-    cs = _colorscale(colorscale)
+    cs = resolve_colorscale(colorscale)
     fig = make_subplots(rows=1, cols=3, subplot_titles=list(PLANES), horizontal_spacing=0.03)
     traces: dict[str, list[int]] = {}
     for c, plane in enumerate(PLANES, start=1):
-        fig.add_trace(_image_trace(_plane_of(vol, plane), zrange, cs, plane), row=1, col=c)
+        fig.add_trace(image_trace(plane_of(vol, plane), zrange, cs, plane), row=1, col=c)
         traces[plane] = [len(fig.data) - 1]
-        _style_image_axes(fig, 1, c)
+        style_image_axes(fig, 1, c)
     _add_plane_sliders(fig, [vol], traces)
     fig.update_layout(
         template=theme.TEMPLATE,
         title=title or f"volume {vol.shape}",
-        height=330 + 3 * _SLIDER_PX,
+        height=330 + 3 * SLIDER_PX,
         width=900,
-        margin=dict(l=20, r=20, t=70, b=20 + 3 * _SLIDER_PX),
+        margin=dict(l=20, r=20, t=70, b=20 + 3 * SLIDER_PX),
     )
     return fig
 
@@ -533,11 +413,11 @@ def plot_kernels(
         horizontal_spacing=0.01,
         vertical_spacing=0.3 / max(1, nrows),
     )
-    cs = _colorscale(colorscale)
+    cs = resolve_colorscale(colorscale)
     for o, tile in enumerate(tiles):
         r, c = o // ncols + 1, o % ncols + 1
-        fig.add_trace(_image_trace(tile, (-lim, lim), cs, f"kernel {o}"), row=r, col=c)
-        _style_image_axes(fig, r, c)
+        fig.add_trace(image_trace(tile, (-lim, lim), cs, f"kernel {o}"), row=r, col=c)
+        style_image_axes(fig, r, c)
     # one colour bar for all tiles
     fig.data[0].update(showscale=True, colorbar=dict(title="weight", len=0.6))
     sub = " (axial | coronal | sagittal)" if kernels.dim == 3 else ""
@@ -560,7 +440,7 @@ def plot_trajectories(result: FeatureVisLike, *, units: Sequence[int] | None = N
     >>> fig = plot_trajectories(res)                      # doctest: +SKIP
     """
     traj = np.asarray(result.trajectory)
-    picked = _pick_units(traj.shape[1], units, traj.shape[1])
+    picked = pick_units(traj.shape[1], units, traj.shape[1])
     colors = theme.categorical_colors(len(picked))
     fig = go.Figure()
     for b, color in zip(picked, colors, strict=True):
@@ -618,7 +498,7 @@ def plot_randomization(
     scores = np.asarray(result.scores)
     images = np.asarray(result.images)
     n_stages = scores.shape[0]
-    picked = _pick_units(scores.shape[1], units, max_units)
+    picked = pick_units(scores.shape[1], units, max_units)
     specs = [[{"colspan": n_stages}] + [None] * (n_stages - 1)]
     specs += [[{} for _ in range(n_stages)] for _ in picked]
     # Planned at a width that fits a 1,000 px window. The top plot's ticks sit above the
@@ -628,8 +508,8 @@ def plot_randomization(
     spacing = 0.01
     column_px = (width - 70) * (1 - spacing * (n_stages - 1)) / n_stages - 6
     stage_titles = ["trained" if s == "trained" else f"+ {s}" for s in result.stages]
-    ticks = [theme.wrap_label(t, column_px, _TITLE_PX + 1) for t in stage_titles]
-    tick_px = max(theme.n_lines(t) for t in ticks) * (_TITLE_PX + 1) * theme.LINE_EM + 12
+    ticks = [theme.wrap_label(t, column_px, TITLE_PX + 1) for t in stage_titles]
+    tick_px = max(theme.n_lines(t) for t in ticks) * (TITLE_PX + 1) * theme.LINE_EM + 12
     titles = [f"similarity to trained ({result.metric})"]
     flat = getattr(result, "flat", None)
     for b in picked:
@@ -652,9 +532,9 @@ def plot_randomization(
         (lab.rpartition("#")[0] for lab in result.labels if "#" in lab), None
     )
     for r, b in enumerate(picked, start=2):
-        xa, ya = _axis_ref(fig, r, 1)
+        xa, ya = axis_ref(fig, r, 1)
         fig.add_annotation(
-            text=theme.wrap_label(_unit_label(result.labels[b], layer), row_px - 20, _TITLE_PX),
+            text=theme.wrap_label(unit_label(result.labels[b], layer), row_px - 20, TITLE_PX),
             textangle=-90,
             xref="paper",
             x=0,
@@ -663,7 +543,7 @@ def plot_randomization(
             yref=f"{ya.replace('axis', '')} domain",
             y=0.5,
             showarrow=False,
-            font=dict(size=_TITLE_PX),
+            font=dict(size=TITLE_PX),
         )
     x = list(range(n_stages))
     for b in range(scores.shape[1]):
@@ -709,7 +589,7 @@ def plot_randomization(
         tickvals=x,
         ticktext=ticks,
         tickangle=0,
-        tickfont=dict(size=_TITLE_PX + 1),
+        tickfont=dict(size=TITLE_PX + 1),
         range=[-0.5, n_stages - 0.5],
         row=1,
         col=1,
@@ -719,14 +599,14 @@ def plot_randomization(
     zrange = (
         (float(vr[0]), float(vr[1])) if vr else (float(np.nanmin(images)), float(np.nanmax(images)))
     )
-    cs = _colorscale(colorscale)
+    cs = resolve_colorscale(colorscale)
     for r, b in enumerate(picked, start=2):
         for s in range(n_stages):
-            img = _sample_plane(images[s, b], channel)
+            img = sample_plane(images[s, b], channel)
             if img.ndim == 3:
-                img = _plane_of(img, "axial")
-            fig.add_trace(_image_trace(img, zrange, cs, f"{result.stages[s]}"), row=r, col=s + 1)
-            _style_image_axes(fig, r, s + 1)
+                img = plane_of(img, "axial")
+            fig.add_trace(image_trace(img, zrange, cs, f"{result.stages[s]}"), row=r, col=s + 1)
+            style_image_axes(fig, r, s + 1)
     notes = list(getattr(result, "notes", []) or [])
     subtitle = (
         theme.wrap_label(

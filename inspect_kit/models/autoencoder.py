@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inspect_kit.seeding import NOT_GIVEN, renamed_seed
+from inspect_kit.capture.inputs import batch_input
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class ConvAutoencoder(nn.Module):
         ``'sigmoid'`` bounds reconstructions to (0, 1), for inputs scaled to [0, 1].
     random_state : int or None
         Seed of the weight initialisation, drawn inside ``torch.random.fork_rng`` so the
-        global RNG is untouched; None draws from the global RNG. (``seed`` is its deprecated
-        alias.)
+        global RNG is untouched; None draws from the global RNG.
 
     Attributes
     ----------
@@ -91,11 +90,8 @@ class ConvAutoencoder(nn.Module):
         widths: Sequence[int] = (16, 32),
         output_activation: str | None = None,
         random_state: int | None = 0,
-        *,
-        seed: Any = NOT_GIVEN,
     ):
         super().__init__()
-        seed = renamed_seed(seed, random_state, "ConvAutoencoder")
         rng_state = torch.random.get_rng_state()
         shape = _check_input_shape(input_shape)
         if (
@@ -149,11 +145,11 @@ class ConvAutoencoder(nn.Module):
             ]
         self.decoder = nn.Sequential(*dec)
         self.head = conv(out_widths[-1], channels, 3, padding=1)
-        if seed is not None:
+        if random_state is not None:
             # Same initialisers as at construction, drawn from the seeded CPU generator; the
             # global state (also what construction above consumed) is put back afterwards.
             try:
-                torch.default_generator.manual_seed(seed)
+                torch.default_generator.manual_seed(random_state)
                 for module in self.modules():
                     reset = getattr(module, "reset_parameters", None)
                     if module is not self and callable(reset):
@@ -235,16 +231,8 @@ class _Variational(Protocol):
 
 
 def _input_of(batch: Any) -> torch.Tensor:
-    """The inputs of a batch given as x, (x, y, ...) or a dict with an input key."""
-    x: torch.Tensor
-    if isinstance(batch, dict):
-        for key in ("x", "input", "inputs", "image", "images", "volume", "volumes"):
-            if key in batch:
-                x = batch[key]
-                return x
-        raise KeyError(f"dict batches need an 'x' or 'image' key, got keys {sorted(batch)}")
-    x = batch[0] if isinstance(batch, tuple | list) else batch
-    return x
+    """The inputs of a batch given as x, (x, y, ...) or a dict (capture's one input-key rule)."""
+    return torch.as_tensor(batch_input(batch))
 
 
 def fit_autoencoder(
@@ -260,7 +248,6 @@ def fit_autoencoder(
     device: str | torch.device | None = None,
     random_state: int | None = 0,
     progress: bool = True,
-    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train an autoencoder (or VAE) to reconstruct ``data``, with :func:`inspect_kit.models.fit`.
 
@@ -273,8 +260,7 @@ def fit_autoencoder(
         Inputs (N, C, H, W) or (N, C, D, H, W) (float arrays become float32); batches may be
         ``x``, ``(x, y, ...)`` or dicts with an ``'x'``/``'image'`` key; labels are ignored.
     epochs, lr, batch_size, patience, random_state, progress
-        As in :func:`inspect_kit.models.fit` (``patience`` needs ``val_data``; ``seed`` is the
-        deprecated alias of ``random_state``).
+        As in :func:`inspect_kit.models.fit` (``patience`` needs ``val_data``).
     val_data : same kinds as ``data``, optional
         Held-out inputs for the validation loss and early stopping.
     beta : float
@@ -323,6 +309,6 @@ def fit_autoencoder(
         val_data=val_data,
         patience=patience,
         device=device,
-        random_state=renamed_seed(seed, random_state, "fit_autoencoder"),
+        random_state=random_state,
         progress=progress,
     )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
-
-from inspect_kit.seeding import NOT_GIVEN, renamed_seed
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -49,8 +46,7 @@ class SmallCNN(nn.Sequential):
         output of the layer before it, which activation capture must cope with.
     random_state : int or None, default=0
         Seed of the weight initialisation (drawn inside ``torch.random.fork_rng``, so the global
-        RNG is untouched); ``None`` uses torch's global RNG. (``seed`` is its deprecated
-        alias.)
+        RNG is untouched); ``None`` uses torch's global RNG.
 
     Attributes
     ----------
@@ -81,7 +77,6 @@ class SmallCNN(nn.Sequential):
         inplace_relu: bool = False,
         pool_size: int = 1,
         random_state: int | None = 0,
-        seed: Any = NOT_GIVEN,
     ) -> None:
         if dim not in (2, 3) or isinstance(dim, bool):
             raise ValueError(f"dim must be 2 (images) or 3 (volumes), got {dim!r}")
@@ -103,7 +98,6 @@ class SmallCNN(nn.Sequential):
                 f"pool_size must be a positive int (1 = global pooling), got {pool_size!r}"
             )
 
-        seed = renamed_seed(seed, random_state, "SmallCNN")
         args = (
             in_channels,
             n_classes,
@@ -114,12 +108,12 @@ class SmallCNN(nn.Sequential):
             inplace_relu,
             pool_size,
         )
-        if seed is None:
+        if random_state is None:
             layers = self._build(*args)
         else:
             # Only the CPU generator is seeded, inside a fork, so global RNG state is untouched.
             with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed(seed)
+                torch.default_generator.manual_seed(random_state)
                 layers = self._build(*args)
         super().__init__(layers)
         self.dim = dim

@@ -16,7 +16,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import trange
 
 from inspect_kit.hooks import model_device, model_state_preserved
-from inspect_kit.seeding import NOT_GIVEN, renamed_seed
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +185,6 @@ def fit(
     weight_decay: float = 0.0,
     metrics: Mapping[str, MetricFn] | None = None,
     restore_best: bool = True,
-    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train ``model`` with Adam by minimising ``loss_fn(model, batch)``; the one training loop.
 
@@ -222,7 +220,7 @@ def fit(
     random_state : int or None, default=0
         Seeds the shuffling (a ``torch.Generator``) and, for the duration of training only,
         torch's RNG (dropout, VAE sampling), so equal seeds give equal weights on one device;
-        None draws fresh ones. (``seed`` is its deprecated alias.)
+        None draws fresh ones.
     progress : bool, default=True
         Show a tqdm progress bar over epochs.
     weight_decay : float, default=0.0
@@ -251,7 +249,7 @@ def fit(
     >>> len(hist["train_loss"])
     2
     """
-    seed = renamed_seed(seed, random_state, "fit")  # the effective one, below
+    seed = random_state
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -399,7 +397,6 @@ def fit_classifier(
     random_state: int | None = 0,
     progress: bool = True,
     weight_decay: float = 0.0,
-    seed: Any = NOT_GIVEN,
 ) -> dict[str, Any]:
     """Train a classifier with cross-entropy on ``(X, y)`` using :func:`fit`.
 
@@ -411,7 +408,7 @@ def fit_classifier(
     y : tensor or array of int, shape (N,)
         Class indices in ``0..K-1``.
     epochs, lr, batch_size, patience, device, random_state, progress, weight_decay
-        As in :func:`fit` (``seed`` is the deprecated alias of ``random_state``).
+        As in :func:`fit`.
     val_data : tuple (X_val, y_val), optional
         Validation split: recorded as ``val_loss`` and ``val_accuracy`` per epoch, used for
         early stopping and to restore the best weights.
@@ -447,7 +444,7 @@ def fit_classifier(
         val_data=val,
         patience=patience,
         device=device,
-        random_state=renamed_seed(seed, random_state, "fit_classifier"),
+        random_state=random_state,
         progress=progress,
         weight_decay=weight_decay,
         metrics={"accuracy": _accuracy} if val is not None else None,

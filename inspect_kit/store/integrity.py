@@ -140,9 +140,9 @@ def _chunks_past_end(ds: h5py.Dataset, rows: int, size: int) -> int | None:
 
 
 def per_sample_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
-    """Every dataset under /samples and /layers (one row per sample), by path."""
+    """Every dataset under /samples, /layers and /attributions (one row per sample), by path."""
     found: dict[str, h5py.Dataset] = {}
-    for top in (schema.SAMPLES, schema.LAYERS):
+    for top in schema.PER_SAMPLE_GROUPS:
         if top in f:
             f[top].visititems(
                 lambda name, obj, top=top: (

@@ -28,12 +28,20 @@ LATENT = "latent"
 PROBES = "probes"
 #: ``similarity/<method>/<key>``: CKA/RSA matrices with their parameters
 SIMILARITY = "similarity"
+#: ``attributions/...``: attribution maps and their parameters
+ATTRIBUTIONS = "attributions"
 #: how the model and data were named at capture: data, never code
 INPUTS = "inputs"
+#: ``attributions/<method>/<key>/{maps,score,target_class[,completeness_gap]}``: attribution
+#: maps, one row per sample like /layers, written by the same writer; ``<key>`` is a hash of
+#: the method's target and parameters (kept in the maps dataset's attributes)
+ATTRIBUTIONS = "attributions"
+#: groups whose datasets have one row per committed sample
+PER_SAMPLE_GROUPS = (SAMPLES, LAYERS, ATTRIBUTIONS)
 #: groups that hold results rather than captured data
-RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, INPUTS)
+RESULT_GROUPS = (EMBEDDINGS, EMBEDDING_CACHE, LATENT, PROBES, SIMILARITY, ATTRIBUTIONS, INPUTS)
 #: every top-level group a store can hold
-GROUPS = (SAMPLES, LAYERS, *RESULT_GROUPS)
+GROUPS = (SAMPLES, LAYERS, ATTRIBUTIONS, *RESULT_GROUPS)
 
 # -- per-sample columns ------------------------------------------------------------------------
 INDEX = f"{SAMPLES}/index"
@@ -100,6 +108,21 @@ def embedding_variant_group(layer: str, method: str, key: str) -> str:
     """Where the map of one parameter set (cache ``key``) is kept:
     ``embedding_cache/<layer>/<method>/<key[:24]>``."""
     return f"{EMBEDDING_CACHE}/{layer}/{method}/{key[:24]}"
+
+
+def attribution_group(method: str, key: str) -> str:
+    """``attributions/<method>/<hash>``: where one method's maps for one target and parameter
+    set live (``key`` is the JSON of the method, target and parameters).
+
+    Examples
+    --------
+    >>> attribution_group("gradcam", '{"layer": "layer4"}').startswith("attributions/gradcam/")
+    True
+    """
+    import hashlib
+
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{ATTRIBUTIONS}/{method}/{digest}"
 
 
 def probe_group(target: str) -> str:

@@ -68,6 +68,8 @@ class Batch:
     logits: np.ndarray | None = None
     thumbnail: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    #: attribution rows by path under /attributions (``<method>/<key>/maps`` ...)
+    attributions: dict[str, np.ndarray] = field(default_factory=dict)
     #: the inputs as host bytes (samples first), fingerprinted by the writer thread
     inputs: np.ndarray | None = None
     #: position of the batch in the data, for error messages
@@ -210,7 +212,7 @@ def recover_killed_store(path: Path) -> int:
                     g = dst.require_group(name)
                     for k, v in obj.attrs.items():
                         g.attrs[k] = v
-                elif name.split("/")[0] in (schema.SAMPLES, schema.LAYERS):
+                elif name.split("/")[0] in schema.PER_SAMPLE_GROUPS:
                     _copy_rows(obj, parent, leaf, min(n, obj.shape[0]))
                 else:
                     src.copy(obj, parent, name=leaf)
@@ -328,8 +330,9 @@ class StoreWriter:
                 if isinstance(obj, h5py.Dataset) and obj.shape and obj.shape[0] > self.n_done:
                     obj.resize(self.n_done, axis=0)
 
-            for top in (schema.SAMPLES, schema.LAYERS):
-                f[top].visititems(visit)
+            for top in schema.PER_SAMPLE_GROUPS:
+                if top in f:
+                    f[top].visititems(visit)
             for name in f[schema.LAYERS]:
                 ds = f[f"{schema.LAYERS}/{name}"]
                 if schema.NONFINITE_COUNT not in ds.attrs:
@@ -354,7 +357,7 @@ class StoreWriter:
     @staticmethod
     def _per_sample_paths(f: h5py.File) -> list[str]:
         found: list[str] = []
-        for top in (schema.SAMPLES, schema.LAYERS):
+        for top in (t for t in schema.PER_SAMPLE_GROUPS if t in f):
             f[top].visititems(
                 lambda n, o, top=top: (
                     found.append(f"{top}/{n}") if isinstance(o, h5py.Dataset) else None
@@ -419,7 +422,7 @@ class StoreWriter:
             attrs[schema.NONFINITE_COUNT] = np.int64(0)  # updated in place when finishing
             self._create(f"{schema.LAYERS}/{name}", arr, attrs)
         for path, arr in self._columns(batch):
-            self._create(path, arr)
+            self._create(path, arr, self._layer_attrs.get(path))
         if batch.inputs is not None:
             self._create(schema.INPUT_DIGEST, np.zeros(len(batch.index), np.uint32))
         else:
@@ -437,6 +440,7 @@ class StoreWriter:
             (schema.THUMBNAIL, batch.thumbnail),
         ]
         cols += [(f"{schema.META}/{k}", v) for k, v in batch.meta.items()]
+        cols += [(f"{schema.ATTRIBUTIONS}/{k}", v) for k, v in batch.attributions.items()]
         return [(p, _storable(a)) for p, a in cols if a is not None]
 
     def _check_fields(self, batch: Batch) -> None:

@@ -1,7 +1,8 @@
 """What the ``inspect-kit`` command and the demo run: the application layer.
 
 The only layer that combines capture, analyses and the report. Workflows take small option
-objects (:mod:`.options`) rather than long keyword lists: :func:`build_report` profiles a
+objects (:mod:`.options`) rather than long keyword lists; analyses are declared once in
+:mod:`.registry` (their command and report section follow). :func:`build_report` profiles a
 store into one HTML report (a list of steps, :mod:`.report_steps`), :func:`run_demo` trains
 and profiles the demo model, and :mod:`.commands` holds the single-step commands
 (``layers``, ``capture``, ``embed``, ``featurevis``, ``probe``);
@@ -10,30 +11,37 @@ and profiles the demo model, and :mod:`.commands` holds the single-step commands
 Examples
 --------
 >>> from inspect_kit.workflows import ReportOptions, build_report
->>> res = build_report("acts.h5", "report.html", options=ReportOptions(methods=("pca",)))
-... # doctest: +SKIP
+>>> from inspect_kit.workflows import EmbeddingOptions
+>>> opts = ReportOptions(embedding=EmbeddingOptions(methods=("pca",)), latent=None)
+>>> res = build_report("acts.h5", "report.html", options=opts)   # doctest: +SKIP
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# names resolve on first use (PEP 562): ``inspect_kit.explore`` needs no torch
-_LAZY = {
-    "DemoSize": ".demo",
-    "run_demo": ".demo",
-    "CaptureOptions": ".options",
-    "DataOptions": ".options",
-    "EmbeddingOptions": ".options",
-    "FeatureVisOptions": ".options",
-    "LatentOptions": ".options",
-    "ModelSource": ".options",
-    "ReportOptions": ".options",
-    "RunOptions": ".options",
-    "PipelineResult": ".pipeline",
-    "build_report": ".pipeline",
-    "report_from_store": ".pipeline",
-    "explore": ".explore",
-}
+import lazy_loader
+
+# names resolve on first use (lazy_loader): ``inspect_kit.explore`` needs no torch
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "demo": ["DemoSize", "run_demo"],
+        "options": [
+            "CaptureOptions",
+            "DataOptions",
+            "EmbeddingOptions",
+            "FeatureVisOptions",
+            "LatentOptions",
+            "ModelSource",
+            "ProbeOptions",
+            "ReportOptions",
+            "RunOptions",
+            "SimilarityOptions",
+        ],
+        "registry": ["AnalysisInputs", "AnalysisSpec", "register_analysis"],
+        "pipeline": ["PipelineResult", "build_report", "report_from_store"],
+        "explore": ["explore"],
+    },
+)
 
 if TYPE_CHECKING:
     from .demo import DemoSize, run_demo
@@ -45,25 +53,18 @@ if TYPE_CHECKING:
         FeatureVisOptions,
         LatentOptions,
         ModelSource,
+        ProbeOptions,
         ReportOptions,
         RunOptions,
+        SimilarityOptions,
     )
     from .pipeline import PipelineResult, build_report, report_from_store
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    from .registry import AnalysisInputs, AnalysisSpec, register_analysis
 
 
 __all__ = [
+    "AnalysisInputs",
+    "AnalysisSpec",
     "CaptureOptions",
     "DataOptions",
     "DemoSize",
@@ -72,10 +73,13 @@ __all__ = [
     "LatentOptions",
     "ModelSource",
     "PipelineResult",
+    "ProbeOptions",
     "ReportOptions",
     "RunOptions",
+    "SimilarityOptions",
     "build_report",
     "explore",
+    "register_analysis",
     "report_from_store",
     "run_demo",
 ]

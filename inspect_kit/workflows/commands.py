@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -22,6 +22,7 @@ from .options import (
     EmbeddingOptions,
     FeatureVisOptions,
     ModelSource,
+    ProbeOptions,
     RunOptions,
 )
 from .output import check_formats, safe_name, timed_step, write_figures
@@ -60,12 +61,13 @@ def layer_table(
     exclude: Sequence[str] | None = None,
     types: Sequence[str] | None = None,
     input_shape: Sequence[int] | None = None,
-    device: str | None = None,
+    run: RunOptions | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
     """The ``layers`` command: one row per layer (name, type, parameters, output shape).
 
     With ``input_shape`` (one sample's C H W or C D H W) a forward pass of zeros also gives
-    each layer's output shape, one entry per call (``name``, ``name:1`` ...).
+    each layer's output shape, one entry per call (``name``, ``name:1`` ...), on
+    ``run.device``.
 
     Returns
     -------
@@ -84,6 +86,7 @@ def layer_table(
 
     from inspect_kit.hooks import LayerRecorder, list_layers, resolve_layers
 
+    device = (run or RunOptions()).device
     net = model.load(device)
     names = list_layers(net, include=include, exclude=exclude, types=types)
     present = {type(m).__name__ for m in net.modules()}
@@ -437,19 +440,9 @@ def featurevis_units(
 
 def probe_layers(
     store_path: str | Path,
+    options: ProbeOptions | None = None,
     *,
     layers: Sequence[str] | None = None,
-    target: str = "label",
-    cv: int = 5,
-    groups: str | None = "auto",
-    C: float = 1.0,
-    chance: str = "balanced",
-    n_permutations: int = 100,
-    reduce: str = "mean",
-    task: str = "auto",
-    solver: Literal["auto", "memory", "streaming"] = "auto",
-    batch_size: int | None = None,
-    epochs: int | None = None,
     scheduler: str | None = None,
     out: str | Path | None = None,
     formats: Sequence[str] | None = None,
@@ -464,34 +457,27 @@ def probe_layers(
 
     Parameters
     ----------
-    groups : str or None
-        Metadata key whose samples stay in one fold (patients, sites). ``'auto'`` (default):
-        the first patient/series/site key of the store with repeated values, as the report
-        does (:func:`inspect_kit.analysis.probes.default_groups`); ``None``/``'none'``:
-        ungrouped folds.
-    C, chance, n_permutations, task
-        As in :func:`inspect_kit.analysis.probes.linear_probe`: the logistic regression's
-        inverse L2 strength, ``'balanced'`` (1 / n_classes) or ``'permutation'`` chance.
-    reduce : str
-        How spatial maps become one vector per sample (``'mean'``, ``'max'``, ``'flatten'``).
-    solver, batch_size : str, int or None
-        As in :func:`inspect_kit.analysis.probes.probe_profile`: ``'memory'``, ``'streaming'``
-        (SGD over blocks of ``batch_size`` rows) or ``'auto'`` (streaming only for a layer
-        whose features do not fit in memory). Recorded in the store with the scores, with
-        the solver each layer used.
-    epochs : int, optional
-        SGD passes of a streamed classification probe (default: ``linear_probe``'s).
+    store_path : path
+    options : ProbeOptions, optional
+        Target, folds and their groups, regularisation, chance level, solver (recorded in
+        the store with the scores, with the solver each layer used).
+    layers : sequence of str, optional
+        Default: every stored layer.
     scheduler : str, optional
         Address of a ``dask.distributed`` scheduler (``tcp://host:8786``): a client is
         connected for the command, so streamed probes read and pool their blocks on its
         workers (which must see the store's file), and closed at the end.
+    out, formats
+        Folder (default ``figures/`` beside the store) and formats of the profile's figure.
+    run : RunOptions, optional
 
     Examples
     --------
-    >>> probe_layers("acts.h5", target="site", cv=5, groups="PatientID")   # doctest: +SKIP
-    >>> probe_layers("big.h5", solver="streaming", batch_size=512,
+    >>> probe_layers("acts.h5", ProbeOptions(target="site", groups="PatientID"))  # doctest: +SKIP
+    >>> probe_layers("big.h5", ProbeOptions(solver="streaming", batch_size=512),
     ...              scheduler="tcp://scheduler:8786")   # doctest: +SKIP
     """
+    options = options or ProbeOptions()
     run = run or RunOptions()
     formats = check_formats(formats or ("html", "png"))
     from inspect_kit.analysis.probes import default_groups, probe_profile
@@ -500,12 +486,13 @@ def probe_layers(
 
     from .steps import dask_scheduler
 
-    if solver == "streaming" and chance == "permutation":
+    if options.solver == "streaming" and options.chance == "permutation":
         raise ValueError(
             "--chance permutation refits every probe n_permutations times: it needs "
             "--solver memory (or auto); streamed probes use --chance balanced"
         )
-    streaming = {"epochs": epochs} if epochs is not None else {}
+    streaming = {"epochs": options.epochs} if options.epochs is not None else {}
+    groups = options.groups
     failures: list[dict[str, str]] = []
     with dask_scheduler(scheduler), open_store(store_path) as store:
         layers = check_layers(store, layers)
@@ -520,20 +507,20 @@ def probe_layers(
         profile = probe_profile(
             store,
             layers,
-            target=target,
-            reduce=reduce,
-            cv=cv,
+            target=options.target,
+            reduce=options.reduce,
+            cv=options.cv,
             random_state=run.random_state,
             save=True,
             progress=run.progress,
             groups=groups,
             failures=failures,
-            C=C,
-            chance=chance,
-            n_permutations=n_permutations,
-            task=task,
-            solver=solver,
-            batch_size=batch_size,
+            C=options.C,
+            chance=options.chance,
+            n_permutations=options.n_permutations,
+            task=options.task,
+            solver=options.solver,  # type: ignore[arg-type]
+            batch_size=options.batch_size,
             **streaming,
         )
     from inspect_kit.analysis.caveats import find_caveats
@@ -544,7 +531,7 @@ def probe_layers(
     fig = plot_probe_profile(profile, title=f"Linear probe of {profile.target}")
     out_dir = Path(out) if out is not None else Path(store_path).parent / "figures"
     write_figures(
-        {f"probe_profile_{safe_name(target)}": fig},
+        {f"probe_profile_{safe_name(options.target)}": fig},
         out_dir,
         formats,
         progress=run.progress,

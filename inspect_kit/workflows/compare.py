@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from .options import RunOptions, SimilarityOptions
 from .output import check_formats, safe_name, write_figures
 
 logger = logging.getLogger(__name__)
@@ -17,19 +18,13 @@ __all__ = ["compare_stores", "format_matrix"]
 def compare_stores(
     store_path: str | Path,
     other_path: str | Path | None = None,
+    options: SimilarityOptions | None = None,
     *,
     layers: Sequence[str] | None = None,
     other_layers: Sequence[str] | None = None,
-    method: Literal["cka", "rsa"] = "cka",
-    kernel: Literal["linear", "rbf"] = "linear",
-    reduction: Literal["flatten", "mean", "max"] | None = None,
-    batch_size: int | None = 512,
-    n_samples: int | None = None,
     out: str | Path | None = None,
     formats: Sequence[str] = ("html",),
-    random_state: int = 0,
-    refresh: bool = False,
-    progress: bool = True,
+    run: RunOptions | None = None,
 ) -> tuple[Any, list[Path]]:
     """Compute (or reuse) the similarity matrix, write its heatmap; return both.
 
@@ -38,8 +33,11 @@ def compare_stores(
 
     Examples
     --------
-    >>> sim, paths = compare_stores("run1.h5", "run2.h5", formats=["html", "png"])  # doctest: +SKIP
+    >>> sim, paths = compare_stores("run1.h5", "run2.h5", SimilarityOptions(method="rsa"),
+    ...                             formats=["html", "png"])  # doctest: +SKIP
     """
+    options = options or SimilarityOptions()
+    run = run or RunOptions()
     formats = check_formats(formats or ("html",))
     from inspect_kit.analysis.similarity import similarity
     from inspect_kit.figures.similarity import plot_similarity
@@ -48,25 +46,26 @@ def compare_stores(
     for path in (store_path, other_path):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"store {path} does not exist")
+    method = options.method
     sim = similarity(
         store_path,
         other_path,
         layers=layers,
         other_layers=other_layers,
         method=method,
-        kernel=kernel,
-        reduction=reduction,
-        batch_size=batch_size,
-        n_samples=n_samples,
-        random_state=random_state,
-        refresh=refresh,
-        progress=progress,
+        kernel=options.kernel,
+        reduction=options.reduction,
+        batch_size=options.batch_size,
+        n_samples=options.n_samples,
+        random_state=run.random_state,
+        refresh=options.refresh,
+        progress=run.progress,
     )
     name = f"similarity_{method}"
     if other_path is not None:
         name += f"_{safe_name(store_path.stem)}_vs_{safe_name(Path(other_path).stem)}"
     out_dir = Path(out) if out is not None else store_path.parent / "figures"
-    paths = write_figures({name: plot_similarity(sim)}, out_dir, formats, progress=progress)
+    paths = write_figures({name: plot_similarity(sim)}, out_dir, formats, progress=run.progress)
     return sim, paths
 
 

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .options import ReportOptions
+from .options import (
+    EmbeddingOptions,
+    FeatureVisOptions,
+    LatentOptions,
+    ReportOptions,
+    RunOptions,
+)
 from .output import check_formats, limit_threads, timed_step
 from .pipeline import PipelineResult, build_report
 from .records import DEMO_DATA, DEMO_MODEL, record_inputs, value_range_of
@@ -57,10 +63,7 @@ def run_demo(
     quick: bool = False,
     methods: Sequence[str] | None = None,
     formats: Sequence[str] | None = None,
-    random_state: int = 0,
-    device: str | None = None,
-    threads: int | None = 1,
-    progress: bool = True,
+    run: RunOptions | None = None,
 ) -> PipelineResult:
     """Train a small CNN on MNI152 tissue patches and profile it: store, report, figures.
 
@@ -74,11 +77,9 @@ def run_demo(
         Embedding methods (default PCA, t-SNE, UMAP).
     formats : sequence of str, optional
         Static figure formats (default PNG and SVG).
-    random_state : int
-    device : str, optional
-    threads : int or None
-        CPU threads for torch and BLAS (see :func:`limit_threads`); None leaves them.
-    progress : bool
+    run : RunOptions, optional
+        random_state, device, CPU threads (default 1, see :func:`limit_threads`; None leaves
+        them) and progress.
 
     Returns
     -------
@@ -86,26 +87,18 @@ def run_demo(
 
     Examples
     --------
-    >>> res = run_demo("demo_out")          # doctest: +SKIP
+    >>> res = run_demo("demo_out", run=RunOptions(random_state=1))   # doctest: +SKIP
     >>> res.report                          # doctest: +SKIP
     PosixPath('demo_out/report.html')
     """
+    run = run or RunOptions(threads=1)
     check_formats(formats or ())
     from inspect_kit.analysis.embedding.registry import get_method
 
     for m in methods or ():
         get_method(m)  # ValueError naming the registered methods
-    with limit_threads(threads):
-        return _run_demo(
-            out,
-            quick=quick,
-            methods=methods,
-            formats=formats,
-            random_state=random_state,
-            device=device,
-            threads=threads,
-            progress=progress,
-        )
+    with limit_threads(run.threads):
+        return _run_demo(out, quick=quick, methods=methods, formats=formats, run=run)
 
 
 def _run_demo(
@@ -114,18 +107,16 @@ def _run_demo(
     quick: bool,
     methods: Sequence[str] | None,
     formats: Sequence[str] | None,
-    random_state: int,
-    device: str | None,
-    threads: int | None,
-    progress: bool,
+    run: RunOptions,
 ) -> PipelineResult:
     from sklearn.model_selection import train_test_split
 
     from inspect_kit.capture import capture
-    from inspect_kit.data import load_mni_patches
+    from inspect_kit.data import mni_patches
     from inspect_kit.models import SmallCNN, evaluate_classifier, fit_classifier
 
     size = DemoSize.quick() if quick else DemoSize()
+    random_state, device, progress = run.random_state, run.device, run.progress
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder")
@@ -138,7 +129,8 @@ def _run_demo(
         "random_state": random_state,
     }
     with timed_step("loading MNI152 tissue patches", timings):
-        X, y, class_names, info = load_mni_patches(**data_options, return_info=True)
+        patches = mni_patches(**data_options)
+        X, y, class_names, info = patches.X, patches.y, patches.class_names, patches.info
         idx = np.arange(len(y))
         tr, te = train_test_split(idx, test_size=0.25, random_state=random_state, stratify=y)
         logger.info("%d patches %s, classes %s", len(y), X.shape[1:], ", ".join(class_names))
@@ -200,19 +192,22 @@ def _run_demo(
             )
         finally:
             store.close()
+    report_defaults = ReportOptions()
+    embedding = report_defaults.embedding
+    if methods:
+        embedding = EmbeddingOptions(methods=tuple(methods))
     opts = ReportOptions(
-        methods=tuple(methods) if methods else ReportOptions().methods,
         formats=tuple(formats if formats is not None else ("png", "svg")),
-        n_units=size.n_units,
-        featurevis_steps=size.featurevis_steps,
-        sanity_steps=size.sanity_steps,
-        sanity_stages=size.sanity_stages,
-        latent_dim=size.latent_dim,
-        autoencoder_epochs=size.autoencoder_epochs,
-        threads=threads,
-        random_state=random_state,
-        device=device,
-        progress=progress,
+        embedding=embedding,
+        featurevis=FeatureVisOptions(
+            n_units=size.n_units,
+            steps=size.featurevis_steps,
+            sanity=True,
+            sanity_steps=size.sanity_steps,
+            sanity_stages=size.sanity_stages,
+        ),
+        latent=LatentOptions(latent_dim=size.latent_dim, epochs=size.autoencoder_epochs),
+        run=run,
     )
     performance = {
         "test accuracy": float(perf["accuracy"]),

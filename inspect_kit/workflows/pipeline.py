@@ -30,7 +30,7 @@ from .records import (
     model_mismatch,
     read_inputs_record,
 )
-from .report_steps import REPORT_STEPS, ReportContext, run_steps
+from .report_steps import ReportContext, run_steps
 from .steps import check_layers
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def build_report(
     """
     opts = options or ReportOptions()
     check_formats(opts.formats)
-    with limit_threads(opts.threads):
+    with limit_threads(opts.run.threads):
         return _build_report(
             Path(store_path),
             Path(out),
@@ -148,13 +148,16 @@ def _build_report(
             timings=timings,
             **extra,
         )
-        run_steps(ctx, REPORT_STEPS)
+        run_steps(ctx)
         report.save(out)
     figures: list[Path] = []
     if options.formats:
         with timed_step("static figures", timings):
             figures = write_figures(
-                report.figures, out.parent / "figures", options.formats, progress=options.progress
+                report.figures,
+                out.parent / "figures",
+                options.formats,
+                progress=options.run.progress,
             )
     return PipelineResult(
         store=store_path,
@@ -215,7 +218,7 @@ def report_from_store(
         sha = store.provenance.get(schema.MODEL_SHA256_ATTR)
     net = None
     if model is not None:
-        net = model.load(opts.device)
+        net = model.load(opts.run.device)
         store_view = SimpleNamespace(provenance={schema.MODEL_SHA256_ATTR: sha})
         mismatch = model_mismatch(net, store_view) if sha else None
         if mismatch:
@@ -224,16 +227,18 @@ def report_from_store(
                 "without the store's exemplars (they would show another model's units)",
                 mismatch,
             )
-            opts = dataclasses.replace(opts, exemplars=0)
-    elif opts.featurevis or opts.random_baseline:
+            if opts.featurevis is not None:
+                featurevis = dataclasses.replace(opts.featurevis, exemplars=0)
+                opts = dataclasses.replace(opts, featurevis=featurevis)
+    elif opts.featurevis is not None or opts.random_baseline:
         from inspect_kit.models.registry import UntrustedModelError
 
         try:
             net = load_recorded_model(
-                record, opts.device, expected_sha256=sha, store_path=store_path
+                record, opts.run.device, expected_sha256=sha, store_path=store_path
             )
         except UntrustedModelError as err:
-            if opts.featurevis:
+            if opts.featurevis is not None:
                 raise
             # only the random-weights baseline wanted it: the report stands without
             logger.warning("%s", err)
@@ -243,7 +248,7 @@ def report_from_store(
         from inspect_kit.data.formats import load_data
 
         inputs = load_data(data).to_array()
-    elif opts.latent or opts.random_baseline:
+    elif opts.latent is not None or opts.random_baseline:
         inputs = load_recorded_inputs(record)
     out = Path(out) if out is not None else store_path.parent / "report.html"
     return build_report(store_path, out, model=net, inputs=inputs, options=opts)

@@ -4,7 +4,8 @@ Each step knows whether it runs for a given profile (:meth:`Step.enabled`), what
 (:meth:`Step.compute`, analyses only) and how it shows the result (:meth:`Step.render`, one
 section of the :class:`~inspect_kit.report.document.Report`). :func:`run_steps` computes
 every enabled step in order, then renders them in the same order, so the report's sections
-follow :data:`REPORT_STEPS`. A new analysis in the report is one new step in that list.
+follow :func:`report_steps`: the model and caveats, then each registered analysis's section
+(:mod:`.registry`). A new analysis in the report is one registration.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 from inspect_kit.store import schema
 
-from .options import ReportOptions, RunOptions
+from .options import ProbeOptions, ReportOptions, RunOptions
 from .output import timed_step
 from .records import value_range_of
 from .steps import (
@@ -38,7 +39,6 @@ from .steps import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "REPORT_STEPS",
     "EmbeddingStep",
     "FeatureVisStep",
     "LatentStep",
@@ -49,6 +49,7 @@ __all__ = [
     "SanityStep",
     "SimilarityStep",
     "Step",
+    "report_steps",
     "run_steps",
 ]
 
@@ -84,7 +85,7 @@ class ReportContext:
 
     @property
     def run(self) -> RunOptions:
-        return self.options.run_options()
+        return self.options.run
 
 
 class Step(Protocol):
@@ -148,10 +149,11 @@ class EmbeddingStep:
     label: str | None = "embeddings"
 
     def enabled(self, ctx: ReportContext) -> bool:
-        return bool(ctx.options.methods)
+        return ctx.options.embedding is not None
 
     def compute(self, ctx: ReportContext) -> dict[str, dict[str, Any]]:
-        return compute_embeddings(ctx.store, ctx.layers, ctx.options.embedding_options(), ctx.run)
+        assert ctx.options.embedding is not None  # enabled() checked it
+        return compute_embeddings(ctx.store, ctx.layers, ctx.options.embedding, ctx.run)
 
     def render(self, ctx: ReportContext, result: Any) -> list[dict[str, Any]]:
         from inspect_kit.report import sections
@@ -168,6 +170,8 @@ class FeatureVisStep:
     def _options(self, ctx: ReportContext) -> Any:
         from inspect_kit.analysis.selection import featurevis_layer
 
+        options = ctx.options.featurevis
+        assert options is not None  # enabled() checks it first
         vrange: Any
         if ctx.inputs is not None:
             shape, vrange = tuple(ctx.inputs.shape[1:]), value_range_of(ctx.inputs)
@@ -175,19 +179,21 @@ class FeatureVisStep:
             shape = tuple(ctx.record.get("sample_shape") or ())
             vrange = ctx.record.get("value_range")
         return dataclasses.replace(
-            ctx.options.featurevis_options(),
-            layer=ctx.options.featurevis_layer or featurevis_layer(ctx.store),
+            options,
+            layer=options.layer or featurevis_layer(ctx.store),
             input_shape=shape or None,
             value_range=(float(vrange[0]), float(vrange[1])) if vrange is not None else None,
         )
 
     def enabled(self, ctx: ReportContext) -> bool:
+        if ctx.options.featurevis is None:
+            return False
         if ctx.model is None:
             logger.info("no model: skipping feature visualization and the sanity checks")
             return False
         fo = self._options(ctx)
         shape = fo.input_shape or ()
-        return bool(ctx.options.featurevis and fo.layer and len(shape) in (3, 4))
+        return bool(fo.layer and len(shape) in (3, 4))
 
     def compute(self, ctx: ReportContext) -> tuple[Any, Any]:
         assert ctx.model is not None  # enabled() checked it
@@ -218,13 +224,11 @@ class LatentStep:
     label: str | None = "autoencoder latent probing"
 
     def enabled(self, ctx: ReportContext) -> bool:
-        return ctx.inputs is not None and ctx.options.latent
+        return ctx.inputs is not None and ctx.options.latent is not None
 
     def compute(self, ctx: ReportContext) -> dict[str, Any]:
-        assert ctx.inputs is not None
-        return latent_probe(
-            ctx.inputs, ctx.store, ctx.labels, ctx.options.latent_options(), ctx.run
-        )
+        assert ctx.inputs is not None and ctx.options.latent is not None
+        return latent_probe(ctx.inputs, ctx.store, ctx.labels, ctx.options.latent, ctx.run)
 
     def render(self, ctx: ReportContext, result: dict[str, Any]) -> dict[str, Any]:
         from inspect_kit.report import sections
@@ -239,19 +243,20 @@ class ProbeStep:
     label: str | None = "probe profile"
 
     def enabled(self, ctx: ReportContext) -> bool:
-        return ctx.labels is not None
+        return ctx.labels is not None and ctx.options.probe is not None
 
     def compute(self, ctx: ReportContext) -> Any:
         from inspect_kit.analysis.probes import probe_profile
 
+        assert ctx.options.probe is not None
         return probe_profile(
             ctx.store,
             ctx.layers,
             target="label",
-            cv=ctx.options.probe_cv,
-            random_state=ctx.options.random_state,
+            cv=ctx.options.probe.cv,
+            random_state=ctx.run.random_state,
             save=True,
-            progress=ctx.options.progress,
+            progress=ctx.run.progress,
             groups=ctx.groups,
         )
 
@@ -278,7 +283,7 @@ class SanityStep:
             ctx.options.random_baseline
             and ctx.model is not None
             and ctx.inputs is not None
-            and (ctx.results.get("probes") is not None or ctx.options.similarity)
+            and (ctx.results.get("probes") is not None or ctx.options.similarity is not None)
         )
 
     def enabled(self, ctx: ReportContext) -> bool:
@@ -311,14 +316,14 @@ class SanityStep:
                     random = random_weights_profile(
                         random_store,
                         ctx.layers,
-                        cv=ctx.options.probe_cv,
+                        cv=(ctx.options.probe or ProbeOptions()).cv,
                         random_state=run.random_state,
                         progress=run.progress,
                         groups=ctx.groups,
                         store=ctx.store,
                     )
                     profiles = {"trained": ctx.results["probes"], "random weights": random}
-                if ctx.options.similarity:
+                if ctx.options.similarity is not None:
                     random_similarity = random_weights_similarity(
                         ctx.store,
                         random_store,
@@ -410,14 +415,14 @@ class SimilarityStep:
     label: str | None = "layer similarity"
 
     def enabled(self, ctx: ReportContext) -> bool:
-        return bool(ctx.options.similarity)
+        return ctx.options.similarity is not None
 
     def compute(self, ctx: ReportContext) -> dict[str, Any]:
         within = layer_similarity(
             ctx.store,
             ctx.layers,
-            random_state=ctx.options.random_state,
-            progress=ctx.options.progress,
+            random_state=ctx.run.random_state,
+            progress=ctx.run.progress,
         )
         from inspect_kit.analysis.randomization import random_similarity_verdict
 
@@ -435,21 +440,36 @@ class SimilarityStep:
         return sections.similarity_section(ctx.report, **result)
 
 
-#: The report's steps, in the order of its sections (and of their computation).
-REPORT_STEPS: tuple[Step, ...] = (
-    ModelStep(),
-    CaveatsStep(),
-    EmbeddingStep(),
-    FeatureVisStep(),
-    LatentStep(),
-    ProbeStep(),
-    SanityStep(),
-    SimilarityStep(),
-)
+def report_steps() -> tuple[Step, ...]:
+    """The report's steps, in the order of its sections (and of their computation).
+
+    The model section and the caveats first, then the section of every registered analysis
+    (:mod:`.registry`) in registration order: a step class is instantiated, a plain section
+    function becomes a :class:`~inspect_kit.workflows.registered.RegisteredStep`.
+    """
+    from .registered import RegisteredStep
+    from .registry import analyses, resolve
+
+    steps: list[Step] = [ModelStep(), CaveatsStep()]
+    for spec in analyses():
+        if spec.section is None:
+            continue
+        section = resolve(spec.section)
+        if isinstance(section, type):
+            steps.append(section())
+        elif hasattr(section, "enabled") and hasattr(section, "render"):
+            steps.append(section)
+        else:
+            steps.append(RegisteredStep(spec))
+    return tuple(steps)
 
 
-def run_steps(ctx: ReportContext, steps: Sequence[Step] = REPORT_STEPS) -> ReportContext:
-    """Compute every enabled step, then render each into ``ctx.report``; returns ``ctx``."""
+def run_steps(ctx: ReportContext, steps: Sequence[Step] | None = None) -> ReportContext:
+    """Compute every enabled step, then render each into ``ctx.report``; returns ``ctx``.
+
+    ``steps`` default to :func:`report_steps`.
+    """
+    steps = report_steps() if steps is None else steps
     done: list[Step] = []
     for step in steps:
         if not step.enabled(ctx):

@@ -59,7 +59,9 @@ def compute_embeddings(
         )
         if "perplexity" not in extra and spec.accepts("perplexity"):
             # t-SNE needs 3 x perplexity + 1 samples: the default is lowered for few samples
-            # (what --perplexity's help says), with a warning, and recorded in the map's params
+            # (what --perplexity's help says), with a warning, and recorded in the map's params.
+            # The rule itself belongs to analysis/embedding/_tsne.py (issue 20): once it exposes
+            # the largest perplexity n samples allow, this inverse of it should import that.
             default = inspect.signature(spec.load()).parameters["perplexity"].default
             n = len(store)
             if isinstance(default, (int, float)) and n < 3 * default + 1 and n >= 7:

@@ -94,15 +94,15 @@ def test_auto_solver_uses_an_active_cluster_only_when_features_do_not_fit(
     np.testing.assert_allclose(big.explained_variance_, small.explained_variance_, rtol=1e-5)
 
 
-def test_pca_solver_is_validated_and_left_out_of_old_cache_keys(digits_maps: Path) -> None:
+def test_pca_solver_is_validated_and_keyed(digits_maps: Path) -> None:
     from inspect_kit.analysis.embedding import make_estimator
-    from inspect_kit.analysis.embedding._api import _cache_key, _resolve_input
+    from inspect_kit.analysis.embedding._api import _cache_key, _Given, _resolve_input
 
     with inspect_kit.open_store(digits_maps) as store:
-        feats, ctx = _resolve_input(store, "1", None, "mean", None, None, None, None, False)
+        src = _resolve_input(store, "1", None, "mean", _Given(), False)
         auto = make_estimator("tsne", pca_components=4)
         dask_est = make_estimator("tsne", pca_components=4, pca_solver="dask")
-        assert _cache_key(auto, feats, ctx) != _cache_key(dask_est, feats, ctx)
+        assert _cache_key(auto, src) != _cache_key(dask_est, src)
         assert "pca_solver" in auto.get_params()
         with pytest.raises(ValueError, match="solver"):
             _tsne(store, "qr", "mean")

@@ -118,18 +118,18 @@ def test_registered_method_reaches_the_report_and_the_explorer(toy, tmp_path):
     name, with the coordinates embed computes) and in the explorer's method menu."""
     from inspect_kit.analysis.embedding.maps import MapSource
     from inspect_kit.store import open_store
-    from inspect_kit.workflows import ReportOptions, build_report
+    from inspect_kit.workflows import EmbeddingOptions, ReportOptions, RunOptions, build_report
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
     x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     y = np.arange(40) % 2
     capture(model, x, ["1"], tmp_path / "s.h5", labels=y, reduce="mean", progress=False).close()
     opts = ReportOptions(
-        methods=("toyproj",),
-        featurevis=False,
+        embedding=EmbeddingOptions(methods=("toyproj",)),
+        featurevis=None,
         random_baseline=False,
-        latent=False,
-        progress=False,
+        latent=None,
+        run=RunOptions(threads=1, progress=False),
         formats=(),
     )
     res = build_report(tmp_path / "s.h5", tmp_path / "report.html", options=opts)

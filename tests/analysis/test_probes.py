@@ -132,14 +132,24 @@ def test_probe_input_errors_name_the_fix():
 
 
 class FakeStore:
-    """The attributes of an ActivationStore that probe_profile reads."""
+    """The attributes of an ActivationStore that the analysis base reads."""
+
+    path = "fake.h5"
+    thumbnails = None
 
     def __init__(self, layers: dict[str, np.ndarray], labels, metadata=None):
         self._layers = layers
         self.labels = labels
         self.predictions = None
         self.metadata = metadata or {}
+        self.index = np.arange(len(labels))
         self.saved: dict[str, tuple] = {}
+
+    def __getitem__(self, layer):
+        return self._layers[layer]
+
+    def load_result(self, group):
+        return self.saved.get(group)
 
     @property
     def layers(self):

@@ -298,7 +298,7 @@ def test_a_trained_network_against_itself_gives_a_unit_diagonal(digits, digits_c
 def test_wide_rows_read_in_slices_of_channels_give_the_same_values(
     digits, digits_cnn, tmp_path, monkeypatch
 ):
-    from inspect_kit.analysis import similarity as module
+    from inspect_kit.analysis import blocks as module
 
     store = capture(
         digits_cnn,

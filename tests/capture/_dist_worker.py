@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import inspect_kit
+from inspect_kit.capture import WriteOptions
 
 
 def build(n: int) -> tuple[nn.Module, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -52,7 +53,7 @@ def main() -> int:
         reduce=None,
         resume=resume,
         progress=False,
-        distributed=True,
+        write=WriteOptions(distributed=True),
     )
     store.close()
     return 0

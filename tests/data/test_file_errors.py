@@ -19,7 +19,9 @@ import pytest
 from PIL import Image
 
 from inspect_kit.cli import main
-from inspect_kit.data.formats import DataFileError, load_data, read_label_csv
+from inspect_kit.data._errors import DataFileError
+from inspect_kit.data.formats import load_data
+from inspect_kit.data.labels_files import read_label_csv
 
 TINY = ["inspect_kit.models:SmallCNN", "--model-args", '{"n_classes": 3, "widths": [4, 8, 8]}']
 

@@ -1,6 +1,6 @@
 """Reading users' files (inspect_kit.data.formats), checked against PIL, numpy and h5py.
 
-The command-line tests (tests/test_cli.py) go through these readers too; here each reader is
+The command-line tests (tests/cli/test_cli.py) go through these readers too; here each reader is
 called directly and its values are compared with an independent reading of the same file.
 """
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspect_kit.data.formats import load_data, read_label_csv
+from inspect_kit.data.formats import load_data
+from inspect_kit.data.labels_files import read_label_csv
 
 
 def write_png_classes(root, rng, shape=(8, 10), per_class=3):

@@ -3,7 +3,7 @@ import socket
 import numpy as np
 import pytest
 
-from inspect_kit.data import TISSUE_CLASSES, load_mni_patches
+from inspect_kit.data import TISSUE_CLASSES, load_mni_patches, mni_patches
 from inspect_kit.data import mni as mni_module
 
 nilearn_datasets = pytest.importorskip("nilearn.datasets")
@@ -39,14 +39,15 @@ def test_deterministic_per_seed():
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
-    with pytest.warns(DeprecationWarning, match="random_state=3"):
-        old = load_mni_patches(dim=2, n_per_class=40, seed=3)  # the old name
-    np.testing.assert_array_equal(old[0], a[0])
 
 
 def test_labels_agree_with_nilearn_tissue_maps(nilearn_maps):
     t1, gm, wm = nilearn_maps
-    _, y, _, info = load_mni_patches(dim=3, patch=12, n_per_class=200, purity=0.7, return_info=True)
+    p = mni_patches(dim=3, patch=12, n_per_class=200, purity=0.7)
+    y, info = p.y, p.info
+    np.testing.assert_array_equal(
+        y, load_mni_patches(dim=3, patch=12, n_per_class=200, purity=0.7)[1]
+    )
     i, j, k = info["center_voxel"].T
     g, w = np.clip(gm[i, j, k], 0, 1), np.clip(wm[i, j, k], 0, 1)
     prob = np.stack([np.clip(1 - g - w, 0, 1), g, w], axis=1)
@@ -63,9 +64,8 @@ def test_labels_agree_with_nilearn_tissue_maps(nilearn_maps):
 def test_patch_pixels_are_the_template_around_the_centre(nilearn_maps, dim):
     t1 = nilearn_maps[0]
     p = 8
-    X, _, _, info = load_mni_patches(
-        dim=dim, patch=p, n_per_class=10, intensity_jitter=0.0, noise=0.0, return_info=True
-    )
+    patches = mni_patches(dim=dim, patch=p, n_per_class=10, intensity_jitter=0.0, noise=0.0)
+    X, info = patches.X, patches.info
     brain = t1[t1 > 0.2].astype(np.float64)  # float32 comparison, as nilearn's brain mask
     raw = X * brain.std() + brain.mean()  # undo the documented standardisation
     off = np.arange(p) - p // 2
@@ -78,7 +78,7 @@ def test_patch_pixels_are_the_template_around_the_centre(nilearn_maps, dim):
 
 
 def test_centre_mm_follows_the_affine():
-    _, _, _, info = load_mni_patches(dim=2, n_per_class=5, return_info=True)
+    info = mni_patches(dim=2, n_per_class=5).info
     affine = nilearn_datasets.load_mni152_template(resolution=1).affine
     hom = np.c_[info["center_voxel"], np.ones(len(info["center_voxel"]))]
     np.testing.assert_allclose(info["center_mm"], (hom @ affine.T)[:, :3])

@@ -142,7 +142,7 @@ def test_colour_columns_and_switching_reuse_the_store_cache(store):
 
 def test_explore_an_embedding_without_a_store_needs_features(store):
     X = store.to_numpy("fc")
-    emb = embed(X, method="pca", labels=store.labels, thumbnails=store.thumbnails)
+    emb = embed(X, method="pca", labels=store.labels, columns={"thumbnails": store.thumbnails})
     ex = explore(emb)
     assert ex.layer_options == [str(emb.layer)]
     with pytest.raises(ValueError, match="features="):

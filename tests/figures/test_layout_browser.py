@@ -269,7 +269,13 @@ def test_randomization_cascade_with_long_layer_names(measure, densenet_names, tm
 def test_report_figures_fit_and_do_not_overlap(measure, digits, digits_cnn, tmp_path):
     """The profile report (as the demo writes it): every figure at every window width."""
     import inspect_kit
-    from inspect_kit.workflows import ReportOptions, build_report
+    from inspect_kit.workflows import (
+        EmbeddingOptions,
+        FeatureVisOptions,
+        ReportOptions,
+        RunOptions,
+        build_report,
+    )
 
     X, y = digits.X_test[:240], digits.y_test[:240]
     store = tmp_path / "acts.h5"
@@ -283,16 +289,13 @@ def test_report_figures_fit_and_do_not_overlap(measure, digits, digits_cnn, tmp_
         inputs=X,
         class_names=[str(i) for i in range(10)],
         options=ReportOptions(
-            methods=("pca",),
-            n_units=3,
-            featurevis_steps=16,
-            sanity_units=2,
-            sanity_steps=8,
-            sanity_stages=2,
-            latent=False,
+            embedding=EmbeddingOptions(methods=("pca",)),
+            featurevis=FeatureVisOptions(
+                n_units=3, steps=16, sanity=True, sanity_units=2, sanity_steps=8, sanity_stages=2
+            ),
+            latent=None,
             formats=(),
-            threads=None,
-            progress=False,
+            run=RunOptions(threads=None, progress=False),
         ),
     )
     n_figures = res.report.read_text().count('class="plotly-graph-div"')

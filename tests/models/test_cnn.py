@@ -50,16 +50,11 @@ def test_seeded_init_is_reproducible_and_leaves_global_rng_alone():
     for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
-    # the old name still works, with a warning that names the new one
-    with pytest.warns(DeprecationWarning, match="random_state=1"):
-        old = SmallCNN(seed=1)
-    assert torch.equal(old.conv1.weight, a.conv1.weight)
-    # seed=None meant torch's global RNG, and still does
+    # random_state=None draws from torch's global RNG
     torch.manual_seed(11)
     glob = SmallCNN(random_state=None)
     torch.manual_seed(11)
-    with pytest.warns(DeprecationWarning):
-        assert torch.equal(SmallCNN(seed=None).conv1.weight, glob.conv1.weight)
+    assert torch.equal(SmallCNN(random_state=None).conv1.weight, glob.conv1.weight)
 
 
 @pytest.mark.parametrize("inplace", [False, True])

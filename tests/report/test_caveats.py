@@ -8,7 +8,13 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from inspect_kit import capture
-from inspect_kit.workflows import ReportOptions, build_report
+from inspect_kit.workflows import (
+    EmbeddingOptions,
+    ProbeOptions,
+    ReportOptions,
+    RunOptions,
+    build_report,
+)
 
 
 def test_report_on_a_small_imbalanced_store_states_its_caveats(tmp_path):
@@ -22,12 +28,12 @@ def test_report_on_a_small_imbalanced_store_states_its_caveats(tmp_path):
         model, X, ["1", "3"], tmp_path / "s.h5", labels=y[idx], overwrite=True, progress=False
     ).close()
     opts = ReportOptions(
-        methods=("pca",),
-        featurevis=False,
+        embedding=EmbeddingOptions(methods=("pca",)),
+        featurevis=None,
         random_baseline=False,
-        latent=False,
-        probe_cv=4,
-        progress=False,
+        latent=None,
+        probe=ProbeOptions(cv=4),
+        run=RunOptions(threads=1, progress=False),
         formats=(),
     )
     res = build_report(tmp_path / "s.h5", tmp_path / "report.html", options=opts)
@@ -59,13 +65,13 @@ def test_report_of_a_store_captured_without_weights_says_the_network_is_untraine
         capture_options=CaptureOptions(layers=("relu2", "fc")),
     )
     opts = ReportOptions(
-        methods=("pca",),
-        featurevis=False,
+        embedding=EmbeddingOptions(methods=("pca",)),
+        featurevis=None,
         random_baseline=False,
-        latent=False,
-        similarity=False,
-        probe_cv=3,
-        progress=False,
+        latent=None,
+        similarity=None,
+        probe=ProbeOptions(cv=3),
+        run=RunOptions(threads=1, progress=False),
         formats=(),
     )
     res = build_report(tmp_path / "s.h5", tmp_path / "report.html", options=opts)

@@ -7,7 +7,7 @@ import pytest
 
 import inspect_kit as ik
 from inspect_kit.analysis.randomization import random_similarity_verdict, randomize_weights
-from inspect_kit.workflows import ReportOptions, build_report
+from inspect_kit.workflows import ProbeOptions, ReportOptions, RunOptions, build_report
 
 LAYERS = ["relu1", "relu2", "relu3", "fc"]
 
@@ -19,13 +19,12 @@ def test_report_compares_the_trained_network_with_its_randomised_copy(digits, di
         digits_cnn, X, LAYERS, tmp_path / "acts.h5", labels=y, thumbnails=None, progress=False
     ).close()
     opts = ReportOptions(
-        methods=(),
-        featurevis=False,
-        latent=False,
+        embedding=None,
+        featurevis=None,
+        latent=None,
         formats=(),
-        probe_cv=3,
-        random_state=0,
-        progress=False,
+        probe=ProbeOptions(cv=3),
+        run=RunOptions(random_state=0, threads=1, progress=False),
     )
     result = build_report(
         tmp_path / "acts.h5", tmp_path / "report.html", model=digits_cnn, inputs=X, options=opts
@@ -33,7 +32,7 @@ def test_report_compares_the_trained_network_with_its_randomised_copy(digits, di
     got = result.summary["similarity"]["trained_vs_random"]
     assert list(got) == LAYERS
     # oracle: the same randomised copy (seed + 1), channel means, full-batch debiased CKA
-    rand = randomize_weights(digits_cnn, random_state=opts.random_state + 1).eval()
+    rand = randomize_weights(digits_cnn, random_state=opts.run.random_state + 1).eval()
     with (
         ik.capture(
             rand, X, LAYERS, tmp_path / "rand.h5", reduce="mean", thumbnails=None, progress=False

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import inspect_kit
+from inspect_kit.capture import WriteOptions
 
 
 def _capture(path: Path, n: int, **kw: object) -> inspect_kit.ActivationStore:
@@ -39,7 +40,9 @@ def test_compression_round_trips_exactly(tmp_path: Path, compression: str) -> No
     if compression == "blosc":
         pytest.importorskip("hdf5plugin")
     plain = _capture(tmp_path / "plain.h5", 10)
-    packed = _capture(tmp_path / f"{compression}.h5", 10, compression=compression)
+    packed = _capture(
+        tmp_path / f"{compression}.h5", 10, write=WriteOptions(compression=compression)
+    )
     with plain, packed:
         assert packed.provenance["config"]["compression"] == compression
         for name in plain.layers:
@@ -55,5 +58,5 @@ def test_compression_round_trips_exactly(tmp_path: Path, compression: str) -> No
 
 def test_unknown_compression_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="compression='zstd' is not one of None, 'gzip'"):
-        _capture(tmp_path / "z.h5", 4, compression="zstd")
+        _capture(tmp_path / "z.h5", 4, write=WriteOptions(compression="zstd"))
     assert not (tmp_path / "z.h5").exists()

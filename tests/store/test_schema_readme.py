@@ -52,7 +52,14 @@ def demo_like_store(mni2d, tmp_path_factory) -> Path:
     """A store made as ``inspect-kit demo`` makes one: capture, record, embed, probe, latent."""
     from inspect_kit.capture import capture
     from inspect_kit.models import SmallCNN
-    from inspect_kit.workflows import ReportOptions, build_report
+    from inspect_kit.workflows import (
+        EmbeddingOptions,
+        LatentOptions,
+        ProbeOptions,
+        ReportOptions,
+        RunOptions,
+        build_report,
+    )
     from inspect_kit.workflows.demo import DEMO_LAYERS
     from inspect_kit.workflows.records import DEMO_DATA, DEMO_MODEL, record_inputs
 
@@ -83,15 +90,13 @@ def demo_like_store(mni2d, tmp_path_factory) -> Path:
     finally:
         store.close()
     opts = ReportOptions(
-        methods=("pca",),
+        embedding=EmbeddingOptions(methods=("pca",)),
         formats=(),
-        featurevis=False,
+        featurevis=None,
         random_baseline=False,
-        sanity=False,
-        latent_dim=2,
-        autoencoder_epochs=1,
-        probe_cv=3,
-        progress=False,
+        latent=LatentOptions(latent_dim=2, epochs=1, cv=3),
+        probe=ProbeOptions(cv=3),
+        run=RunOptions(threads=1, progress=False),
     )
     build_report(path, out / "report.html", model=net, inputs=X, options=opts)
     return path

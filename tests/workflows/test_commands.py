@@ -20,6 +20,7 @@ from inspect_kit.workflows.options import (
     EmbeddingOptions,
     FeatureVisOptions,
     ModelSource,
+    ProbeOptions,
     RunOptions,
 )
 from inspect_kit.workflows.records import read_inputs_record
@@ -75,7 +76,7 @@ def test_embed_and_probe_return_the_measured_quality(captured, tmp_path):
     assert all(0.5 < r["trustworthiness"] <= 1.0 for r in rows)
     assert rows[1]["knn_features"] > 0.85  # the logits of a trained digits CNN
     assert (tmp_path / "embedding_pca.html").is_file()
-    table = probe_layers(path, cv=3, out=tmp_path, formats=("html",), run=QUIET)
+    table = probe_layers(path, ProbeOptions(cv=3), out=tmp_path, formats=("html",), run=QUIET)
     fc = next(r for r in table if r["layer"] == "fc")
     assert fc["balanced_accuracy"] > 0.85 and fc["chance"] == pytest.approx(0.1, abs=0.02)
     assert (tmp_path / "probe_profile_label.html").is_file()

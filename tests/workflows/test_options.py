@@ -9,8 +9,11 @@ from inspect_kit.workflows.options import (
     DataOptions,
     EmbeddingOptions,
     FeatureVisOptions,
+    LatentOptions,
     ModelSource,
+    ProbeOptions,
     ReportOptions,
+    RunOptions,
 )
 
 
@@ -57,37 +60,34 @@ def test_model_source_records_the_weights_as_an_absolute_path(tmp_path, monkeypa
     assert net.fc.out_features == 4 and not net.training
 
 
-def test_report_options_hand_each_step_its_own_options():
+def test_report_options_nest_each_sections_options():
+    """ReportOptions holds one option object per section (None leaves it out) and the run's."""
+    fv = FeatureVisOptions(
+        layer="relu2", n_units=2, steps=40, sanity=True, sanity_steps=20, sanity_layers=["conv2"]
+    )
     opts = ReportOptions(
-        methods=("pca", "umap"),
-        n_units=2,
-        featurevis_steps=40,
-        sanity_steps=20,
-        sanity_layers=["conv2"],
-        featurevis_layer="relu2",
-        latent_dim=3,
-        autoencoder_epochs=4,
-        probe_cv=3,
-        n_jobs=2,
-        random_state=9,
-        device="cpu",
-        threads=None,
-        progress=False,
+        embedding=EmbeddingOptions(methods=("pca", "umap"), n_jobs=2),
+        featurevis=fv,
+        latent=LatentOptions(latent_dim=3, epochs=4, cv=3),
+        similarity=None,
+        run=RunOptions(random_state=9, device="cpu", threads=None, progress=False),
     )
-    assert opts.embedding_options() == EmbeddingOptions(methods=("pca", "umap"), n_jobs=2)
-    fv = opts.featurevis_options()
-    assert (fv.layer, fv.n_units, fv.steps, fv.sanity, fv.sanity_steps) == (
-        "relu2",
-        2,
-        40,
-        True,
-        20,
-    )
-    assert fv.sanity_layers == ("conv2",)
-    lat = opts.latent_options()
-    assert (lat.latent_dim, lat.epochs, lat.cv) == (3, 4, 3)
+    assert opts.embedding == EmbeddingOptions(methods=("pca", "umap"), n_jobs=2)
+    assert opts.featurevis is not None and opts.featurevis.sanity_layers == ("conv2",)
+    assert opts.similarity is None and opts.probe == ProbeOptions()
     run = opts.run_options()
     assert (run.random_state, run.device, run.threads, run.progress) == (9, "cpu", None, False)
+    # the report's defaults: feature visualization with its sanity check, one thread
+    plain = ReportOptions()
+    assert plain.featurevis is not None
+    assert (plain.featurevis.steps, plain.featurevis.sanity, plain.featurevis.sanity_steps) == (
+        192,
+        True,
+        96,
+    )
+    assert plain.run.threads == 1 and plain.latent == LatentOptions()
+    # no embedding methods: no embedding section
+    assert ReportOptions(embedding=EmbeddingOptions(methods=())).embedding is None
 
 
 def test_recorded_data_options_read_the_inputs_back_as_captured(tmp_path):

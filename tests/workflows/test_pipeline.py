@@ -7,21 +7,24 @@ import pytest
 
 import inspect_kit
 from inspect_kit.analysis.selection import class_selectivity
-from inspect_kit.workflows import ReportOptions, build_report
-from inspect_kit.workflows.report_steps import REPORT_STEPS, ReportContext, run_steps
+from inspect_kit.workflows import (
+    EmbeddingOptions,
+    FeatureVisOptions,
+    ReportOptions,
+    RunOptions,
+    build_report,
+)
+from inspect_kit.workflows.report_steps import ReportContext, report_steps, run_steps
 
 LAYERS = ["relu2", "relu3", "fc"]
-QUICK = dict(
-    methods=("pca",),
-    n_units=3,
-    featurevis_steps=16,
-    sanity_units=2,
-    sanity_steps=8,
-    sanity_stages=2,
-    latent=False,
+QUICK = ReportOptions(
+    embedding=EmbeddingOptions(methods=("pca",)),
+    featurevis=FeatureVisOptions(
+        n_units=3, steps=16, sanity=True, sanity_units=2, sanity_steps=8, sanity_stages=2
+    ),
+    latent=None,
     formats=(),
-    threads=None,
-    progress=False,
+    run=RunOptions(threads=None, progress=False),
 )
 
 
@@ -43,7 +46,7 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
         model=digits_cnn,
         inputs=digits.X_test,
         class_names=list(digits.class_names),
-        options=ReportOptions(**QUICK),
+        options=QUICK,
     )
     assert set(res.summary) == {"embeddings", "featurevis", "probes", "similarity"}
     # the probes: the trained digits CNN's logits decode the digit, far above chance
@@ -62,7 +65,7 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
     np.testing.assert_allclose(
         [r["selectivity"] for r in res.summary["featurevis"]], csi[shown], rtol=1e-4
     )
-    # sections in the order of REPORT_STEPS, and the run-time table covers every computation
+    # sections in the order of report_steps(), and the run-time table covers every computation
     html = res.report.read_text()
     titles = [
         "Model and provenance",
@@ -86,7 +89,7 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
 
 
 def test_steps_that_need_a_model_or_inputs_stay_out_without_them(digits_store, tmp_path):
-    res = build_report(digits_store, tmp_path / "r.html", options=ReportOptions(**QUICK))
+    res = build_report(digits_store, tmp_path / "r.html", options=QUICK)
     assert set(res.summary) == {"embeddings", "probes", "similarity"}
     html = res.report.read_text()
     assert ">Embeddings</h2>" in html and ">Probe profile</h2>" in html
@@ -146,7 +149,7 @@ def test_run_steps_computes_every_enabled_step_then_renders_them_in_order():
 
 
 def test_the_report_is_the_list_of_steps():
-    keys = [s.key for s in REPORT_STEPS]
+    keys = [s.key for s in report_steps()]
     assert keys == [
         "model",
         "caveats",
@@ -157,5 +160,5 @@ def test_the_report_is_the_list_of_steps():
         "sanity",
         "similarity",
     ]
-    for step in REPORT_STEPS:
+    for step in report_steps():
         assert callable(step.enabled) and callable(step.compute) and callable(step.render)

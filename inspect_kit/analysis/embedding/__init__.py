@@ -9,9 +9,12 @@ reading the registry (the command line does) imports no scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import lazy_loader
+
+# the block reader is the analysis base's (numpy only), re-exported where embeddings were read
+from ..blocks import Features, reduce_rows
 from .registry import (
     EmbeddingMethod,
     default_methods,
@@ -22,37 +25,23 @@ from .registry import (
     unregister_method,
 )
 
-_LAZY = {
-    "Embedding": "._api",
-    "embed": "._api",
-    "make_estimator": "._api",
-    "BaseEmbedding": "._base",
-    "Features": "._features",
-    "reduce_rows": "._features",
-    "PCAEmbedding": "._pca",
-    "TSNEEmbedding": "._tsne",
-    "UMAPEmbedding": "._umap",
-}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_api": ["Embedding", "embed", "make_estimator"],
+        "_base": ["BaseEmbedding"],
+        "_pca": ["PCAEmbedding"],
+        "_tsne": ["TSNEEmbedding"],
+        "_umap": ["UMAPEmbedding"],
+    },
+)
 
 if TYPE_CHECKING:
     from ._api import Embedding, embed, make_estimator
     from ._base import BaseEmbedding
-    from ._features import Features, reduce_rows
     from ._pca import PCAEmbedding
     from ._tsne import TSNEEmbedding
     from ._umap import UMAPEmbedding
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

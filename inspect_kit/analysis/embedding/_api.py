@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,11 @@ import numpy as np
 from inspect_kit.store import schema
 
 from ..._names import unknown_name_error
+from .. import cache as result_cache
+from ..base import SampleColumns, is_store, opened, resolve_layer, sample_positions
+from ..blocks import Features
 from ..metrics import knn_transfer_accuracy
-from ._base import BaseEmbedding, package_version
-from ._features import Features
+from ._base import BaseEmbedding
 from ._pca import PCAEmbedding
 from .registry import display_name, get_method
 
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: parameters that change speed or display but not the coordinates (left out of cache keys)
 _NOT_IN_KEY = ("progress", "n_jobs", "memory_limit")
-CACHE_VERSION = 1
 
 
 @dataclass(eq=False, repr=False)
@@ -187,9 +187,7 @@ class Embedding:
                 "only; recompute it with embed(..., cache='refresh') to place new samples"
             )
         if isinstance(data, str | Path):
-            from inspect_kit.store import open_store
-
-            with open_store(data) as store:
+            with opened(data) as store:
                 return self.transform(
                     store,
                     layer,
@@ -200,25 +198,23 @@ class Embedding:
                     thumbnails=thumbnails,
                 )
         reduce = getattr(self.estimator, "reduce", "mean")
-        feats, ctx = _resolve_input(
+        src = _resolve_input(
             data,
             layer or self.layer,
             samples,
             reduce,
-            labels,
-            predictions,
-            metadata,
-            thumbnails,
+            _Given(labels, predictions, metadata, thumbnails),
             progress=self.estimator.progress,
         )
-        coords = self.estimator.transform(feats)
+        cols = src.columns
+        coords = self.estimator.transform(src.features)
         metrics: dict[str, Any] = {}
-        if ctx.get("label_mismatch"):
-            metrics["label_mismatch"] = ctx["label_mismatch"]
-        if ctx["labels"] is not None and self.labels is not None:
+        if cols.label_mismatch:
+            metrics["label_mismatch"] = cols.label_mismatch
+        if cols.labels is not None and self.labels is not None:
             k = int(self.metrics.get("n_neighbors") or 10)
             metrics["knn_transfer_accuracy"] = knn_transfer_accuracy(
-                self.coords, self.labels, coords, ctx["labels"], n_neighbors=k
+                self.coords, self.labels, coords, cols.labels, n_neighbors=k
             )
             metrics["n_neighbors"] = k
         params = dict(self.params)
@@ -228,20 +224,7 @@ class Embedding:
             "source": self.source,
             "n_reference": len(self),
         }
-        return Embedding(
-            coords=coords,
-            method=self.method,
-            layer=ctx["layer"],
-            params=params,
-            metrics=metrics,
-            index=ctx["index"],
-            labels=ctx["labels"],
-            predictions=ctx["predictions"],
-            metadata=ctx["metadata"],
-            thumbnails=ctx["thumbnails"],
-            estimator=None,
-            source=ctx["source"],
-        )
+        return _result(coords, self.method, params, metrics, src, None)
 
 
 # -- input resolution --------------------------------------------------------------------------
@@ -251,39 +234,38 @@ def store_label_mismatch(store: Any) -> str | None:
     return check if isinstance(check, str) else None
 
 
-def _is_store(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
+@dataclass(frozen=True)
+class _Given:
+    """Per-sample columns the caller passed (they replace the store's)."""
+
+    labels: Any = None
+    predictions: Any = None
+    metadata: dict[str, Any] | None = None
+    thumbnails: Any = None
 
 
-def _subset(arr: Any, samples: np.ndarray | None) -> Any:
-    if arr is None:
-        return None
-    arr = np.asarray(arr)
-    return arr if samples is None else arr[samples]
+@dataclass(frozen=True, eq=False)
+class _Input:
+    """What an embedding reads: the features, the samples' columns, the layer and store."""
+
+    features: Features
+    columns: SampleColumns
+    layer: str | None
+    store: Any = None
 
 
-def _positions(samples: Any, n: int) -> np.ndarray | None:
-    if samples is None:
-        return None
-    samples = np.asarray(samples)
-    if samples.dtype == bool:
-        return np.flatnonzero(samples)
-    positions: np.ndarray = np.where(samples < 0, samples + n, samples).astype(np.int64)
-    return positions
+_COLUMNS = ("predictions", "metadata", "thumbnails")
 
 
-def _check_layer(store: Any, layer: str | None) -> str:
-    layers = list(store.layers)
-    if layer is None:
-        if len(layers) == 1:
-            return str(layers[0])
-        raise ValueError(
-            f"the store has {len(layers)} layers; pick one with layer=... "
-            f"(stored layers: {', '.join(layers) or 'none'})"
-        )
-    if layer not in layers:
-        raise unknown_name_error(layer, layers, where="the store", see="store.layers")
-    return layer
+def _given(labels: Any, columns: Mapping[str, Any] | None) -> _Given:
+    """The caller's per-sample columns, with an unknown key named."""
+    columns = dict(columns or {})
+    for key in columns:
+        if key not in _COLUMNS:
+            raise unknown_name_error(
+                key, list(_COLUMNS), kind="column", where="embed(columns=...)", error=TypeError
+            )
+    return _Given(labels, **columns)
 
 
 def _resolve_input(
@@ -291,58 +273,52 @@ def _resolve_input(
     layer: str | None,
     samples: Any,
     reduce: str | Callable[..., Any] | None,
-    labels: Any,
-    predictions: Any,
-    metadata: dict[str, Any] | None,
-    thumbnails: Any,
+    given: _Given,
     progress: bool,
     batch_size: int | None = None,
-) -> tuple[Features, dict[str, Any]]:
-    """Features plus the per-sample context (index, labels, ... thumbnails) of ``data``."""
-    if _is_store(data):
-        store = data
-        layer = _check_layer(store, layer)
-        view = store[layer]
-        pos = _positions(samples, len(view))
-        feats = Features(
-            view, reduce=reduce, samples=pos, name=layer, progress=progress, block_rows=batch_size
+) -> _Input:
+    """Features plus the per-sample columns (index, labels, ... thumbnails) of ``data``."""
+    if is_store(data):
+        stored = resolve_layer(data, layer)
+        view = data[stored]
+        columns = SampleColumns.from_store(
+            data,
+            samples,
+            labels=given.labels,
+            predictions=given.predictions,
+            metadata=given.metadata,
+            thumbnails=given.thumbnails,
         )
-        ctx = {
-            "store": store,
-            "source": str(store.path),
-            "layer": layer,
-            "index": _subset(store.index, pos),
-            "labels": _subset(labels if labels is not None else store.labels, pos),
-            "predictions": _subset(
-                predictions if predictions is not None else store.predictions, pos
-            ),
-            "metadata": {k: _subset(v, pos) for k, v in (metadata or store.metadata).items()},
-            "thumbnails": _subset(thumbnails if thumbnails is not None else store.thumbnails, pos),
-            "positions": pos,
-        }
-        if labels is None and predictions is None:
-            ctx["label_mismatch"] = store_label_mismatch(store)
-        return feats, ctx
+        feats = Features(
+            view,
+            reduce=reduce,
+            samples=columns.positions,
+            name=stored,
+            progress=progress,
+            block_rows=batch_size,
+        )
+        return _Input(feats, columns, stored, data)
     if isinstance(data, Embedding):
         raise TypeError("embed() takes features (a store or an array), not an Embedding")
     name = layer or getattr(data, "name", None)
     n = len(data)
-    pos = _positions(samples, n)
-    feats = Features(
-        data, reduce=reduce, samples=pos, name=name, progress=progress, block_rows=batch_size
+    columns = SampleColumns.from_arrays(
+        n,
+        samples,
+        labels=given.labels,
+        predictions=given.predictions,
+        metadata=given.metadata,
+        thumbnails=given.thumbnails,
     )
-    ctx = {
-        "store": None,
-        "source": None,
-        "layer": name,
-        "index": pos if pos is not None else np.arange(n, dtype=np.int64),
-        "labels": _subset(labels, pos),
-        "predictions": _subset(predictions, pos),
-        "metadata": {k: _subset(v, pos) for k, v in (metadata or {}).items()},
-        "thumbnails": _subset(thumbnails, pos),
-        "positions": pos,
-    }
-    return feats, ctx
+    feats = Features(
+        data,
+        reduce=reduce,
+        samples=sample_positions(samples, n),
+        name=name,
+        progress=progress,
+        block_rows=batch_size,
+    )
+    return _Input(feats, columns, name)
 
 
 # -- estimators --------------------------------------------------------------------------------
@@ -386,50 +362,36 @@ def make_estimator(
 
 
 # -- cache -------------------------------------------------------------------------------------
-def _cache_group(layer: str, method: str) -> str:
-    """The latest map of (layer, method): what reports and ``store.results()`` show."""
-    return schema.embedding_group(layer, method)
-
-
-def _variant_group(layer: str, method: str, key: str) -> str:
-    """Every map computed, one per cache key (method, dimensions, reduction, perplexity or
-    neighbours, seed, samples ...): asking for 3D, then 2D, then 3D again reuses both."""
-    return schema.embedding_variant_group(layer, method, key)
-
-
-def _cache_key(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> str:
+def _cache_key(est: BaseEmbedding, src: _Input) -> str:
     params = {k: v for k, v in est.get_params().items() if k not in _NOT_IN_KEY}
-    if params.get("pca_solver") == "auto":
-        del params["pca_solver"]  # keys of maps cached before the parameter existed
     if callable(params.get("reduce")):
-        params["reduce"] = feats.reduction
-    pos = ctx["positions"]
+        params["reduce"] = src.features.reduction
+    pos = src.columns.positions
     key = {
-        "cache_version": CACHE_VERSION,
         "method": est.method,
-        "layer": ctx["layer"],
+        "layer": src.layer,
         "params": params,
-        "n_samples_store": int(len(ctx["store"])),
-        "source_shape": list(feats.source_shape),
+        "n_samples_store": int(len(src.store)),
+        "source_shape": list(src.features.source_shape),
         "samples": None if pos is None else hashlib.sha256(pos.tobytes()).hexdigest(),
     }
-    # a digest: the store's attribute codec would parse a JSON string back into a dict
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return result_cache.cache_key("embedding", key)
 
 
-def _load_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> Embedding | None:
-    store = ctx["store"]
-    key = _cache_key(est, feats, ctx)
-    found = store.load_result(_cache_group(ctx["layer"], est.method))
-    if found is None or found[1].get("key") != key:
-        found = store.load_result(_variant_group(ctx["layer"], est.method, key))
+def _load_cached(est: BaseEmbedding, src: _Input) -> Embedding | None:
+    assert src.layer is not None  # a store's layer
+    key = _cache_key(est, src)
+    found = result_cache.load_cached(
+        src.store, schema.embedding_group(src.layer, est.method), key, ("coords",)
+    )
+    if found is None:
+        found = result_cache.load_cached(
+            src.store, schema.embedding_variant_group(src.layer, est.method, key), key, ("coords",)
+        )
     if found is None:
         return None
     data, attrs = found
-    if attrs.get("key") != key or "coords" not in data:
-        logger.info("cached %s of %s has other parameters; recomputing", est.method, ctx["layer"])
-        return None
-    if len(data["coords"]) != feats.n_samples:
+    if len(data["coords"]) != src.features.n_samples:
         return None
     estimator = None
     if est.method == "pca" and "components" in data:
@@ -440,22 +402,23 @@ def _load_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> Em
             data["explained_variance_ratio"],
             **{k: v for k, v in est.get_params().items() if k != "n_components"},
         )
-    logger.info("reusing cached %s of %s", est.method, ctx["layer"])
+    logger.info("reusing cached %s of %s", est.method, src.layer)
     return _result(
         data["coords"],
         est.method,
         attrs.get("params", {}),
         attrs.get("metrics", {}),
-        ctx,
+        src,
         estimator,
         from_cache=True,
     )
 
 
-def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> None:
+def _save_cached(est: BaseEmbedding, src: _Input) -> None:
+    assert src.layer is not None
     data: dict[str, np.ndarray] = {"coords": est.embedding_}
-    if ctx["positions"] is not None:
-        data["samples"] = ctx["positions"]
+    if src.columns.positions is not None:
+        data["samples"] = src.columns.positions
     if isinstance(est, PCAEmbedding):
         data.update(
             components=est.components_,
@@ -464,22 +427,19 @@ def _save_cached(est: BaseEmbedding, feats: Features, ctx: dict[str, Any]) -> No
             explained_variance_ratio=est.explained_variance_ratio_,
         )
     attrs: dict[str, Any] = {
-        "key": _cache_key(est, feats, ctx),
         "method": est.method,
         "params": est.params_,
         "metrics": est.metrics_,
-        "seed": -1 if est.random_state is None else int(est.random_state),
-        "inspect_kit_version": package_version("inspect-kit") or "",
+        "random_state": -1 if est.random_state is None else int(est.random_state),
     }
-    try:
-        ctx["store"].save_result(_cache_group(ctx["layer"], est.method), data, attrs)
-        ctx["store"].save_result(
-            _variant_group(ctx["layer"], est.method, attrs["key"]), data, attrs
-        )
-    except OSError as err:  # e.g. a capture still writing, or a read-only file system
-        logger.warning(
-            "could not cache the %s of %s in the store: %s", est.method, ctx["layer"], err
-        )
+    key = _cache_key(est, src)
+    # the latest map of (layer, method), what reports show; and one per parameter set
+    for group in (
+        schema.embedding_group(src.layer, est.method),
+        schema.embedding_variant_group(src.layer, est.method, key),
+    ):
+        if not result_cache.save_cached(src.store, group, key, data, attrs):
+            break
 
 
 def _result(
@@ -487,26 +447,27 @@ def _result(
     method: str,
     params: dict[str, Any],
     metrics: dict[str, Any],
-    ctx: dict[str, Any],
+    src: _Input,
     estimator: BaseEmbedding | None,
     from_cache: bool = False,
 ) -> Embedding:
-    if ctx.get("label_mismatch"):
-        metrics = {**metrics, "label_mismatch": ctx["label_mismatch"]}
+    cols = src.columns
+    if cols.label_mismatch:
+        metrics = {**metrics, "label_mismatch": cols.label_mismatch}
     return Embedding(
         coords=coords,
         method=method,
-        layer=ctx["layer"],
+        layer=src.layer,
         params=params,
         metrics=metrics,
-        index=ctx["index"],
-        labels=ctx["labels"],
-        predictions=ctx["predictions"],
-        metadata=ctx["metadata"],
-        thumbnails=ctx["thumbnails"],
+        index=cols.index,
+        labels=cols.labels,
+        predictions=cols.predictions,
+        metadata=dict(cols.metadata),
+        thumbnails=cols.thumbnails,
         estimator=estimator,
         from_cache=from_cache,
-        source=ctx["source"],
+        source=cols.source,
     )
 
 
@@ -522,9 +483,7 @@ def embed(
     pca_components: int | None = 50,
     samples: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    predictions: np.ndarray | None = None,
-    metadata: dict[str, np.ndarray] | None = None,
-    thumbnails: np.ndarray | None = None,
+    columns: Mapping[str, Any] | None = None,
     cache: bool | str = True,
     batch_size: int | None = None,
     progress: bool = True,
@@ -553,8 +512,11 @@ def embed(
         PCA pre-reduction for t-SNE and UMAP (default 50; None skips it). Recorded.
     samples : array of int or bool mask, optional
         Only these samples (positions in the store).
-    labels, predictions, metadata, thumbnails : optional
-        Per-sample values for the figures; taken from the store when not given.
+    labels : array (N,), optional
+        Per-sample labels (the quality metrics and the figures); the store's when not given.
+    columns : mapping, optional
+        Other per-sample values for the figures, replacing the store's: any of
+        ``{"predictions": (N,), "metadata": {name: (N,)}, "thumbnails": (N, h, w[, 3])}``.
     cache : bool or 'refresh'
         With a store: reuse ``/embeddings/<layer>/<method>`` when it was computed with the same
         parameters, and save new results there. 'refresh' recomputes and overwrites.
@@ -596,9 +558,7 @@ def embed(
     ((100, 3), True)
     """
     if isinstance(data, str | Path):
-        from inspect_kit.store import open_store
-
-        with open_store(data) as store:
+        with opened(data) as store:
             return embed(
                 store,
                 layer,
@@ -609,9 +569,7 @@ def embed(
                 pca_components=pca_components,
                 samples=samples,
                 labels=labels,
-                predictions=predictions,
-                metadata=metadata,
-                thumbnails=thumbnails,
+                columns=columns,
                 cache=cache,
                 batch_size=batch_size,
                 progress=progress,
@@ -628,24 +586,21 @@ def embed(
         progress=progress,
         **method_params,
     )
-    feats, ctx = _resolve_input(
+    src = _resolve_input(
         data,
         layer,
         samples,
         reduce,
-        labels,
-        predictions,
-        metadata,
-        thumbnails,
+        _given(labels, columns),
         progress,
         batch_size,
     )
-    use_cache = bool(cache) and ctx["store"] is not None
+    use_cache = bool(cache) and src.store is not None
     if use_cache and cache != "refresh":
-        cached = _load_cached(est, feats, ctx)
+        cached = _load_cached(est, src)
         if cached is not None:
             return cached
-    est.fit(feats, ctx["labels"])
+    est.fit(src.features, src.columns.labels)
     if use_cache:
-        _save_cached(est, feats, ctx)
-    return _result(est.embedding_, est.method, est.params_, est.metrics_, ctx, est)
+        _save_cached(est, src)
+    return _result(est.embedding_, est.method, est.params_, est.metrics_, src, est)

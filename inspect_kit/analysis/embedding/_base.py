@@ -13,8 +13,9 @@ from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ..._version import __version__
+from ..blocks import Features, as_features
 from ..metrics import embedding_quality
-from ._features import Features, as_features
 
 #: dtypes an array input keeps (scikit-learn's rule: float64 stays float64, the rest float32)
 _FLOATS = [np.float64, np.float32]
@@ -212,7 +213,7 @@ class BaseEmbedding(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # s
             method=self.method,
             features=feats.describe(),
             versions={
-                "inspect_kit": package_version("inspect-kit"),
+                "inspect_kit": __version__,
                 **self._backend_versions(),
             },
         )

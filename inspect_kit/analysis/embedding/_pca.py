@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..blocks import Features, dask_features
 from ._base import BaseEmbedding
-from ._features import Features
 from .registry import PCA_SOLVERS
 
 logger = logging.getLogger(__name__)
@@ -17,55 +17,6 @@ logger = logging.getLogger(__name__)
 SOLVERS = PCA_SOLVERS
 #: above this many features the Dask solver uses a randomized SVD instead of the exact tsqr
 DASK_EXACT_MAX_FEATURES = 4096
-
-
-def _reduce_block(block: np.ndarray, reduce: Any, dtype: Any) -> np.ndarray:
-    """One Dask block of raw rows to feature rows (module level: picklable for workers)."""
-    from ._features import reduce_rows
-
-    return np.asarray(reduce_rows(block, reduce), dtype=dtype)
-
-
-def dask_features(feats: Features, chunk_bytes: int | None = None, dtype: Any = None) -> Any:
-    """The feature rows of ``feats`` as a lazy ``(N, D)`` Dask array, chunked along samples.
-
-    A store layer is read through :meth:`ActivationStore.to_dask` (tasks open the file by
-    path, so a ``dask.distributed`` cluster can compute it, pooling included); an in-memory
-    array is wrapped. ``chunk_bytes`` sizes the chunks of raw rows (default: the store's
-    64 MiB, or ``feats.block_rows``). ``dtype`` (default ``feats.dtype``) is applied inside
-    each block's task: a separate ``astype`` made Dask's threaded scheduler hold several
-    times the data while reducing it.
-    """
-    import dask.array as da
-
-    data = feats.data
-    store = getattr(data, "_store", None)
-    if store is not None and hasattr(store, "to_dask"):
-        if chunk_bytes is None:
-            x = store.to_dask(data.name)
-        else:
-            from inspect_kit.store.views import to_dask
-
-            x = to_dask(store, data.name, chunk_bytes=int(chunk_bytes))
-    else:
-        x = da.from_array(np.asarray(data), chunks=(feats.block_rows,) + feats.source_shape)
-    if feats.samples is not None:
-        x = x[feats.samples]
-    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
-    kwargs: dict[str, Any] = {}
-    if x.ndim == 1:
-        kwargs["new_axis"] = 1
-    elif x.ndim > 2:
-        kwargs["drop_axis"] = list(range(2, x.ndim))
-    dtype = np.dtype(feats.dtype if dtype is None else dtype)
-    return x.map_blocks(
-        _reduce_block,
-        feats.reduce,
-        dtype,
-        chunks=(x.chunks[0], (feats.n_features,)),
-        dtype=dtype,
-        **kwargs,
-    )
 
 
 def _qr_r(*blocks: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._features import Features
+from ..blocks import Features
 from ._pca import SOLVERS, PCAEmbedding
 
 

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..blocks import Features
 from ._base import BaseEmbedding, package_version, require
-from ._features import Features
 from ._prereduce import PCAPreReduction
 
 logger = logging.getLogger(__name__)

@@ -25,14 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from ..base import is_store, open_path
 from .registry import method_names
 
 __all__ = ["MapSource", "is_store"]
-
-
-def is_store(obj: Any) -> bool:
-    """Whether ``obj`` reads like an activation store (duck-typed: parts and views too)."""
-    return all(hasattr(obj, a) for a in ("layers", "iter_chunks", "save_result", "load_result"))
 
 
 class MapSource:
@@ -87,7 +83,7 @@ class MapSource:
         }
         self._features: dict[str | None, np.ndarray] = {}
         if features is not None:
-            from ._features import Features
+            from ..blocks import Features
 
             self._features[None] = Features(features, reduce=reduce, progress=False).to_numpy()
         if layer_options is None:
@@ -124,9 +120,7 @@ class MapSource:
         from ._api import Embedding, embed
 
         if isinstance(data, str | Path):
-            from inspect_kit.store import open_store
-
-            data = open_store(data)
+            data = open_path(data)
         if is_store(data):
             store = data
             stored = list(store.layers)
@@ -169,9 +163,7 @@ class MapSource:
         store = None
         src = embs[0].source
         if src and Path(src).exists() and all(e.source == src for e in embs):
-            from inspect_kit.store import open_store
-
-            candidate = open_store(src)
+            candidate = open_path(src)
             if len(candidate) == len(embs[0]) and np.array_equal(
                 candidate.index, np.asarray(embs[0].index)
             ):
@@ -221,7 +213,7 @@ class MapSource:
                 "features=<array (N, ...)> with the embedding"
             )
         if layer not in self._features:
-            from ._features import Features
+            from ..blocks import Features
 
             self._features[layer] = Features(
                 self.store[layer],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from inspect_kit.analysis.base import is_store, layer_blocks, resolve_layer
 from inspect_kit.arrays import spatial_pool
 from inspect_kit.store import schema
 
@@ -150,14 +151,15 @@ def top_exemplars(
         dataset_index = np.arange(n)
         thumbs_all = thumbnails
         labels_all = None
-    elif hasattr(source, "iter_chunks") and hasattr(source, "layers"):
+    elif is_store(source):
         if layer is None:
             raise ValueError(f"name the layer to rank; stored layers: {source.layers}")
-        view = source[layer]  # KeyError with close matches for an unknown layer
+        layer = resolve_layer(source, layer)  # KeyError with close matches for an unknown layer
+        view = source[layer]
         n = len(view)
         name = layer
         source_shape = view.attrs.get(schema.SOURCE_SHAPE_ATTR)
-        chunks = source.iter_chunks(layer, batch_size=batch_size)
+        chunks = layer_blocks(source, layer, batch_size)
         dataset_index = np.asarray(source.index)
         thumbs_all = source.thumbnails if thumbnails is None else thumbnails
         labels_all = source.labels

@@ -11,13 +11,15 @@ made of. Both accept a channel decorrelation matrix estimated from the user's ow
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from inspect_kit.capture.inputs import batch_input
 
 __all__ = [
     "FourierParam",
@@ -199,19 +201,7 @@ def _batches(data: Any) -> Iterable[torch.Tensor]:
     ):
         data = torch.utils.data.DataLoader(data, batch_size=256)
     for batch in data:
-        if isinstance(batch, Mapping):
-            for key in ("x", "image", "input", "inputs"):
-                if key in batch:
-                    batch = batch[key]
-                    break
-            else:
-                raise TypeError(
-                    "a dict batch needs the inputs under 'x', 'image', 'input' or 'inputs', "
-                    f"got keys {sorted(batch)}"
-                )
-        elif isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        yield torch.as_tensor(batch)
+        yield torch.as_tensor(batch_input(batch))
 
 
 def channel_decorrelation(data: Any, max_samples: int | None = 2048) -> np.ndarray:
@@ -224,7 +214,8 @@ def channel_decorrelation(data: Any, max_samples: int | None = 2048) -> np.ndarr
     Parameters
     ----------
     data : tensor, ndarray, Dataset, DataLoader or iterable of batches
-        Inputs ``(N, C, *S)``; batches may be tensors, ``(x, y)`` tuples or dicts with ``"x"``.
+        Inputs ``(N, C, *S)``; batches may be tensors, ``(x, y)`` tuples or dicts
+        with the input under one of :data:`~inspect_kit.input_keys.X_KEYS`.
     max_samples : int, optional
         Stop after this many samples (None: all).
 

@@ -28,7 +28,7 @@ from inspect_kit.hooks import (
     resolve_layers,
     select_outputs,
 )
-from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
+from inspect_kit.seeding import RandomState, resolve_seed
 
 from .objectives import INPUT, OUTPUT, Objective, as_objective
 from .param import ParamSpec, fourier
@@ -68,7 +68,7 @@ class FeatureVisResult:
     value_range : tuple of float or None
     random_state : int
         The seed the run used (drawn when ``render`` got a Generator or None): passing it
-        back as ``random_state`` repeats the run. ``seed`` is an alias.
+        back as ``random_state`` repeats the run.
     params : dict
         The other settings of the call (steps, lr, parameterisation, transforms, device ...).
     flat : ndarray of bool, shape (B,)
@@ -100,11 +100,6 @@ class FeatureVisResult:
         """Labels of the :attr:`flat` units."""
         assert self.flat is not None  # set by __post_init__
         return [lab for lab, f in zip(self.labels, self.flat, strict=True) if f]
-
-    @property
-    def seed(self) -> int:
-        """Alias of :attr:`random_state` (the name before 0.2)."""
-        return self.random_state
 
     @property
     def dim(self) -> int:
@@ -262,7 +257,6 @@ def render(
     mixed_precision: bool = False,
     redirect_relu: bool | int = True,
     progress: bool = True,
-    seed: int | None = None,
 ) -> FeatureVisResult:
     """Optimise inputs that maximise ``objective`` (activation maximization).
 
@@ -314,8 +308,6 @@ def render(
         of steps; False or 0 turns it off.
     progress : bool
         Show a progress bar.
-    seed : int, optional
-        Deprecated name of ``random_state``.
 
     Returns
     -------
@@ -331,7 +323,7 @@ def render(
     >>> res.images.shape
     (2, 1, 16, 16)
     """
-    seed = resolve_seed(deprecated_seed(seed, random_state, "render"))
+    seed = resolve_seed(random_state)
     obj = as_objective(objective)
     shape = tuple(int(s) for s in input_shape)
     if len(shape) not in (3, 4):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from inspect_kit.hooks import parse_layer_spec, resolve_layers
-from inspect_kit.seeding import RandomState, deprecated_seed, resolve_seed
+from inspect_kit.seeding import RandomState, resolve_seed
 
 from ..randomization import randomize_weights
 from .objectives import INPUT, OUTPUT, Objective, as_objective
@@ -33,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RandomizationResult", "image_similarity", "randomization_check"]
 
-_UNSET: Any = object()  # tells a deprecated argument that was not passed from any value
 
 _METRICS = ("spearman", "ssim")
 
@@ -65,7 +63,6 @@ class RandomizationResult:
     random_state : int
         The seed of the check (drawn when it got a Generator or None): every render used
         it, the reference render ``random_state + 1``, the weight randomisation it too.
-        ``seed`` is an alias.
     flat : ndarray (S, B) of bool
         Renders that stayed flat (see ``FeatureVisResult.flat``). A flat image says nothing
         about the weights (grey matches grey), so its score is NaN, not a similarity.
@@ -86,11 +83,6 @@ class RandomizationResult:
     params: dict[str, Any] = field(default_factory=dict)
     flat: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def seed(self) -> int:
-        """Alias of :attr:`random_state` (the render seed, before 0.2 a separate argument)."""
-        return self.random_state
 
     @property
     def reference_mean(self) -> float | None:
@@ -201,8 +193,6 @@ def randomization_check(
     reference: bool = True,
     random_state: RandomState = 0,
     progress: bool = True,
-    seed: int | None = None,
-    reference_seed: Any = _UNSET,
     **render_kwargs: Any,
 ) -> RandomizationResult:
     """Cascading weight randomisation: does the visualization depend on the learned weights?
@@ -229,9 +219,6 @@ def randomization_check(
         randomisation draws from it. Recorded as ``result.random_state``.
     progress : bool
         Show a progress bar over stages.
-    seed, reference_seed : int, optional
-        Deprecated: ``seed`` is ``random_state``; ``reference_seed=None`` is
-        ``reference=False``.
     **render_kwargs
         Passed to ``render`` (steps, value_range, preprocess, param, transforms, device ...).
 
@@ -256,17 +243,8 @@ def randomization_check(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    random_state = resolve_seed(deprecated_seed(seed, random_state, "randomization_check"))
+    random_state = resolve_seed(random_state)
     reference_at = random_state + 1
-    if reference_seed is not _UNSET:
-        warnings.warn(
-            "randomization_check(reference_seed=...) is deprecated; pass reference=False to "
-            "skip the reference render (it uses random_state + 1)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        reference = reference_seed is not None
-        reference_at = reference_seed if reference_seed is not None else reference_at
     obj = as_objective(objective)
     names = list(layers) if layers is not None else _default_layers(model, obj)
     if names:

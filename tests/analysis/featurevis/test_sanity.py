@@ -110,20 +110,12 @@ def test_randomisation_of_a_copy_uses_its_own_generator(digits_cnn):
     assert not np.array_equal(a.images[1], c.images[1])
 
 
-def test_one_random_state_seeds_the_check_and_old_names_still_work(digits_cnn):
+def test_one_random_state_seeds_the_check(digits_cnn):
     kw = dict(layers=["fc"], steps=2, value_range=(0, 1), progress=False)
     new = fv.randomization_check(
         digits_cnn, fv.channel("conv2", 0), (1, 16, 16), random_state=3, reference=False, **kw
     )
-    assert new.random_state == 3 and new.seed == 3 and new.reference is None
-    with pytest.warns(DeprecationWarning) as caught:
-        old = fv.randomization_check(
-            digits_cnn, fv.channel("conv2", 0), (1, 16, 16), seed=3, reference_seed=None, **kw
-        )
-    assert {"seed", "reference_seed"} <= {
-        w for r in caught for w in ("seed", "reference_seed") if f"({w}=" in str(r.message)
-    }
-    np.testing.assert_array_equal(old.images, new.images)
+    assert new.random_state == 3 and new.reference is None
     drawn = fv.randomization_check(
         digits_cnn,
         fv.channel("conv2", 0),

@@ -248,8 +248,8 @@ class Features:
     def _raise_non_finite(self, n_values: int, rows: np.ndarray) -> None:
         shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
         raise ValueError(
-            f"{self.name!r} has {n_values} non-finite values (NaN or inf) in {len(rows)} of "
-            f"{self.n_samples} samples (sample positions {shown}); embeddings need finite "
+            f"{self.name!r} has {n_values} non-finite values (NaN or infinite) in {len(rows)} of "
+            f"{self.n_samples} samples (sample positions {shown}); analyses need finite "
             "features: leave those samples out with samples=..., or fix the model/capture "
             "that produced them"
         )
@@ -278,3 +278,168 @@ def as_features(
     if isinstance(X, Features):
         return X
     return Features(X, reduce=reduce, progress=progress)
+
+
+# -- on Dask ------------------------------------------------------------------------------------
+def _reduce_block(block: np.ndarray, reduce: Any, dtype: Any) -> np.ndarray:
+    """One Dask block of raw rows to feature rows (module level: picklable for workers)."""
+    return np.asarray(reduce_rows(block, reduce), dtype=dtype)
+
+
+def dask_features(feats: Features, chunk_bytes: int | None = None, dtype: Any = None) -> Any:
+    """The feature rows of ``feats`` as a lazy ``(N, D)`` Dask array, chunked along samples.
+
+    A store layer is read through :meth:`ActivationStore.to_dask` (tasks open the file by
+    path, so a ``dask.distributed`` cluster can compute it, pooling included); an in-memory
+    array is wrapped. ``chunk_bytes`` sizes the chunks of raw rows (default: the store's
+    64 MiB, or ``feats.block_rows``). ``dtype`` (default ``feats.dtype``) is applied inside
+    each block's task: a separate ``astype`` made Dask's threaded scheduler hold several
+    times the data while reducing it.
+    """
+    import dask.array as da
+
+    data = feats.data
+    store = getattr(data, "_store", None)
+    if store is not None and hasattr(store, "to_dask"):
+        if chunk_bytes is None:
+            x = store.to_dask(data.name)
+        else:
+            from inspect_kit.store.views import to_dask
+
+            x = to_dask(store, data.name, chunk_bytes=int(chunk_bytes))
+    else:
+        x = da.from_array(np.asarray(data), chunks=(feats.block_rows,) + feats.source_shape)
+    if feats.samples is not None:
+        x = x[feats.samples]
+    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    kwargs: dict[str, Any] = {}
+    if x.ndim == 1:
+        kwargs["new_axis"] = 1
+    elif x.ndim > 2:
+        kwargs["drop_axis"] = list(range(2, x.ndim))
+    dtype = np.dtype(feats.dtype if dtype is None else dtype)
+    return x.map_blocks(
+        _reduce_block,
+        feats.reduce,
+        dtype,
+        chunks=(x.chunks[0], (feats.n_features,)),
+        dtype=dtype,
+        **kwargs,
+    )
+
+
+# -- slices of channels at chosen rows (Gram matrices) -------------------------------------------
+#: bytes of float64 features converted at once (a slice of channels)
+BLOCK_BYTES = 64 * 2**20
+#: rows are read from the file at once up to this many bytes as stored
+RAW_BYTES = 256 * 2**20
+
+
+class GramReader:
+    """The rows of one layer at given sample positions, as float64 slices of channels.
+
+    Yields ``(n, width)`` blocks whose concatenation along axis 1 is the (reduced) feature
+    matrix, each at most about ``block_bytes``. The rows are read from the file once when they
+    take at most ``raw_bytes`` as stored (HDF5 reads whole chunks, so slicing channels on disk
+    would read each chunk once per slice); wider rows are read a slice of channels at a time.
+    """
+
+    def __init__(
+        self,
+        view: Any,
+        reduction: str,
+        block_bytes: int | None = None,
+        raw_bytes: int | None = None,
+    ):
+        self.view = view
+        self.name = view.name
+        self.reduction = reduction
+        shape = tuple(view.shape[1:])
+        self.source_shape = shape
+        self.block_bytes = int(BLOCK_BYTES if block_bytes is None else block_bytes)
+        self.raw_bytes = int(RAW_BYTES if raw_bytes is None else raw_bytes)
+        self.row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(view.dtype).itemsize
+        if not shape:
+            self.n_features = 1
+        elif len(shape) == 1 or reduction == "flatten":
+            self.n_features = int(np.prod(shape, dtype=np.int64))
+        else:
+            self.n_features = int(shape[0])
+
+    def _features(self, rows: np.ndarray, n: int) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim > 2 and self.reduction == "mean":
+            rows = rows.reshape(n, rows.shape[1], -1).mean(axis=2)
+        elif rows.ndim > 2 and self.reduction == "max":
+            rows = rows.reshape(n, rows.shape[1], -1).max(axis=2)
+        else:
+            rows = rows.reshape(n, -1)
+        if not np.all(np.isfinite(rows)):
+            raise ValueError(
+                f"layer {self.name!r} holds NaN or infinite values; analyses need finite features"
+            )
+        return rows
+
+    def blocks(self, positions: np.ndarray) -> Iterator[np.ndarray]:
+        n = len(positions)
+        shape = self.source_shape
+        if not shape:
+            yield self._features(self._read(positions, None), n).reshape(n, 1)
+            return
+        if len(shape) == 1:
+            per_unit, units = 1, shape[0]
+        else:
+            per_unit, units = int(np.prod(shape[1:], dtype=np.int64)), shape[0]
+        step = max(1, self.block_bytes // max(1, n * per_unit * 8))
+        whole = self._read(positions, None) if n * self.row_bytes <= self.raw_bytes else None
+        for start in range(0, units, step):
+            stop = min(units, start + step)
+            rows = (
+                whole[:, start:stop] if whole is not None else self._read(positions, (start, stop))
+            )
+            yield self._features(rows, n)
+
+    def _read(self, positions: np.ndarray, units: tuple[int, int] | None) -> np.ndarray:
+        """Rows at ``positions`` (in that order), optionally channels ``units[0]:units[1]``.
+
+        Sorted positions are read as runs of contiguous rows (h5py's fancy indexing reads row
+        by row, ~10x slower than slices): the next position joins a run when the rows skipped
+        cost less than about 1 MiB to read, and a run stays under :data:`BLOCK_BYTES`.
+        """
+        shape = self.source_shape
+        width = 1 if units is None else (units[1] - units[0]) / max(1, shape[0])
+        row_bytes = max(1, int(self.row_bytes * width))
+        gap = max(1, 2**20 // row_bytes)
+        cap = max(1, BLOCK_BYTES // row_bytes)
+        order = np.argsort(positions, kind="stable")
+        ordered = positions[order]
+        out: np.ndarray | None = None
+        i = 0
+        while i < len(ordered):
+            j = i + 1
+            while (
+                j < len(ordered)
+                and ordered[j] - ordered[j - 1] <= gap
+                and ordered[j] - ordered[i] < cap
+            ):
+                j += 1
+            span = slice(int(ordered[i]), int(ordered[j - 1]) + 1)
+            block = self.view[span] if units is None else self.view[span, units[0] : units[1]]
+            if out is None:
+                out = np.empty((len(positions),) + block.shape[1:], dtype=block.dtype)
+            out[order[i:j]] = block[ordered[i:j] - ordered[i]]
+            i = j
+        assert out is not None  # positions is never empty
+        return out
+
+    def gram(self, positions: np.ndarray, centre: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Linear Gram ``X X^T`` of the rows at ``positions`` and their row sums."""
+        n = len(positions)
+        G = np.zeros((n, n))
+        sums = np.zeros(n)
+        for block in self.blocks(positions):
+            if centre:
+                block = block - block.mean(axis=0)
+            G += block @ block.T
+            sums += block.sum(axis=1)
+        return G, sums

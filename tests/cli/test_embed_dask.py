@@ -106,10 +106,10 @@ def test_the_embed_examples_of_help_and_readme_parse() -> None:
     import re
     import shlex
 
-    from inspect_kit.cli import _EXAMPLES, build_parser
+    from inspect_kit.cli import build_parser, examples
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    lines = re.findall(r"^\s*inspect-kit (embed .*)$", _EXAMPLES["embed"] + "\n" + readme, re.M)
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    lines = re.findall(r"^\s*inspect-kit (embed .*)$", examples()["embed"] + "\n" + readme, re.M)
     assert sum("--scheduler" in line for line in lines) >= 2
     for line in lines:
         args = build_parser().parse_args(shlex.split(line.split("#")[0]))

@@ -192,10 +192,10 @@ def test_the_probe_examples_of_help_and_readme_parse() -> None:
     import re
     import shlex
 
-    from inspect_kit.cli import _EXAMPLES, build_parser
+    from inspect_kit.cli import build_parser, examples
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    lines = re.findall(r"^\s*inspect-kit (probe .*)$", _EXAMPLES["probe"] + "\n" + readme, re.M)
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    lines = re.findall(r"^\s*inspect-kit (probe .*)$", examples()["probe"] + "\n" + readme, re.M)
     assert any("--scheduler" in line for line in lines)
     for line in lines:
         args = build_parser().parse_args(shlex.split(line.split("#")[0]))
