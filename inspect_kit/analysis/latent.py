@@ -601,8 +601,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no
             method=method,
             n_components=n_components,
             labels=self.labels_,
-            metadata=metadata,
-            thumbnails=self.thumbnails_,
+            columns={"metadata": metadata, "thumbnails": self.thumbnails_},
             **kwargs,
         )
 

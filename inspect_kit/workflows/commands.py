@@ -519,6 +519,8 @@ def probe_layers(
             chance=options.chance,
             n_permutations=options.n_permutations,
             task=options.task,
+            # ProbeOptions.solver is a str checked against the solvers' names by the CLI's
+            # choices; probe_profile spells it as a Literal
             solver=options.solver,  # type: ignore[arg-type]
             batch_size=options.batch_size,
             **streaming,

@@ -158,6 +158,8 @@ class RegisteredStep:
             labels=ctx.labels,
             class_names=ctx.class_names,
         )
+        # the computation is resolved from a registration's dotted path: its signature is the
+        # plugin's, which mypy cannot see
         return resolve(self.spec.compute)(inputs, self._options(ctx))  # type: ignore[arg-type]
 
     def render(self, ctx: Any, result: Any) -> Any:

@@ -154,7 +154,7 @@ def test_large_maps_use_webgl_and_3d_uses_scatter3d(emb):
         method="pca",
         n_components=3,
         labels=emb.labels,
-        thumbnails=emb.thumbnails,
+        columns={"thumbnails": emb.thumbnails},
         progress=False,
     )
     fig3 = plot_embedding(three)

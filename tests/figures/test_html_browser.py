@@ -221,7 +221,7 @@ def test_50k_points_open_and_hover(browser, tmp_path):
         imgs.reshape(n, -1),
         method="pca",
         labels=y[pick],
-        thumbnails=thumbs,
+        columns={"thumbnails": thumbs},
         metric_samples=1000,
         progress=False,
     )

@@ -188,8 +188,7 @@ def test_grid_titles_do_not_overlap_at_any_width(measure, digit_rows, densenet_n
             labels=y,
             # an ImageNet model's predictions on these labels: the panels' subtitles then
             # carry the longest quality line ("labels are not the model's classes ...")
-            predictions=rng.integers(0, 1000, len(y)),
-            thumbnails=thumbs,
+            columns={"predictions": rng.integers(0, 1000, len(y)), "thumbnails": thumbs},
             progress=False,
         )
         for i, name in enumerate(densenet_names[1:6])
@@ -308,7 +307,12 @@ def test_3d_embedding_grid_scenes_fit(measure, digit_rows, densenet_names, tmp_p
     X, y, thumbs = digit_rows
     by_layer = {
         name: embed(
-            X[:, i * 8 :], method="pca", n_components=3, labels=y, thumbnails=thumbs, progress=False
+            X[:, i * 8 :],
+            method="pca",
+            n_components=3,
+            labels=y,
+            columns={"thumbnails": thumbs},
+            progress=False,
         )
         for i, name in enumerate(densenet_names[-4:])
     }
@@ -343,8 +347,7 @@ def test_report_embedding_section_with_labels_that_are_not_classes(measure, digi
             X[:, i * 4 :],
             "pca",
             labels=y4,
-            predictions=imagenet_predictions,
-            thumbnails=thumbs,
+            columns={"predictions": imagenet_predictions, "thumbnails": thumbs},
             progress=False,
         )
         for i, name in enumerate(["layer1.0.relu", "layer2.1.relu:1", "layer4.1.relu:1", "fc"])

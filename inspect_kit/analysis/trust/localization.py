@@ -74,6 +74,7 @@ def otsu_threshold(values: np.ndarray) -> float:
     v = np.asarray(values, dtype=np.float64).ravel()
     if np.ptp(v) == 0:
         return float(v[0])
+    # scikit-image ships no type information for threshold_otsu
     return float(threshold_otsu(v))  # type: ignore[no-untyped-call]
 
 

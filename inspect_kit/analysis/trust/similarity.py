@@ -51,6 +51,7 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     win -= 1 - win % 2  # odd
     if win < 3:
         raise ValueError(f"SSIM needs maps of at least 3 voxels per side, got {a.shape}")
+    # scikit-image ships no type information for structural_similarity
     return float(
         structural_similarity(a, b, data_range=rng or 1.0, win_size=win)  # type: ignore[no-untyped-call]
     )

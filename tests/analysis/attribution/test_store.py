@@ -28,12 +28,21 @@ def _ref(method: str, **kw: object) -> np.ndarray:
 
 
 def test_store_holds_every_method_under_its_group(tmp_path: Path) -> None:
-    p = attribute_to_store(tiny(2), X, tmp_path / "a.h5", methods=["gradcam", "ig"], target="label",
-                           labels=Y, batch_size=4, progress=False)
+    p = attribute_to_store(
+        tiny(2),
+        X,
+        tmp_path / "a.h5",
+        methods=["gradcam", "ig"],
+        target="label",
+        labels=Y,
+        batch_size=4,
+        progress=False,
+    )
     got = {a.method: a for a in read_attributions(p)}
     np.testing.assert_allclose(got["gradcam"].maps, _ref("gradcam"), rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(got["integrated-gradients"].maps, _ref("integrated-gradients"), rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        got["integrated-gradients"].maps, _ref("integrated-gradients"), rtol=1e-5, atol=1e-7
+    )
     assert got["gradcam"].layer == "relu3" and got["gradcam"].layer_resolution == (8, 8)
     assert got["integrated-gradients"].completeness_gap is not None
     assert got["gradcam"].target_classes.tolist() == Y.tolist()
@@ -62,25 +71,38 @@ class _Dies:
 def test_killed_mid_write_then_resumed_exactly(tmp_path: Path) -> None:
     p = tmp_path / "a.h5"
     with pytest.raises(RuntimeError, match="killed"):
-        attribute_to_store(tiny(2), _Dies(2), p, methods=["saliency"], target="label", progress=False)
+        attribute_to_store(
+            tiny(2), _Dies(2), p, methods=["saliency"], target="label", progress=False
+        )
     with h5py.File(p, "r") as f:
         assert not f.attrs[schema.COMPLETE_ATTR] and f[schema.INDEX].shape == (6,)
-    attribute_to_store(tiny(2), _Dies(99), p, methods=["saliency"], target="label", resume=True,
-                       progress=False)
+    attribute_to_store(
+        tiny(2), _Dies(99), p, methods=["saliency"], target="label", resume=True, progress=False
+    )
     (a,) = read_attributions(p)
     np.testing.assert_array_equal(a.index, np.arange(10))
     np.testing.assert_allclose(a.maps, _ref("saliency"), rtol=1e-5, atol=1e-9)
     with pytest.raises(ValueError, match="methods"):
-        attribute_to_store(tiny(2), _Dies(99), p, methods=["gradcam"], target="label", resume=True,
-                           progress=False)
+        attribute_to_store(
+            tiny(2), _Dies(99), p, methods=["gradcam"], target="label", resume=True, progress=False
+        )
     other = X.clone()
     other[0] += 1
     p2 = tmp_path / "b.h5"
     with pytest.raises(RuntimeError, match="killed"):
-        attribute_to_store(tiny(2), _Dies(1), p2, methods=["saliency"], target="label", progress=False)
+        attribute_to_store(
+            tiny(2), _Dies(1), p2, methods=["saliency"], target="label", progress=False
+        )
     with pytest.raises(ValueError, match="fingerprints differ"):
-        attribute_to_store(tiny(2), [(other[:3], torch.as_tensor(Y[:3]))], p2, methods=["saliency"],
-                           target="label", resume=True, progress=False)
+        attribute_to_store(
+            tiny(2),
+            [(other[:3], torch.as_tensor(Y[:3]))],
+            p2,
+            methods=["saliency"],
+            target="label",
+            resume=True,
+            progress=False,
+        )
 
 
 def test_sigkill_mid_write_then_resume(tmp_path: Path) -> None:
@@ -101,11 +123,16 @@ def test_sigkill_mid_write_then_resume(tmp_path: Path) -> None:
                            progress=False)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    attribute_to_store(tiny(2), X, p, methods=["gradient"], target=1, batch_size=3, resume=True,
-                       progress=False)
+    attribute_to_store(
+        tiny(2), X, p, methods=["gradient"], target=1, batch_size=3, resume=True, progress=False
+    )
     (a,) = read_attributions(p)
     ref = attribute(tiny(2), X, method="gradient", target=1, progress=False).maps
     np.testing.assert_allclose(a.maps, ref, rtol=1e-5, atol=1e-9)
