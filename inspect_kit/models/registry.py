@@ -144,7 +144,7 @@ def offline_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> di
 
     Examples
     --------
-    >>> from torchvision.models import fasterrcnn_resnet50_fpn
+    >>> from torchvision.models.detection import fasterrcnn_resnet50_fpn
     >>> offline_kwargs(fasterrcnn_resnet50_fpn, {"num_classes": 3})
     {'num_classes': 3, 'weights': None, 'weights_backbone': None}
     """

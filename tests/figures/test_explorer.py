@@ -90,7 +90,7 @@ def test_selection_on_a_subset_numbers_samples_as_the_store(store):
     with pytest.raises(IndexError):
         ex.select([101])  # in the store but not on this map
     # neighbours among the subset, in fc's features read independently with h5py
-    with h5py.File(store.path, "r", locking=False) as f:  # as the open store reads it
+    with h5py.File(store.path, "r") as f:  # a plain h5py reader beside the open store
         X = f["layers/fc"][:][rows]
     want, dist = _brute_knn(X, 10, 6)
     got, got_d = ex.neighbours(int(rows[10]), k=6, return_distance=True)
@@ -101,7 +101,7 @@ def test_selection_on_a_subset_numbers_samples_as_the_store(store):
 @pytest.mark.parametrize("layer", ["relu2", "fc"])
 def test_neighbours_match_brute_force_in_the_original_space(store, layer):
     ex = explore(store, layer=["relu1", "fc"])
-    with h5py.File(store.path, "r", locking=False) as f:  # as the open store reads it
+    with h5py.File(store.path, "r") as f:  # a plain h5py reader beside the open store
         X = f[f"layers/{layer}"][:]
     X = X.reshape(len(X), X.shape[1], -1).mean(axis=2) if X.ndim > 2 else X  # global avg pool
     for i in (0, 777, 1999):
@@ -204,7 +204,7 @@ def test_notebook_outputs_are_widgets_and_small(store, tmp_path):
     selected = json.loads(text.split("SELECTED ")[1].splitlines()[0])
     assert selected == [3, 10, 42, 1500]
     got = json.loads(text.split("NEIGHBOURS ")[1].splitlines()[0])
-    with h5py.File(store.path, "r", locking=False) as f:  # as the open store reads it
+    with h5py.File(store.path, "r") as f:  # a plain h5py reader beside the open store
         X = f["layers/fc"][:]
     want, _ = _brute_knn(X, 10, 5)
     assert set(got) == set(want.tolist())
