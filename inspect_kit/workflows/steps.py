@@ -58,14 +58,15 @@ def compute_embeddings(
             }
         )
         if "perplexity" not in extra and spec.accepts("perplexity"):
-            # t-SNE needs 3 x perplexity + 1 samples: the default is lowered for few samples
-            # (what --perplexity's help says), with a warning, and recorded in the map's params.
-            # The rule itself belongs to analysis/embedding/_tsne.py (issue 20): once it exposes
-            # the largest perplexity n samples allow, this inverse of it should import that.
+            # t-SNE's sample rule (analysis/embedding/_tsne.py): the default perplexity is
+            # lowered for few samples (what --perplexity's help says), with a warning, and
+            # recorded in the map's params
+            from inspect_kit.analysis.embedding._tsne import largest_perplexity, min_samples
+
             default = inspect.signature(spec.load()).parameters["perplexity"].default
             n = len(store)
-            if isinstance(default, (int, float)) and n < 3 * default + 1 and n >= 7:
-                extra["perplexity"] = float(np.floor((n - 1) / 3))
+            if isinstance(default, (int, float)) and n < min_samples(default) and n >= 7:
+                extra["perplexity"] = largest_perplexity(n)
                 logger.warning(
                     "%s: %d samples are too few for the default perplexity %g; using %g "
                     "(set --perplexity to choose)",

@@ -18,6 +18,28 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("opentsne", "sklearn")
 
 
+def min_samples(perplexity: float) -> int:
+    """The fewest samples t-SNE runs on at ``perplexity``: ``3 x perplexity + 1``.
+
+    Examples
+    --------
+    >>> min_samples(30)
+    91
+    """
+    return int(np.floor(3 * perplexity)) + 1
+
+
+def largest_perplexity(n: int) -> float:
+    """The largest whole perplexity ``n`` samples allow (the inverse of :func:`min_samples`).
+
+    Examples
+    --------
+    >>> largest_perplexity(60), min_samples(largest_perplexity(60)) <= 60
+    (19.0, True)
+    """
+    return float(np.floor((n - 1) / 3))
+
+
 class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
     """t-distributed stochastic neighbour embedding of (pooled) activations.
 
@@ -138,7 +160,7 @@ class TSNEEmbedding(PCAPreReduction, BaseEmbedding):
             raise ValueError(f"unknown backend={self.backend!r}; use one of {BACKENDS}")
         if not self.perplexity > 0:
             raise ValueError(f"perplexity must be > 0, got {self.perplexity!r}")
-        need = int(np.floor(3 * self.perplexity)) + 1
+        need = min_samples(self.perplexity)
         if n < need:
             raise ValueError(
                 f"perplexity={self.perplexity:g} needs at least {need} samples "
