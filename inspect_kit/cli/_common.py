@@ -91,8 +91,8 @@ def positive_float(text: str) -> float:
 
 
 # -- arguments every command shares -------------------------------------------------------------
-#: every command that draws random numbers: random_state, as in the library (--seed: its old name)
-RANDOM_STATE = ("--random-state", "--seed")
+#: every command that draws random numbers: random_state, as in the library
+RANDOM_STATE = ("--random-state",)
 RANDOM_STATE_KW: dict[str, Any] = {
     "dest": "random_state",
     "type": int,
@@ -103,7 +103,7 @@ RANDOM_STATE_KW: dict[str, Any] = {
 
 
 def add_random_state(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    """``--random-state N`` (alias ``--seed``)."""
+    """``--random-state N``."""
     p.add_argument(*RANDOM_STATE, **{**RANDOM_STATE_KW, **({"help": help} if help else {})})
 
 
