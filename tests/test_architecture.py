@@ -294,14 +294,6 @@ def test_figures_and_report_import_no_computing_library():
 MAX_LINES = 700
 MAX_PARAMETERS = 15
 
-#: Modules over the limit that another branch of issue 20 is splitting, with that branch. The
-#: lead empties this at integration: an entry that is no longer over the limit fails below.
-MODULES_BEING_SPLIT: dict[str, str] = {}
-
-#: Public functions over the limit that another branch of issue 20 is turning into option
-#: objects or estimators, with that branch (emptied at integration, as above).
-WIDE_FUNCTIONS_BEING_FIXED: dict[tuple[str, str], str] = {}
-
 #: scikit-learn's contract: every hyperparameter of an estimator is an ``__init__`` argument
 #: (``get_params``/``set_params``/``clone`` and grid search need them flat), so an estimator's
 #: ``__init__`` may be wider, as scikit-learn's own TSNE and MLPClassifier are.
@@ -358,10 +350,8 @@ def test_the_parameter_counter_counts_what_a_caller_can_pass():
 
 def test_no_module_over_700_lines():
     sizes = {name: len(text.splitlines()) for name, (text, _) in _sources().items()}
-    over = {n: k for n, k in sizes.items() if k > MAX_LINES and n not in MODULES_BEING_SPLIT}
+    over = {n: k for n, k in sizes.items() if k > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines (split them by job): {over}"
-    done = [n for n in MODULES_BEING_SPLIT if sizes.get(n, 0) <= MAX_LINES]
-    assert not done, f"split already: remove them from MODULES_BEING_SPLIT: {done}"
 
 
 def test_no_public_function_over_15_parameters():
@@ -371,16 +361,11 @@ def test_no_public_function_over_15_parameters():
         for fn, params in public_functions(tree)
         if len(params) > MAX_PARAMETERS
     }
-    new = {
-        k: v
-        for k, v in wide.items()
-        if k not in WIDE_FUNCTIONS_BEING_FIXED and k not in ESTIMATOR_HYPERPARAMETERS
-    }
+    new = {k: v for k, v in wide.items() if k not in ESTIMATOR_HYPERPARAMETERS}
     assert not new, (
         f"public functions over {MAX_PARAMETERS} parameters (use an option object): {new}"
     )
-    done = sorted(set(WIDE_FUNCTIONS_BEING_FIXED) - set(wide))
-    assert not done, f"narrow already: remove them from WIDE_FUNCTIONS_BEING_FIXED: {done}"
+    assert set(ESTIMATOR_HYPERPARAMETERS) <= set(wide), "an exemption no longer needed"
 
 
 # -- one spelling of each rule -------------------------------------------------------------------
@@ -460,9 +445,6 @@ def test_one_lazy_loader():
     assert f"{PKG}/__init__.py" in lazy, lazy
 
 
-#: the last `seed=` aliases, in analysis/featurevis, which branch base removes (with
-#: seeding.deprecated_seed); emptied at integration like the lists above
-SHIMS_BEING_REMOVED: dict[str, str] = {}
 SHIM_NAMES = {"renamed_seed", "deprecated_seed", "NOT_GIVEN", "return_info"}
 
 
@@ -487,9 +469,6 @@ def test_no_compatibility_shims():
         )
         if hits:
             found[name] = hits
-    new = {k: v for k, v in found.items() if k not in SHIMS_BEING_REMOVED}
-    assert not new, f"compatibility shims: {new}"
-    done = sorted(set(SHIMS_BEING_REMOVED) - set(found))
-    assert not done, f"removed already: remove them from SHIMS_BEING_REMOVED: {done}"
+    assert not found, f"compatibility shims: {found}"
     readme = (ROOT / "README.md").read_text()
     assert "return_info" not in readme and "`seed=`" not in readme
