@@ -134,36 +134,112 @@ def attribute_user_data(
         )
 
 
-def attribute_analysis(inputs: Any, options: AttributeOptions) -> list[dict[str, Any]]:
-    """The registry's computation: the inputs' model and data to maps (not saved in the
-    activation store: ``inspect-kit attribute`` writes a store of maps of its own)."""
+#: the report's section shows at most this many samples (correct and wrong ones per class)
+REPORT_PER_CLASS = 2
+REPORT_MAX_SAMPLES = 24
+#: and at most three methods side by side (the first ones asked for)
+REPORT_METHODS = 3
+
+
+def report_samples(
+    labels: np.ndarray | None,
+    predictions: np.ndarray | None,
+    *,
+    per_class: int = REPORT_PER_CLASS,
+    limit: int = REPORT_MAX_SAMPLES,
+    n: int,
+) -> np.ndarray:
+    """Positions of the samples the report explains: per class, the first ``per_class``
+    correctly and the first ``per_class`` wrongly classified ones (the first samples when
+    labels or predictions are missing), at most ``limit`` in all.
+
+    Examples
+    --------
+    >>> report_samples(np.array([0, 0, 0, 1, 1]), np.array([0, 1, 0, 1, 1]), per_class=1, n=5)
+    array([0, 1, 3])
+    """
+    if labels is None or predictions is None or len(labels) != n or len(predictions) != n:
+        return np.arange(min(n, 2 * per_class))
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    pick: list[int] = []
+    for c in np.unique(labels):
+        right = np.flatnonzero((labels == c) & (predictions == c))[:per_class]
+        wrong = np.flatnonzero((labels == c) & (predictions != c))[:per_class]
+        pick.extend(int(i) for i in np.concatenate([right, wrong]))
+    return np.array(sorted(pick)[:limit], dtype=np.int64)
+
+
+def attribute_analysis(inputs: Any, options: AttributeOptions) -> dict[str, Any]:
+    """The report's computation for "Where the model looks": maps of a few samples per class
+    (:func:`report_samples`), correctly and wrongly classified, by up to three of the
+    methods asked for, explaining the predicted class. ``inspect-kit attribute`` writes maps of
+    a whole dataset to a store instead (:func:`attribute_user_data`)."""
     from inspect_kit.analysis.attribution import AttributionOptions, attribute
 
+    x = np.asarray(inputs.data)
+    labels = None if inputs.labels is None else np.asarray(inputs.labels)
+    store_predictions = getattr(inputs.store, "predictions", None)
+    predictions = None if store_predictions is None else np.asarray(store_predictions)
+    pick = report_samples(labels, predictions, n=len(x))
     target: Any = int(options.target) if str(options.target).isdigit() else options.target
-    rows = []
-    for m in options.method:
-        a = attribute(
+    maps = [
+        attribute(
             inputs.model,
-            np.asarray(inputs.data),
+            x[pick],
             method=m,
             target=target,
             layer=options.layer,
-            labels=inputs.labels,
+            labels=None if labels is None else labels[pick],
             memory_budget=options.memory_budget,
             options=AttributionOptions(steps=options.steps, samples=options.samples),
             device=inputs.run.device,
             progress=inputs.run.progress,
         )
-        rows.append(
-            {
-                "method": a.method,
-                "layer": a.layer,
-                "samples": len(a),
-                "flat": int(a.flat.sum()),
-                "description": a.describe(),
-            }
-        )
-    return rows
+        for m in options.method[:REPORT_METHODS]
+    ]
+    return {"attributions": maps, "images": x[pick], "class_names": inputs.class_names}
+
+
+def attribution_section(
+    section: Any, result: dict[str, Any], options: AttributeOptions
+) -> list[dict[str, Any]]:
+    """Render "Where the model looks": one methods x samples grid per class, each map's
+    target, method and CAM layer printed on the figure, and a warning for flat maps; returns
+    the report's summary (method, CAM layer and its resolution, samples, flat maps)."""
+    maps = result["attributions"]
+    if not maps:
+        section.add_text("No attribution method was asked for.", note=True)
+        return []
+    target = maps[0].targets[0] if maps[0].targets else str(options.target)
+    section.add_text(
+        f"Explained: {target.split(' (')[-1].rstrip(')') if '(' in target else target}; by "
+        f"{', '.join(a.method for a in maps)}. Maps are shown as computed: signed ones in "
+        "diverging colours centred on zero, positive ones in sequential colours."
+    )
+    for a in maps:
+        if a.layer is not None:
+            res = " x ".join(str(r) for r in (a.layer_resolution or ()))
+            section.add_text(f"{a.method}: CAM layer {a.layer} ({res} positions)", note=True)
+        flat = int(np.asarray(a.flat).sum())
+        if flat:
+            section.add_callout(
+                f"{a.method}: {flat} of {len(a)} maps are all zero or constant (nothing to see)",
+                warn=True,
+            )
+    for caption, fig in where_the_model_looks(
+        maps, result["images"], class_names=result.get("class_names")
+    ):
+        section.add_figure(fig, caption=caption, height=int(fig.layout.height or 450))
+    return [
+        {
+            "method": a.method,
+            "layer": a.layer,
+            "layer_resolution": list(a.layer_resolution or ()),
+            "samples": len(a),
+            "flat": int(np.asarray(a.flat).sum()),
+        }
+        for a in maps
+    ]
 
 
 def attribution_summary(path: str | Path) -> list[dict[str, Any]]:

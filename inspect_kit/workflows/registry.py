@@ -447,6 +447,7 @@ register_analysis(
         summary="Attribution maps (Grad-CAM, integrated gradients, occlusion ...) into a store.",
         options=_attribute_options(),
         compute="inspect_kit.workflows.attribution:attribute_analysis",
+        section="inspect_kit.workflows.attribution:attribution_section",
         needs="model",
         store_group="attributions",
         title="Where the model looks",

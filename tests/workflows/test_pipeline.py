@@ -48,7 +48,7 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
         class_names=list(digits.class_names),
         options=QUICK,
     )
-    assert set(res.summary) == {"embeddings", "featurevis", "probes", "similarity"}
+    assert set(res.summary) == {"embeddings", "featurevis", "probes", "similarity", "attribute"}
     # the probes: the trained digits CNN's logits decode the digit, far above chance
     fc = next(r for r in res.summary["probes"] if r["layer"] == "fc")
     assert fc["score"] > 0.85 and fc["chance"] == pytest.approx(0.1, abs=0.02)
@@ -74,9 +74,18 @@ def test_report_of_a_trained_model_shows_what_its_steps_computed(
         "Probe profile",
         "Sanity check: randomised weights",
         "Representation similarity",
+        "Where the model looks",
     ]
     positions = [html.index(f">{t}</h2>") for t in titles]
     assert positions == sorted(positions)
+    # where the model looks: the default methods, each with its CAM layer (Grad-CAM) and the
+    # per-class grids of correct and wrong samples (at most 2 + 2 of each of the 10 digits)
+    attr = {r["method"]: r for r in res.summary["attribute"]}
+    assert set(attr) == {"gradcam", "integrated-gradients", "occlusion"}
+    assert attr["gradcam"]["layer"] and "CAM layer " + attr["gradcam"]["layer"] in html
+    assert all(r["flat"] == 0 for r in attr.values())  # a trained model's maps are not flat
+    assert 10 <= attr["gradcam"]["samples"] <= 24
+    assert html.count("Where the model looks: class ") >= 10
     for step in (
         "embeddings",
         "feature visualization",
@@ -159,6 +168,7 @@ def test_the_report_is_the_list_of_steps():
         "probes",
         "sanity",
         "similarity",
+        "attribute",
     ]
     for step in report_steps():
         assert callable(step.enabled) and callable(step.compute) and callable(step.render)
