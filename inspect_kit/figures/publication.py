@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,20 +62,32 @@ def points_to_px(points: float) -> float:
 
 
 def column_width(columns: str | float) -> float:
-    """Width in inches of ``'single'``, ``'onehalf'``, ``'double'`` or a number of inches.
+    """Width in inches of ``'single'``, ``'onehalf'``, ``'double'``, a size such as
+    ``'85mm'``/``'3.3in'``, or a number of inches.
 
     Examples
     --------
     >>> column_width("double")
     7.2
+    >>> round(column_width("85mm"), 4)
+    3.3465
+    >>> column_width("3.3in")
+    3.3
     """
     if isinstance(columns, str):
-        if columns not in COLUMN_WIDTHS:
+        key = columns.strip().lower()
+        if key in COLUMN_WIDTHS:
+            return COLUMN_WIDTHS[key]
+        match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(mm|cm|in)", key)
+        if match is None:
             raise ValueError(
-                f"columns={columns!r}; use one of {', '.join(COLUMN_WIDTHS)} or a width in inches"
+                f"columns={columns!r}; use one of {', '.join(COLUMN_WIDTHS)}, "
+                "a size such as '85mm', '8.5cm' or '3.3in', or a width in inches"
             )
-        return COLUMN_WIDTHS[columns]
-    width = float(columns)
+        per_inch = {"mm": 25.4, "cm": 2.54, "in": 1.0}[match.group(2)]
+        width = float(match.group(1)) / per_inch
+    else:
+        width = float(columns)
     if not 0.5 <= width <= 20:
         raise ValueError(f"a figure width of {width} in is implausible; give 0.5 to 20 inches")
     return width

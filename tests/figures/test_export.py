@@ -155,3 +155,14 @@ def test_colour_scales_for_grayscale_print():
     assert is_grayscale_safe(publication.IMAGE_SCALE)
     assert not is_grayscale_safe("Jet")
     assert not is_grayscale_safe("RdBu")
+
+
+def test_column_width_accepts_sizes_in_mm_cm_and_inches() -> None:
+    assert column_width("85mm") == pytest.approx(85 / 25.4)
+    assert column_width("8.5 cm") == pytest.approx(8.5 / 2.54)
+    assert column_width("3.3in") == pytest.approx(3.3)
+    assert column_width("DOUBLE") == 7.2
+    with pytest.raises(ValueError, match="85mm"):
+        column_width("85px")
+    with pytest.raises(ValueError, match="implausible"):
+        column_width("2mm")
